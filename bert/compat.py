@@ -1,0 +1,28 @@
+"""The one TF1/TF2 compatibility shim: every module does `from bert.compat import tf`.
+
+TensorFlow 1.15 and 2.x (up to 2.15, the last release with Estimators) both expose the TF1 API as
+`tf.compat.v1`. We run both stacks with TF1 semantics (graph mode, TF1 control flow and variables) so
+that the same code builds the same graph and gives the same numbers on either stack.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide C++ INFO/WARNING banners; errors still show
+
+import tensorflow as _tf  # noqa: E402
+
+TF_VERSION = _tf.__version__
+IS_TF2 = TF_VERSION.startswith("2.")
+
+tf = _tf.compat.v1
+tf.disable_v2_behavior()
+try:  # TF 1.15 warns on every tf.compat.v1 name it plans to move; we use those names on purpose
+    from tensorflow.python.util import deprecation as _deprecation
+    _deprecation._PRINT_DEPRECATION_WARNINGS = False
+except ImportError:
+    pass
+tf.logging.set_verbosity(tf.logging.INFO)
+tf.get_logger().propagate = False  # absl's root handler would print every line a second time
+
+# The TPU-aware Estimator; with use_tpu=False it runs on CPU/GPU like a plain Estimator.
+tpu_estimator = tf.estimator.tpu
+cluster_resolver = _tf.distribute.cluster_resolver

@@ -1,0 +1,110 @@
+"""From examples to model inputs: WordPiece ids, TFRecord files and the Estimator input_fn.
+
+One example becomes `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, with segment ids 0 for the first part
+and 1 for `b`, zero-padded to `max_seq_length`. Pairs that are too long lose tokens from the end of
+the longer text, one at a time, so both keep as much as possible.
+"""
+import collections
+from dataclasses import dataclass
+from typing import List, Sequence, Union
+
+from bert.compat import tf
+from bert.processors import InputExample, TaskSpec
+from bert.tokenization import FullTokenizer
+
+
+@dataclass(frozen=True)
+class InputFeatures:
+    input_ids: List[int]
+    input_mask: List[int]
+    segment_ids: List[int]
+    label_id: Union[int, float]  # 0 / 0.0 for unlabelled (test) examples
+    is_real_example: bool = True  # False for the padding examples TPUs need to fill the last batch
+
+
+def truncate_pair(tokens_a: List[str], tokens_b: List[str], max_length: int) -> None:
+    """Trims the longer of the two token lists, in place, until together they fit `max_length`."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        longer.pop()
+
+
+def convert_example(example: InputExample, task: TaskSpec, max_seq_length: int,
+                    tokenizer: FullTokenizer) -> InputFeatures:
+    tokens_a = tokenizer.tokenize(example.text_a)
+    tokens_b = tokenizer.tokenize(example.text_b) if example.text_b is not None else []
+    if example.text_b is not None:
+        truncate_pair(tokens_a, tokens_b, max_seq_length - 3)  # [CLS], [SEP], [SEP]
+    else:
+        del tokens_a[max_seq_length - 2:]  # [CLS], [SEP]
+    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+    segment_ids = [0] * len(tokens)
+    if tokens_b:
+        tokens += tokens_b + ["[SEP]"]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    input_ids = tokenizer.convert_tokens_to_ids(tokens)
+    padding = [0] * (max_seq_length - len(input_ids))
+    return InputFeatures(input_ids=input_ids + padding, input_mask=[1] * len(input_ids) + padding,
+                         segment_ids=segment_ids + padding, label_id=label_id(example, task))
+
+
+def label_id(example: InputExample, task: TaskSpec) -> Union[int, float]:
+    if task.is_regression:
+        return float(example.label) if example.label is not None else 0.0
+    return task.labels.index(example.label) if example.label is not None else 0
+
+
+def convert_examples(examples: Sequence[InputExample], task: TaskSpec, max_seq_length: int,
+                     tokenizer: FullTokenizer) -> List[InputFeatures]:
+    return [convert_example(example, task, max_seq_length, tokenizer) for example in examples]
+
+
+def padding_features(count: int, max_seq_length: int, task: TaskSpec) -> List[InputFeatures]:
+    """All-zero examples that fill a TPU's fixed-size last batch; `is_real_example` marks them."""
+    zeros = [0] * max_seq_length
+    label = 0.0 if task.is_regression else 0
+    return [InputFeatures(zeros, zeros, zeros, label, is_real_example=False)] * count
+
+
+def write_tfrecord(features: Sequence[InputFeatures], path: str, is_regression: bool) -> None:
+    def ints(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    with tf.python_io.TFRecordWriter(path) as writer:
+        for feature in features:
+            record = collections.OrderedDict(
+                input_ids=ints(feature.input_ids), input_mask=ints(feature.input_mask),
+                segment_ids=ints(feature.segment_ids), is_real_example=ints([int(feature.is_real_example)]))
+            record["label_ids"] = (tf.train.Feature(float_list=tf.train.FloatList(value=[feature.label_id]))
+                                   if is_regression else ints([feature.label_id]))
+            writer.write(tf.train.Example(features=tf.train.Features(feature=record)).SerializeToString())
+
+
+def input_fn_builder(path: str, seq_length: int, is_training: bool, drop_remainder: bool,
+                     is_regression: bool, num_examples: int, seed=None):
+    """An input_fn for (TPU)Estimator reading `write_tfrecord`'s file; batch size comes from params.
+
+    Training repeats forever (the Estimator stops at max_steps) and reshuffles all examples every
+    epoch: the buffer holds the whole file, so the order is a true permutation.
+    """
+    schema = {
+        "input_ids": tf.FixedLenFeature([seq_length], tf.int64),
+        "input_mask": tf.FixedLenFeature([seq_length], tf.int64),
+        "segment_ids": tf.FixedLenFeature([seq_length], tf.int64),
+        "is_real_example": tf.FixedLenFeature([], tf.int64),
+        "label_ids": tf.FixedLenFeature([], tf.float32 if is_regression else tf.int64),
+    }
+
+    def parse(serialized):
+        parsed = tf.parse_example(serialized, schema)
+        # TPUs support int32, not int64.
+        return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
+
+    def input_fn(params):
+        dataset = tf.data.TFRecordDataset(path)
+        if is_training:
+            dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True).repeat()
+        dataset = dataset.batch(params["batch_size"], drop_remainder=drop_remainder)
+        return dataset.map(parse, num_parallel_calls=2).prefetch(2)
+
+    return input_fn

@@ -1,0 +1,40 @@
+"""GLUE evaluation metrics, picked per task from `TaskSpec.metrics`.
+
+Classification tasks take integer label ids (positions in `TaskSpec.labels`); F1 is the binary
+F1 of id 1, which is the "1" (paraphrase / duplicate) class for MRPC and QQP. STS-B takes float
+scores. Values are plain Python floats so they serialise to JSON/logs without numpy types.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence, Union
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from bert.processors import TaskSpec, get_task
+
+_METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": lambda y, p: accuracy_score(y, p),
+    "f1": lambda y, p: f1_score(y, p, pos_label=1, average="binary", zero_division=0),
+    "mcc": lambda y, p: matthews_corrcoef(y, p),
+    "pearson": lambda y, p: stats.pearsonr(y, p)[0],
+    "spearman": lambda y, p: stats.spearmanr(y, p)[0],
+}
+
+
+def compute_metrics(task: Union[str, TaskSpec], labels: Sequence, predictions: Sequence) -> Dict[str, float]:
+    """Return {metric name: value} for the task's metrics, in `task.metrics` order."""
+    task = get_task(task)
+    y, p = (np.asarray(a).reshape(-1) for a in (labels, predictions))
+    if y.shape != p.shape:
+        raise ValueError(f"{task.name}: {y.size} labels but {p.size} predictions")
+    if y.size == 0:
+        raise ValueError(f"{task.name}: no examples to score")
+    if task.is_regression:
+        y, p = y.astype(np.float64), p.astype(np.float64)
+    elif y.dtype.kind not in "iu" or p.dtype.kind not in "iu":
+        # Casting e.g. probabilities to int would silently truncate them to 0.
+        raise TypeError(f"{task.name}: labels and predictions must be integer label ids, "
+                        f"got {y.dtype} and {p.dtype}")
+    return {name: float(_METRICS[name](y, p)) for name in task.metrics}

@@ -1,0 +1,251 @@
+"""The BERT encoder, pooler and classification head, with Google's checkpoint variable names.
+
+Every variable lives at the name and shape that Google's released checkpoints use
+(`bert/embeddings/word_embeddings`, `bert/encoder/layer_3/attention/self/query/kernel`, ...), so those
+checkpoints load unchanged. Activations stay 2-D ([batch * seq, hidden]) between layers: dense layers
+are then plain matmuls, which is what CPUs, GPUs and TPUs all run fastest.
+"""
+import collections
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Dict, List, Optional, Tuple
+
+from bert.compat import tf
+
+
+@dataclass
+class BertConfig:
+    """The fields of Google's `bert_config.json`, with BERT-base's defaults."""
+
+    vocab_size: int
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 16
+    initializer_range: float = 0.02
+
+    @classmethod
+    def from_dict(cls, values: Dict) -> "BertConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_json_file(cls, path: str) -> "BertConfig":
+        with tf.gfile.GFile(path, "r") as f:
+            return cls.from_dict(json.load(f))
+
+    def to_json_string(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+def gelu(x):
+    """Google's GELU: the tanh approximation its checkpoints were trained with."""
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+
+
+def gelu_exact(x):
+    """The erf form of GELU (Hugging Face's "gelu"); converted HF checkpoints record it as gelu_exact."""
+    return 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
+
+
+ACTIVATIONS = {"gelu": gelu, "gelu_exact": gelu_exact, "relu": tf.nn.relu, "tanh": tf.tanh}
+
+
+def get_activation(name: str):
+    try:
+        return ACTIVATIONS[name.lower()]
+    except KeyError:
+        raise ValueError("unknown hidden_act %r; known: %s" % (name, ", ".join(sorted(ACTIVATIONS))))
+
+
+def initializer(config: BertConfig):
+    return tf.truncated_normal_initializer(stddev=config.initializer_range)
+
+
+def dense(x, units: int, name: str, config: BertConfig, activation=None):
+    """x @ kernel + bias, with variables `<name>/kernel` [in, units] and `<name>/bias` [units]."""
+    with tf.variable_scope(name):
+        kernel = tf.get_variable("kernel", [x.shape[-1].value, units], initializer=initializer(config))
+        bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+        return activation(y) if activation else y
+
+
+def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
+    """LayerNorm over the last axis with Google's variable names (`beta`, `gamma`) and epsilon."""
+    with tf.variable_scope(name):
+        depth = x.shape[-1].value
+        beta = tf.get_variable("beta", [depth], initializer=tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [depth], initializer=tf.ones_initializer())
+        mean, variance = tf.nn.moments(x, [-1], keep_dims=True)
+        return (x - mean) * tf.rsqrt(variance + epsilon) * gamma + beta
+
+
+def dropout(x, rate: float, is_training: bool):
+    return tf.nn.dropout(x, rate=rate) if is_training and rate > 0 else x
+
+
+class BertModel:
+    """BERT's encoder. Inputs are int32 [batch, seq] tensors; batch and seq may be dynamic.
+
+    Attributes users extend from: `embedding_output`, `all_encoder_layers` ([batch, seq, hidden]
+    each), `sequence_output` (the last of them), `pooled_output` ([batch, hidden], tanh of the [CLS]
+    vector through `bert/pooler/dense`) and `embedding_table`.
+    """
+
+    def __init__(self, config: BertConfig, is_training: bool, input_ids, input_mask=None,
+                 token_type_ids=None, use_one_hot_embeddings: bool = False, scope: str = "bert"):
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
+                             % (config.hidden_size, config.num_attention_heads))
+        shape = tf.shape(input_ids)
+        batch_size, seq_length = shape[0], shape[1]
+        if input_mask is None:
+            input_mask = tf.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = tf.zeros_like(input_ids)
+
+        with tf.variable_scope(scope):
+            with tf.variable_scope("embeddings"):
+                self.embedding_output, self.embedding_table = self._embed(
+                    config, is_training, input_ids, token_type_ids, use_one_hot_embeddings)
+            with tf.variable_scope("encoder"):
+                # 0 where attention is allowed, -10000 on padding: added to the scores before softmax.
+                mask_bias = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)) * -10000.0
+                hidden = tf.reshape(self.embedding_output, [-1, config.hidden_size])
+                layers_2d = []
+                for i in range(config.num_hidden_layers):
+                    with tf.variable_scope("layer_%d" % i):
+                        hidden = transformer_layer(config, is_training, hidden, mask_bias, batch_size, seq_length)
+                        layers_2d.append(hidden)
+            self.all_encoder_layers = [tf.reshape(h, [batch_size, seq_length, config.hidden_size])
+                                       for h in layers_2d]
+            self.sequence_output = self.all_encoder_layers[-1]
+            with tf.variable_scope("pooler"):
+                first_token = self.sequence_output[:, 0, :]
+                self.pooled_output = dense(first_token, config.hidden_size, "dense", config, tf.tanh)
+
+    @staticmethod
+    def _embed(config, is_training, input_ids, token_type_ids, use_one_hot_embeddings):
+        def table(name, rows):
+            return tf.get_variable(name, [rows, config.hidden_size], initializer=initializer(config))
+
+        def lookup(table_var, ids, rows):
+            if use_one_hot_embeddings:  # a one-hot matmul is faster than a gather on TPUs
+                return tf.einsum("bsv,vh->bsh", tf.one_hot(ids, rows), table_var)
+            return tf.gather(table_var, ids)
+
+        word_table = table("word_embeddings", config.vocab_size)
+        words = lookup(word_table, input_ids, config.vocab_size)
+        types = lookup(table("token_type_embeddings", config.type_vocab_size), token_type_ids,
+                       config.type_vocab_size)
+        positions = table("position_embeddings", config.max_position_embeddings)[tf.newaxis, :tf.shape(input_ids)[1]]
+        output = layer_norm(words + types + positions)
+        return dropout(output, config.hidden_dropout_prob, is_training), word_table
+
+
+def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length):
+    """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden]."""
+    with tf.variable_scope("attention"):
+        with tf.variable_scope("self"):
+            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length)
+        with tf.variable_scope("output"):
+            projected = dropout(dense(context, config.hidden_size, "dense", config),
+                                config.hidden_dropout_prob, is_training)
+            attention_output = layer_norm(projected + hidden)
+    with tf.variable_scope("intermediate"):
+        intermediate = dense(attention_output, config.intermediate_size, "dense", config,
+                             get_activation(config.hidden_act))
+    with tf.variable_scope("output"):
+        output = dropout(dense(intermediate, config.hidden_size, "dense", config),
+                         config.hidden_dropout_prob, is_training)
+        return layer_norm(output + attention_output)
+
+
+def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length):
+    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D."""
+    heads = config.num_attention_heads
+    head_size = config.hidden_size // heads
+
+    def split_heads(x):  # [batch * seq, hidden] -> [batch, heads, seq, head_size]
+        return tf.transpose(tf.reshape(x, [batch_size, seq_length, heads, head_size]), [0, 2, 1, 3])
+
+    query = split_heads(dense(hidden, config.hidden_size, "query", config))
+    key = split_heads(dense(hidden, config.hidden_size, "key", config))
+    value = split_heads(dense(hidden, config.hidden_size, "value", config))
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
+    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob, is_training)
+    context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
+    return tf.reshape(context, [-1, config.hidden_size])
+
+
+ClassifierOutputs = collections.namedtuple(
+    "ClassifierOutputs", ["loss", "per_example_loss", "logits", "probabilities"])
+
+
+def classifier_head(pooled_output, num_labels: int, is_regression: bool, is_training: bool,
+                    labels=None, dropout_rate: float = 0.1, initializer_range: float = 0.02) -> ClassifierOutputs:
+    """Google's head: dropout, then `output_weights` [num_labels, hidden] and `output_bias`.
+
+    Classification: softmax cross-entropy, `probabilities` per class. Regression (STS-B): one output,
+    squared error, and `probabilities` holds the predicted score. `labels` may be None (no loss).
+    """
+    hidden_size = pooled_output.shape[-1].value
+    output_weights = tf.get_variable("output_weights", [num_labels, hidden_size],
+                                     initializer=tf.truncated_normal_initializer(stddev=initializer_range))
+    output_bias = tf.get_variable("output_bias", [num_labels], initializer=tf.zeros_initializer())
+    pooled_output = dropout(pooled_output, dropout_rate, is_training)
+    logits = tf.nn.bias_add(tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias)
+    if is_regression:
+        scores = tf.squeeze(logits, axis=-1)
+        per_example_loss = None if labels is None else tf.square(scores - tf.cast(labels, tf.float32))
+        outputs = scores
+    else:
+        outputs = tf.nn.softmax(logits, axis=-1)
+        per_example_loss = None if labels is None else tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.int32), logits=logits)
+    loss = None if per_example_loss is None else tf.reduce_mean(per_example_loss)
+    return ClassifierOutputs(loss, per_example_loss, logits, outputs)
+
+
+def assignment_map_from_checkpoint(variables: List, checkpoint: str) -> Tuple[Dict[str, str], List[str]]:
+    """Maps each graph variable to the checkpoint variable of the same name.
+
+    Returns (assignment_map, names of graph variables the checkpoint does not have). A variable whose
+    name matches but whose shape differs is an error rather than a silent skip: it means the config
+    does not describe the checkpoint.
+    """
+    in_checkpoint = dict(tf.train.list_variables(checkpoint))
+    assignment_map, missing = collections.OrderedDict(), []
+    for var in variables:
+        name = re.sub(r":\d+$", "", var.name)
+        if name not in in_checkpoint:
+            missing.append(name)
+            continue
+        if list(in_checkpoint[name]) != var.shape.as_list():
+            raise ValueError("checkpoint %s has %s with shape %s but the model wants %s: does bert_config.json "
+                             "describe this checkpoint?" % (checkpoint, name, in_checkpoint[name], var.shape))
+        assignment_map[name] = name
+    return assignment_map, missing
+
+
+def init_from_checkpoint(checkpoint: Optional[str], log=tf.logging.info) -> Dict[str, str]:
+    """Initialises the trainable variables found in `checkpoint` and logs which ones it set."""
+    variables = tf.trainable_variables()
+    assignment_map = {}
+    if checkpoint:
+        assignment_map, missing = assignment_map_from_checkpoint(variables, checkpoint)
+        tf.train.init_from_checkpoint(checkpoint, assignment_map)
+        log("Initialised %d of %d variables from %s; freshly initialised: %s"
+            % (len(assignment_map), len(variables), checkpoint, ", ".join(missing) or "none"))
+    for var in variables:
+        name = var.name.split(":")[0]
+        log("  %-60s %-16s%s" % (name, var.shape.as_list(), " *INIT_FROM_CKPT*" if name in assignment_map else ""))
+    return assignment_map

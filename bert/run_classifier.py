@@ -1,0 +1,291 @@
+"""Fine-tunes BERT on one GLUE task: train, evaluate on dev, predict on test.
+
+Flags, defaults and output files follow google-research/bert's run_classifier.py, so existing
+commands work unchanged:
+
+  python bert/run_classifier.py --task_name=MRPC --do_train=true --do_eval=true \
+    --data_dir=$GLUE_DIR/MRPC --vocab_file=$BERT_DIR/vocab.txt \
+    --bert_config_file=$BERT_DIR/bert_config.json --init_checkpoint=$BERT_DIR/bert_model.ckpt \
+    --max_seq_length=128 --train_batch_size=32 --learning_rate=2e-5 --num_train_epochs=3.0 \
+    --output_dir=/tmp/mrpc_output/
+
+Evaluation runs the model over the dev set once and computes the official metrics with
+scikit-learn/scipy; `eval_results.txt` gets sorted `key = value` lines.
+"""
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python bert/run_classifier.py`: import the package, not its folder
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import time  # noqa: E402
+from typing import Dict, List, Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from bert import modeling, optimization, processors, tokenization  # noqa: E402
+from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
+from bert.features import (convert_examples, input_fn_builder, label_id, padding_features,  # noqa: E402
+                           write_tfrecord)
+from bert.metrics import compute_metrics  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+# google-research/bert's flags, same names and defaults.
+flags.DEFINE_string("data_dir", None, "The task's GLUE folder (e.g. glue_data/MRPC) with its .tsv files.")
+flags.DEFINE_string("bert_config_file", None, "bert_config.json of the pre-trained model.")
+flags.DEFINE_string("task_name", None, "GLUE task: " + ", ".join(processors.TASKS) + " (any case).")
+flags.DEFINE_string("vocab_file", None, "The WordPiece vocab.txt the model was trained with.")
+flags.DEFINE_string("output_dir", None, "Where checkpoints, eval_results.txt and test_results.tsv go.")
+flags.DEFINE_string("init_checkpoint", None, "Pre-trained checkpoint, e.g. $BERT_DIR/bert_model.ckpt.")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case the input: true for uncased models.")
+flags.DEFINE_integer("max_seq_length", 128, "Tokens per example after WordPiece, [CLS] and [SEP].")
+flags.DEFINE_bool("do_train", False, "Fine-tune on train.tsv.")
+flags.DEFINE_bool("do_eval", False, "Evaluate on the dev set(s).")
+flags.DEFINE_bool("do_predict", False, "Predict the test set(s) into test_results.tsv.")
+flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
+flags.DEFINE_integer("eval_batch_size", 8, "Eval batch size.")
+flags.DEFINE_integer("predict_batch_size", 8, "Predict batch size.")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for Adam.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the training set.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of training steps spent warming the learning rate up.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
+flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per TPU host loop.")
+flags.DEFINE_bool("use_tpu", False, "Run on a TPU through TPUEstimator.")
+flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc://ip.address.of.tpu:8470 url.")
+flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU (detected when unset).")
+flags.DEFINE_string("gcp_project", None, "GCP project of the Cloud TPU (detected when unset).")
+flags.DEFINE_string("master", None, "TensorFlow master URL.")
+flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (with --use_tpu).")
+# Ours.
+flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
+
+
+def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
+                     learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
+                     train_hooks: List = ()):
+    """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode."""
+
+    def model_fn(features, labels, mode, params):
+        del labels, params  # the labels travel inside features, so predict mode has them too
+        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        model = modeling.BertModel(bert_config, is_training, features["input_ids"], features["input_mask"],
+                                   features["segment_ids"], use_one_hot_embeddings=use_tpu)
+        head = modeling.classifier_head(model.pooled_output, task.num_labels, task.is_regression, is_training,
+                                        labels=features["label_ids"],
+                                        initializer_range=bert_config.initializer_range)
+
+        def init_weights():
+            modeling.init_from_checkpoint(init_checkpoint)
+            return tf.train.Scaffold()
+
+        scaffold_fn = None
+        if use_tpu:
+            scaffold_fn = init_weights  # on TPU the initialisation has to happen inside the scaffold
+        else:
+            init_weights()
+        if is_training:
+            loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook
+            train_op, lr = optimization.create_train_op(loss, learning_rate, num_train_steps,
+                                                        num_warmup_steps, use_tpu)
+            tf.identity(lr, name="learning_rate")
+            return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op,
+                                                  scaffold_fn=scaffold_fn, training_hooks=list(train_hooks))
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            predictions = {"outputs": head.probabilities, "per_example_loss": head.per_example_loss,
+                           "is_real_example": features["is_real_example"]}
+            return tpu_estimator.TPUEstimatorSpec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+        raise ValueError("mode %s is not supported: evaluation runs through predict" % mode)
+
+    return model_fn
+
+
+class ProgressHook(tf.train.SessionRunHook):
+    """Logs training progress (step, loss, learning rate, speed, time left) and keeps the losses."""
+
+    def __init__(self, num_train_steps: int, batch_size: int, every_seconds: float = 30.0):
+        self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
+        self.losses: List[float] = []
+
+    def begin(self):
+        self.fetches = {"step": tf.train.get_global_step(), "loss": tf.get_default_graph().get_tensor_by_name(
+            "total_loss:0"), "lr": tf.get_default_graph().get_tensor_by_name("learning_rate:0")}
+
+    def after_create_session(self, session, coord):
+        self.start_time = self.last_log = time.time()
+        self.first_step = None
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self.fetches)
+
+    def after_run(self, run_context, run_values):
+        step, loss, lr = (run_values.results[k] for k in ("step", "loss", "lr"))
+        self.losses.append(float(loss))
+        if self.first_step is None:
+            self.first_step = step
+        now = time.time()
+        if now - self.last_log < self.every_seconds and step + 1 < self.num_train_steps:
+            return
+        self.last_log = now
+        done = step + 1 - self.first_step
+        rate = done / max(now - self.start_time, 1e-9)
+        left = (self.num_train_steps - step - 1) / max(rate, 1e-9)
+        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s",
+                        step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
+                        rate * self.batch_size, format_seconds(left))
+
+    def final_loss(self) -> Optional[float]:
+        """The mean training loss over the last 10% of this run's steps (one step is too noisy)."""
+        if not self.losses:
+            return None
+        tail = self.losses[-max(1, len(self.losses) // 10):]
+        return float(np.mean(tail))
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return "%dm%02ds" % (minutes, seconds) if minutes else "%ds" % seconds
+
+
+def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
+    resolver = None
+    if use_tpu and FLAGS.tpu_name:
+        resolver = cluster_resolver.TPUClusterResolver(FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
+    run_config = tpu_estimator.RunConfig(
+        cluster=resolver, master=FLAGS.master, model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        tpu_config=tpu_estimator.TPUConfig(iterations_per_loop=FLAGS.iterations_per_loop,
+                                           num_shards=FLAGS.num_tpu_cores,
+                                           per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2))
+    return tpu_estimator.TPUEstimator(use_tpu=use_tpu, model_fn=model_fn, config=run_config,
+                                      train_batch_size=FLAGS.train_batch_size,
+                                      eval_batch_size=FLAGS.eval_batch_size,
+                                      predict_batch_size=FLAGS.predict_batch_size)
+
+
+def run_predictions(estimator, task: processors.TaskSpec, examples: List[processors.InputExample],
+                    tokenizer, split: str, batch_size: int) -> Dict[str, np.ndarray]:
+    """The model's outputs and per-example losses for `examples`, in order (TPU padding removed)."""
+    feature_list = convert_examples(examples, task, FLAGS.max_seq_length, tokenizer)
+    if FLAGS.use_tpu:  # TPUs run fixed-size batches: fill the last one with padding examples
+        feature_list += padding_features(-len(feature_list) % batch_size, FLAGS.max_seq_length, task)
+    path = os.path.join(FLAGS.output_dir, split + ".tf_record")
+    write_tfrecord(feature_list, path, task.is_regression)
+    input_fn = input_fn_builder(path, FLAGS.max_seq_length, is_training=False,
+                                         drop_remainder=FLAGS.use_tpu, is_regression=task.is_regression,
+                                         num_examples=len(feature_list))
+    rows = [row for row in estimator.predict(input_fn) if row["is_real_example"]]
+    if len(rows) != len(examples):
+        raise RuntimeError("got %d predictions for %d %s examples" % (len(rows), len(examples), split))
+    return {key: np.array([row[key] for row in rows]) for key in ("outputs", "per_example_loss")}
+
+
+def evaluate(estimator, task, tokenizer) -> Dict[str, float]:
+    """Official metrics on each dev split; MNLI's mismatched split gets an `eval_mismatched_` prefix."""
+    results = {}
+    for split in task.eval_splits:
+        examples = processors.read_examples(task, FLAGS.data_dir, split)
+        tf.logging.info("***** Eval on %s: %d examples, batch %d *****", split, len(examples), FLAGS.eval_batch_size)
+        out = run_predictions(estimator, task, examples, tokenizer, split, FLAGS.eval_batch_size)
+        labels = [label_id(example, task) for example in examples]
+        predictions = out["outputs"] if task.is_regression else out["outputs"].argmax(axis=-1)
+        metrics = dict(compute_metrics(task, labels, predictions), loss=float(out["per_example_loss"].mean()))
+        prefix = "eval_" if split == "dev" else "eval_%s_" % split.replace("dev_", "")
+        results.update({prefix + name: value for name, value in metrics.items()})
+    if "dev_mismatched" in task.eval_splits:
+        results["eval_matched_accuracy"] = results["eval_accuracy"]
+    return results
+
+
+def predict(estimator, task, tokenizer) -> None:
+    """test_results.tsv: one line per test example, class probabilities (or the STS-B score)."""
+    for split in task.test_splits:
+        examples = processors.read_examples(task, FLAGS.data_dir, split)
+        tf.logging.info("***** Predict on %s: %d examples *****", split, len(examples))
+        outputs = run_predictions(estimator, task, examples, tokenizer, split, FLAGS.predict_batch_size)["outputs"]
+        name = "test_results.tsv" if split == "test" else "test_results_%s.tsv" % split.replace("test_", "")
+        lines = ["\t".join("%.8f" % p for p in np.atleast_1d(row)) + "\n" for row in outputs]
+        write_atomically(os.path.join(FLAGS.output_dir, name), "".join(lines))
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Readers never see a half-written file: write a temporary file, then rename it over `path`."""
+    temporary = path + ".tmp"
+    with tf.gfile.GFile(temporary, "w") as f:
+        f.write(text)
+    tf.gfile.Rename(temporary, path, overwrite=True)
+
+
+def write_eval_results(results: Dict[str, float]) -> str:
+    text = "".join("%s = %s\n" % (key, results[key]) for key in sorted(results))
+    write_atomically(os.path.join(FLAGS.output_dir, "eval_results.txt"), text)
+    return text
+
+
+def latest_global_step() -> int:
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+    return int(tf.train.load_variable(checkpoint, "global_step")) if checkpoint else 0
+
+
+def main(_):
+    tf.logging.info("TensorFlow %s, task %s", TF_VERSION, FLAGS.task_name)
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        raise app.UsageError("at least one of --do_train, --do_eval or --do_predict must be true")
+    task = processors.get_task(FLAGS.task_name)
+    bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+        raise app.UsageError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d"
+                             % (FLAGS.max_seq_length, bert_config.max_position_embeddings))
+    tf.gfile.MakeDirs(FLAGS.output_dir)
+    tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+
+    train_examples, num_train_steps, num_warmup_steps = [], 0, 0
+    if FLAGS.do_train:
+        train_examples = processors.read_examples(task, FLAGS.data_dir, "train")
+        num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
+        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size)
+    model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
+                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[progress])
+    estimator = build_estimator(model_fn, FLAGS.use_tpu)
+
+    results = {}
+    if FLAGS.do_train:
+        tf.logging.info("***** Training: %d examples, batch %d, %d steps (%d warmup) *****",
+                        len(train_examples), FLAGS.train_batch_size, num_train_steps, num_warmup_steps)
+        train_features = convert_examples(train_examples, task, FLAGS.max_seq_length, tokenizer)
+        path = os.path.join(FLAGS.output_dir, "train.tf_record")
+        write_tfrecord(train_features, path, task.is_regression)
+        input_fn = input_fn_builder(path, FLAGS.max_seq_length, is_training=True, drop_remainder=True,
+                                             is_regression=task.is_regression, num_examples=len(train_features),
+                                             seed=FLAGS.seed)
+        start = time.time()
+        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+        results["train_time"] = round(time.time() - start, 2)
+        final_loss = progress.final_loss()
+        if final_loss is None:
+            tf.logging.warning("no training step ran (the checkpoint in %s is already at step %d): no `loss` to report",
+                               FLAGS.output_dir, num_train_steps)
+        else:
+            results["loss"] = final_loss
+
+    if FLAGS.do_eval:
+        start = time.time()
+        results.update(evaluate(estimator, task, tokenizer))
+        results["eval_time"] = round(time.time() - start, 2)
+        results["global_step"] = latest_global_step()
+        tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
+
+    if FLAGS.do_predict:
+        predict(estimator, task, tokenizer)
+
+
+def run():
+    for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+        flags.mark_flag_as_required(name)
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

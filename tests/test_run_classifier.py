@@ -1,0 +1,111 @@
+"""End to end: run_classifier.py as users run it (a subprocess), on real GLUE data.
+
+Tiny-config runs (random initialisation, seconds each) cover every output path; one short fine-tune
+of the embedded checkpoint proves the pre-trained weights load and the loss goes down.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+TINY_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+               "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,
+               "initializer_range": 0.02}
+ALWAYS = {"eval_loss", "global_step", "loss", "train_time", "eval_time"}
+
+
+def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, as_module=True):
+    command = [sys.executable] + (["-m", "bert.run_classifier"] if as_module else ["bert/run_classifier.py"])
+    command += ["--task_name=" + task, "--data_dir=%s" % data_dir, "--vocab_file=%s" % vocab_file,
+                "--bert_config_file=%s" % config_file, "--output_dir=%s" % output_dir,
+                "--max_seq_length=48", "--train_batch_size=16", "--eval_batch_size=64",
+                "--predict_batch_size=64"] + list(extra)
+    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
+def read_results(output_dir):
+    results = {}
+    lines = (output_dir / "eval_results.txt").read_text().splitlines()
+    assert lines == sorted(lines)
+    for line in lines:
+        key, value = line.split(" = ")
+        results[key] = float(value)
+    return results
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "bert_config.json"
+    path.write_text(json.dumps(TINY_CONFIG))
+    return path
+
+
+def test_mrpc_train_eval_predict_as_script(tmp_path, glue_dir, vocab_file, tiny_config):
+    log = run_classifier(tmp_path, glue_dir / "MRPC", "MRPC", vocab_file, tiny_config, "--do_train=true",
+                         "--do_eval=true", "--do_predict=true", "--num_train_epochs=0.1",
+                         "--learning_rate=1e-3", as_module=False)
+    results = read_results(tmp_path)
+    assert set(results) == ALWAYS | {"eval_accuracy", "eval_f1"}
+    assert results["global_step"] == int(3668 / 16 * 0.1)
+    assert 0.0 <= results["eval_accuracy"] <= 1.0 and 0.0 <= results["eval_f1"] <= 1.0
+    probabilities = np.loadtxt(str(tmp_path / "test_results.tsv"))
+    assert probabilities.shape == (1725, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert "train step %d/%d (100%%)" % (results["global_step"], results["global_step"]) in log
+
+
+def test_stsb_is_a_regression_in_any_spelling(tmp_path, glue_dir, vocab_file, tiny_config):
+    run_classifier(tmp_path, glue_dir / "STS-B", "sts-b", vocab_file, tiny_config, "--do_train=true",
+                   "--do_eval=true", "--do_predict=true", "--num_train_epochs=0.05", "--learning_rate=1e-3")
+    results = read_results(tmp_path)
+    assert set(results) == ALWAYS | {"eval_pearson", "eval_spearman"}
+    scores = np.loadtxt(str(tmp_path / "test_results.tsv"))
+    assert scores.shape == (1379,)
+
+
+def test_cola_reports_matthews_correlation(tmp_path, glue_dir, vocab_file, tiny_config):
+    run_classifier(tmp_path, glue_dir / "CoLA", "cola", vocab_file, tiny_config, "--do_train=true",
+                   "--do_eval=true", "--num_train_epochs=0.02")
+    assert set(read_results(tmp_path)) == ALWAYS | {"eval_accuracy", "eval_mcc"}
+
+
+def test_mnli_reports_matched_and_mismatched(tmp_path, fixtures_dir, vocab_file, tiny_config):
+    run_classifier(tmp_path, fixtures_dir / "MNLI", "MNLI", vocab_file, tiny_config, "--do_train=true",
+                   "--do_eval=true", "--do_predict=true", "--num_train_epochs=3", "--train_batch_size=2")
+    results = read_results(tmp_path)
+    assert {"eval_accuracy", "eval_matched_accuracy", "eval_mismatched_accuracy", "eval_mismatched_loss"} <= set(results)
+    assert results["eval_accuracy"] == results["eval_matched_accuracy"]
+    for name in ("test_results.tsv", "test_results_mismatched.tsv"):
+        assert np.loadtxt(str(tmp_path / name), ndmin=2).shape[1] == 3
+
+
+def test_same_seed_same_results(tmp_path, glue_dir, vocab_file, tiny_config):
+    runs = []
+    for name in ("a", "b"):
+        run_classifier(tmp_path / name, glue_dir / "RTE", "RTE", vocab_file, tiny_config, "--do_train=true",
+                       "--do_eval=true", "--num_train_epochs=0.2", "--seed=7")
+        runs.append({k: v for k, v in read_results(tmp_path / name).items() if not k.endswith("_time")})
+    assert runs[0] == runs[1]
+
+
+def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glue_dir, bert_dir):
+    def run(output_dir, *extra):
+        return run_classifier(output_dir, glue_dir / "MRPC", "MRPC", bert_dir / "vocab.txt",
+                              bert_dir / "bert_config.json", "--init_checkpoint=%s" % (bert_dir / "bert_model.ckpt"),
+                              "--do_eval=true", "--learning_rate=5e-5", *extra)
+
+    log = run(tmp_path / "before")  # the pre-trained encoder with an untrained head
+    assert "bert/encoder/layer_5/output/dense/kernel" in log and "*INIT_FROM_CKPT*" in log
+    run(tmp_path / "after", "--do_train=true", "--num_train_epochs=%f" % (40.5 * 16 / 3668.0))
+    before, after = read_results(tmp_path / "before"), read_results(tmp_path / "after")
+    assert after["global_step"] == 40
+    assert after["eval_loss"] < before["eval_loss"] - 0.02
+    assert after["eval_accuracy"] >= 0.68  # at least the majority class after 40 steps

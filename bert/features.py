@@ -6,7 +6,9 @@ the longer text, one at a time, so both keep as much as possible.
 """
 import collections
 from dataclasses import dataclass
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
 
 from bert.compat import tf
 from bert.processors import InputExample, TaskSpec
@@ -80,12 +82,25 @@ def write_tfrecord(features: Sequence[InputFeatures], path: str, is_regression: 
             writer.write(tf.train.Example(features=tf.train.Features(feature=record)).SerializeToString())
 
 
-def input_fn_builder(path: str, seq_length: int, is_training: bool, drop_remainder: bool,
-                     is_regression: bool, num_examples: int, seed=None):
+def training_order(num_examples: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:
+    """The example index for every training step, batch after batch: one fresh permutation per epoch.
+
+    Computed here rather than by tf.data's shuffle because that one orders examples differently on
+    TF 1 and TF 2, and restarts its order after a resume; this order is the same on both stacks, and
+    a run resumed at step k simply continues at element k * batch_size.
+    """
+    rng = np.random.RandomState(seed)
+    needed = num_steps * batch_size
+    epochs = -(-needed // max(num_examples, 1))
+    return np.concatenate([rng.permutation(num_examples) for _ in range(epochs)] or [[]])[:needed].astype(np.int32)
+
+
+def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_examples: int,
+                     drop_remainder: bool = False, order: Optional[np.ndarray] = None):
     """An input_fn for (TPU)Estimator reading `write_tfrecord`'s file; batch size comes from params.
 
-    Training repeats forever (the Estimator stops at max_steps) and reshuffles all examples every
-    epoch: the buffer holds the whole file, so the order is a true permutation.
+    With `order` (training) the records are read once into memory and batched in that order;
+    without it they are read in file order (evaluation and prediction).
     """
     schema = {
         "input_ids": tf.FixedLenFeature([seq_length], tf.int64),
@@ -101,10 +116,13 @@ def input_fn_builder(path: str, seq_length: int, is_training: bool, drop_remaind
         return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
 
     def input_fn(params):
-        dataset = tf.data.TFRecordDataset(path)
-        if is_training:
-            dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True).repeat()
-        dataset = dataset.batch(params["batch_size"], drop_remainder=drop_remainder)
+        records = tf.data.TFRecordDataset(path)
+        if order is None:
+            dataset = records.batch(params["batch_size"], drop_remainder=drop_remainder)
+        else:
+            everything = tf.data.experimental.get_single_element(records.batch(num_examples))
+            dataset = tf.data.Dataset.from_tensor_slices(order).batch(params["batch_size"], drop_remainder=True)
+            dataset = dataset.map(lambda indices: tf.gather(everything, indices))
         return dataset.map(parse, num_parallel_calls=2).prefetch(2)
 
     return input_fn

@@ -9,6 +9,7 @@ import collections
 import json
 import math
 import re
+import zlib
 from dataclasses import asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
@@ -66,14 +67,24 @@ def get_activation(name: str):
         raise ValueError("unknown hidden_act %r; known: %s" % (name, ", ".join(sorted(ACTIVATIONS))))
 
 
-def initializer(config: BertConfig):
-    return tf.truncated_normal_initializer(stddev=config.initializer_range)
+def scoped_seed(name: str) -> int:
+    """An op seed taken from the op's scoped name.
+
+    Unseeded ops get seeds from how many ops the graph already holds, which differs between TF 1 and
+    TF 2 (and whenever code around the model changes). Name-derived seeds give the same initial weights
+    and dropout masks on both stacks for the same --seed.
+    """
+    return zlib.crc32(("%s/%s" % (tf.get_variable_scope().name, name)).encode("utf-8")) & 0x7FFFFFFF
+
+
+def initializer(config: BertConfig, name: str):
+    return tf.truncated_normal_initializer(stddev=config.initializer_range, seed=scoped_seed(name))
 
 
 def dense(x, units: int, name: str, config: BertConfig, activation=None):
     """x @ kernel + bias, with variables `<name>/kernel` [in, units] and `<name>/bias` [units]."""
     with tf.variable_scope(name):
-        kernel = tf.get_variable("kernel", [x.shape[-1].value, units], initializer=initializer(config))
+        kernel = tf.get_variable("kernel", [x.shape[-1].value, units], initializer=initializer(config, "kernel"))
         bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
         y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
         return activation(y) if activation else y
@@ -89,8 +100,8 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
         return (x - mean) * tf.rsqrt(variance + epsilon) * gamma + beta
 
 
-def dropout(x, rate: float, is_training: bool):
-    return tf.nn.dropout(x, rate=rate) if is_training and rate > 0 else x
+def dropout(x, rate: float, is_training: bool, name: str = "dropout"):
+    return tf.nn.dropout(x, rate=rate, seed=scoped_seed(name)) if is_training and rate > 0 else x
 
 
 class BertModel:
@@ -136,7 +147,7 @@ class BertModel:
     @staticmethod
     def _embed(config, is_training, input_ids, token_type_ids, use_one_hot_embeddings):
         def table(name, rows):
-            return tf.get_variable(name, [rows, config.hidden_size], initializer=initializer(config))
+            return tf.get_variable(name, [rows, config.hidden_size], initializer=initializer(config, name))
 
         def lookup(table_var, ids, rows):
             if use_one_hot_embeddings:  # a one-hot matmul is faster than a gather on TPUs
@@ -182,7 +193,7 @@ def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, bat
     key = split_heads(dense(hidden, config.hidden_size, "key", config))
     value = split_heads(dense(hidden, config.hidden_size, "value", config))
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
-    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob, is_training)
+    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob, is_training, "attention_dropout")
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
     return tf.reshape(context, [-1, config.hidden_size])
 
@@ -200,7 +211,8 @@ def classifier_head(pooled_output, num_labels: int, is_regression: bool, is_trai
     """
     hidden_size = pooled_output.shape[-1].value
     output_weights = tf.get_variable("output_weights", [num_labels, hidden_size],
-                                     initializer=tf.truncated_normal_initializer(stddev=initializer_range))
+                                     initializer=tf.truncated_normal_initializer(stddev=initializer_range,
+                                                                                 seed=scoped_seed("output_weights")))
     output_bias = tf.get_variable("output_bias", [num_labels], initializer=tf.zeros_initializer())
     pooled_output = dropout(pooled_output, dropout_rate, is_training)
     logits = tf.nn.bias_add(tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias)

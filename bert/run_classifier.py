@@ -27,7 +27,7 @@ from absl import app, flags  # noqa: E402
 from bert import modeling, optimization, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
 from bert.features import (convert_examples, input_fn_builder, label_id, padding_features,  # noqa: E402
-                           write_tfrecord)
+                           training_order, write_tfrecord)
 from bert.metrics import compute_metrics  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -172,9 +172,8 @@ def run_predictions(estimator, task: processors.TaskSpec, examples: List[process
         feature_list += padding_features(-len(feature_list) % batch_size, FLAGS.max_seq_length, task)
     path = os.path.join(FLAGS.output_dir, split + ".tf_record")
     write_tfrecord(feature_list, path, task.is_regression)
-    input_fn = input_fn_builder(path, FLAGS.max_seq_length, is_training=False,
-                                         drop_remainder=FLAGS.use_tpu, is_regression=task.is_regression,
-                                         num_examples=len(feature_list))
+    input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(feature_list),
+                                drop_remainder=FLAGS.use_tpu)
     rows = [row for row in estimator.predict(input_fn) if row["is_real_example"]]
     if len(rows) != len(examples):
         raise RuntimeError("got %d predictions for %d %s examples" % (len(rows), len(examples), split))
@@ -257,9 +256,10 @@ def main(_):
         train_features = convert_examples(train_examples, task, FLAGS.max_seq_length, tokenizer)
         path = os.path.join(FLAGS.output_dir, "train.tf_record")
         write_tfrecord(train_features, path, task.is_regression)
-        input_fn = input_fn_builder(path, FLAGS.max_seq_length, is_training=True, drop_remainder=True,
-                                             is_regression=task.is_regression, num_examples=len(train_features),
-                                             seed=FLAGS.seed)
+        order = training_order(len(train_features), FLAGS.train_batch_size, num_train_steps, FLAGS.seed)
+        start_step = latest_global_step()  # a resumed run continues the same order where it stopped
+        input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(train_features),
+                                    order=order[start_step * FLAGS.train_batch_size:])
         start = time.time()
         estimator.train(input_fn=input_fn, max_steps=num_train_steps)
         results["train_time"] = round(time.time() - start, 2)

@@ -5,6 +5,8 @@ and 1 for `b`, zero-padded to `max_seq_length`. Pairs that are too long lose tok
 the longer text, one at a time, so both keep as much as possible.
 """
 import collections
+import hashlib
+import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -80,6 +82,49 @@ def write_tfrecord(features: Sequence[InputFeatures], path: str, is_regression: 
             record["label_ids"] = (tf.train.Feature(float_list=tf.train.FloatList(value=[feature.label_id]))
                                    if is_regression else ints([feature.label_id]))
             writer.write(tf.train.Example(features=tf.train.Features(feature=record)).SerializeToString())
+
+
+class FeatureCache:
+    """TFRecord files of converted examples, kept per (task, split, data, vocab, casing, length).
+
+    Tokenizing is the slow part of preparing a run, and a sweep runs the same task many times: each
+    file is built once and reused while every input that shapes it is unchanged. The file name holds a
+    digest of those inputs (file contents included), so an edited TSV or vocab makes a new file.
+    """
+
+    VERSION = "1"  # bump when convert_example changes what it produces
+
+    def __init__(self, cache_dir: str, tokenizer: FullTokenizer, vocab_file: str, do_lower_case: bool,
+                 max_seq_length: int):
+        self.cache_dir, self.tokenizer, self.max_seq_length = cache_dir, tokenizer, max_seq_length
+        self.settings = [self.VERSION, _file_digest(vocab_file), str(do_lower_case), str(max_seq_length)]
+
+    def tfrecord(self, task: TaskSpec, data_dir: str, split: str, examples: Sequence[InputExample],
+                 padding: int = 0) -> str:
+        """The path of the TFRecord file for `examples` (plus `padding` TPU filler examples)."""
+        data_file = os.path.join(data_dir, task.splits[split].file)
+        key = hashlib.sha1("\0".join(self.settings + [task.name, split, str(padding),
+                                                      _file_digest(data_file)]).encode("utf-8")).hexdigest()
+        path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
+        if tf.gfile.Exists(path):
+            tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split, path)
+            return path
+        tf.gfile.MakeDirs(self.cache_dir)
+        features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
+        features += padding_features(padding, self.max_seq_length, task)
+        temporary = "%s.tmp-%d" % (path, os.getpid())  # a concurrent sweep never reads a partial file
+        write_tfrecord(features, temporary, task.is_regression)
+        tf.gfile.Rename(temporary, path, overwrite=True)
+        tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
+        return path
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha1()
+    with tf.gfile.GFile(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def training_order(num_examples: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:

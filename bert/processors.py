@@ -64,11 +64,16 @@ class TaskSpec:
     directory: str
     labels: Tuple[str, ...]  # as spelled in the files; () means regression (STS-B)
     splits: Dict[str, SplitSpec] = field(hash=False)  # dicts are unhashable; name identifies a task
-    metrics: Tuple[str, ...]
+    metrics: Tuple[str, ...]  # metrics[0] is the headline metric, the one the BERT paper reports
 
     @property
     def is_regression(self) -> bool:
         return not self.labels
+
+    @property
+    def headline_metric(self) -> str:
+        """The BERT paper's metric for this task: what a sweep picks the best run by."""
+        return self.metrics[0]
 
     @property
     def num_labels(self) -> int:
@@ -116,18 +121,18 @@ _ALL_TASKS = [
         "train": SplitSpec("train.tsv", True, None, 3, 4, 0),
         "dev": SplitSpec("dev.tsv", True, None, 3, 4, 0),
         "test": SplitSpec("test.tsv", True, 0, 3, 4),
-    }, ("accuracy", "f1")),
+    }, ("f1", "accuracy")),
     TaskSpec("STS-B", "STS-B", (), {
         "train": SplitSpec("train.tsv", True, 0, 7, 8, 9),
         "dev": SplitSpec("dev.tsv", True, 0, 7, 8, 9),
         "test": SplitSpec("test.tsv", True, 0, 7, 8),
-    }, ("pearson", "spearman")),
+    }, ("spearman", "pearson")),
     TaskSpec("QQP", "QQP", _BINARY, {
         # id, qid1, qid2, question1, question2, is_duplicate; test: id, question1, question2.
         "train": SplitSpec("train.tsv", True, 0, 3, 4, 5),
         "dev": SplitSpec("dev.tsv", True, 0, 3, 4, 5),
         "test": SplitSpec("test.tsv", True, 0, 1, 2),
-    }, ("accuracy", "f1")),
+    }, ("f1", "accuracy")),
     TaskSpec("MNLI", "MNLI", _NLI, {
         # sentence1/2 are columns 8/9; gold_label is the last column (train 12, dev 16 columns);
         # test files have only the first 10. "dev"/"test" are the matched files.

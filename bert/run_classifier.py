@@ -26,8 +26,7 @@ from absl import app, flags  # noqa: E402
 
 from bert import modeling, optimization, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
-from bert.features import (convert_examples, input_fn_builder, label_id, padding_features,  # noqa: E402
-                           training_order, write_tfrecord)
+from bert.features import FeatureCache, input_fn_builder, label_id, training_order  # noqa: E402
 from bert.metrics import compute_metrics  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -59,6 +58,8 @@ flags.DEFINE_string("gcp_project", None, "GCP project of the Cloud TPU (detected
 flags.DEFINE_string("master", None, "TensorFlow master URL.")
 flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (with --use_tpu).")
 # Ours.
+flags.DEFINE_string("feature_cache_dir", None, "Where tokenized examples are kept and reused across runs "
+                    "(default: --output_dir); run_all.sh shares one for the whole sweep.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
 
 
@@ -164,15 +165,13 @@ def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
                                       predict_batch_size=FLAGS.predict_batch_size)
 
 
-def run_predictions(estimator, task: processors.TaskSpec, examples: List[processors.InputExample],
-                    tokenizer, split: str, batch_size: int) -> Dict[str, np.ndarray]:
+def run_predictions(estimator, cache: FeatureCache, task: processors.TaskSpec, data_dir: str, split: str,
+                    examples: List[processors.InputExample], batch_size: int) -> Dict[str, np.ndarray]:
     """The model's outputs and per-example losses for `examples`, in order (TPU padding removed)."""
-    feature_list = convert_examples(examples, task, FLAGS.max_seq_length, tokenizer)
-    if FLAGS.use_tpu:  # TPUs run fixed-size batches: fill the last one with padding examples
-        feature_list += padding_features(-len(feature_list) % batch_size, FLAGS.max_seq_length, task)
-    path = os.path.join(FLAGS.output_dir, split + ".tf_record")
-    write_tfrecord(feature_list, path, task.is_regression)
-    input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(feature_list),
+    # TPUs run fixed-size batches: the last one is filled with padding examples.
+    padding = -len(examples) % batch_size if FLAGS.use_tpu else 0
+    path = cache.tfrecord(task, data_dir, split, examples, padding)
+    input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(examples) + padding,
                                 drop_remainder=FLAGS.use_tpu)
     rows = [row for row in estimator.predict(input_fn) if row["is_real_example"]]
     if len(rows) != len(examples):
@@ -180,13 +179,13 @@ def run_predictions(estimator, task: processors.TaskSpec, examples: List[process
     return {key: np.array([row[key] for row in rows]) for key in ("outputs", "per_example_loss")}
 
 
-def evaluate(estimator, task, tokenizer) -> Dict[str, float]:
+def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[str, float]:
     """Official metrics on each dev split; MNLI's mismatched split gets an `eval_mismatched_` prefix."""
     results = {}
     for split in task.eval_splits:
         examples = processors.read_examples(task, FLAGS.data_dir, split)
         tf.logging.info("***** Eval on %s: %d examples, batch %d *****", split, len(examples), FLAGS.eval_batch_size)
-        out = run_predictions(estimator, task, examples, tokenizer, split, FLAGS.eval_batch_size)
+        out = run_predictions(estimator, cache, task, FLAGS.data_dir, split, examples, FLAGS.eval_batch_size)
         labels = [label_id(example, task) for example in examples]
         predictions = out["outputs"] if task.is_regression else out["outputs"].argmax(axis=-1)
         metrics = dict(compute_metrics(task, labels, predictions), loss=float(out["per_example_loss"].mean()))
@@ -197,13 +196,25 @@ def evaluate(estimator, task, tokenizer) -> Dict[str, float]:
     return results
 
 
-def predict(estimator, task, tokenizer) -> None:
-    """test_results.tsv: one line per test example, class probabilities (or the STS-B score)."""
-    for split in task.test_splits:
-        examples = processors.read_examples(task, FLAGS.data_dir, split)
-        tf.logging.info("***** Predict on %s: %d examples *****", split, len(examples))
-        outputs = run_predictions(estimator, task, examples, tokenizer, split, FLAGS.predict_batch_size)["outputs"]
-        name = "test_results.tsv" if split == "test" else "test_results_%s.tsv" % split.replace("test_", "")
+def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
+    """test_results.tsv: one line per test example, class probabilities (or the STS-B score).
+
+    MNLI also writes test_results_mismatched.tsv and, when the GLUE folder beside --data_dir has the
+    diagnostic set, test_results_ax.tsv: the leaderboard scores AX with the MNLI model.
+    """
+    jobs = [(task, FLAGS.data_dir, split, split.replace("test", "test_results") + ".tsv") for split in task.test_splits]
+    if task.name == "MNLI":
+        ax = processors.get_task("AX")
+        ax_dir = os.path.join(os.path.dirname(os.path.normpath(FLAGS.data_dir)), ax.directory)
+        if tf.gfile.Exists(os.path.join(ax_dir, ax.splits["test"].file)):
+            jobs.append((ax, ax_dir, "test", "test_results_ax.tsv"))
+        else:
+            tf.logging.warning("No diagnostic set in %s: AX is not predicted", ax_dir)
+    for job_task, data_dir, split, name in jobs:
+        examples = processors.read_examples(job_task, data_dir, split)
+        tf.logging.info("***** Predict %s %s: %d examples *****", job_task.name, split, len(examples))
+        outputs = run_predictions(estimator, cache, job_task, data_dir, split, examples,
+                                  FLAGS.predict_batch_size)["outputs"]
         lines = ["\t".join("%.8f" % p for p in np.atleast_1d(row)) + "\n" for row in outputs]
         write_atomically(os.path.join(FLAGS.output_dir, name), "".join(lines))
 
@@ -238,6 +249,8 @@ def main(_):
                              % (FLAGS.max_seq_length, bert_config.max_position_embeddings))
     tf.gfile.MakeDirs(FLAGS.output_dir)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    cache = FeatureCache(FLAGS.feature_cache_dir or FLAGS.output_dir, tokenizer, FLAGS.vocab_file,
+                         FLAGS.do_lower_case, FLAGS.max_seq_length)
 
     train_examples, num_train_steps, num_warmup_steps = [], 0, 0
     if FLAGS.do_train:
@@ -253,12 +266,10 @@ def main(_):
     if FLAGS.do_train:
         tf.logging.info("***** Training: %d examples, batch %d, %d steps (%d warmup) *****",
                         len(train_examples), FLAGS.train_batch_size, num_train_steps, num_warmup_steps)
-        train_features = convert_examples(train_examples, task, FLAGS.max_seq_length, tokenizer)
-        path = os.path.join(FLAGS.output_dir, "train.tf_record")
-        write_tfrecord(train_features, path, task.is_regression)
-        order = training_order(len(train_features), FLAGS.train_batch_size, num_train_steps, FLAGS.seed)
+        path = cache.tfrecord(task, FLAGS.data_dir, "train", train_examples)
+        order = training_order(len(train_examples), FLAGS.train_batch_size, num_train_steps, FLAGS.seed)
         start_step = latest_global_step()  # a resumed run continues the same order where it stopped
-        input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(train_features),
+        input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
                                     order=order[start_step * FLAGS.train_batch_size:])
         start = time.time()
         estimator.train(input_fn=input_fn, max_steps=num_train_steps)
@@ -272,13 +283,13 @@ def main(_):
 
     if FLAGS.do_eval:
         start = time.time()
-        results.update(evaluate(estimator, task, tokenizer))
+        results.update(evaluate(estimator, cache, task))
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
 
     if FLAGS.do_predict:
-        predict(estimator, task, tokenizer)
+        predict(estimator, cache, task)
 
 
 def run():

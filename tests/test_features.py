@@ -65,3 +65,18 @@ def test_training_order_is_a_fresh_permutation_each_epoch():
     assert list(order[:10]) != list(order[10:20])
     np.testing.assert_array_equal(order, features.training_order(10, 4, 7, seed=1))
     assert list(order) != list(features.training_order(10, 4, 7, seed=2))
+
+
+def test_feature_cache_key_follows_the_data_file(tmp_path):
+    tok = tokenizer_with(tmp_path, ["a", "b"])
+    data = tmp_path / "RTE"
+    data.mkdir()
+    (data / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n")
+    task = processors.get_task("RTE")
+    cache = features.FeatureCache(str(tmp_path / "cache"), tok, str(tmp_path / "vocab.txt"), True, 16)
+    first = cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev"))
+    assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) == first
+    (data / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tb\ta\tentailment\n")
+    assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first
+    uncased = features.FeatureCache(str(tmp_path / "cache"), tok, str(tmp_path / "vocab.txt"), False, 16)
+    assert uncased.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first

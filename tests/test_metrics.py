@@ -18,7 +18,7 @@ def _assert_plain_floats(result):
 
 def test_mrpc_accuracy_and_f1():
     result = compute_metrics(get_task("MRPC"), LABELS, PREDS)
-    assert list(result) == ["accuracy", "f1"]
+    assert list(result) == ["f1", "accuracy"]
     assert result["accuracy"] == pytest.approx(4 / 6)
     assert result["f1"] == pytest.approx(0.75)  # precision 3/4, recall 3/4
     _assert_plain_floats(result)
@@ -50,7 +50,7 @@ def test_accuracy_only_tasks():
 
 def test_stsb_pearson_and_spearman():
     result = compute_metrics("STS-B", [1.0, 2.0, 3.0], [1.0, 3.0, 2.0])
-    assert list(result) == ["pearson", "spearman"]  # no accuracy for regression
+    assert list(result) == ["spearman", "pearson"]  # no accuracy for regression
     # deviations (-1, 0, 1) and (-1, 1, 0): r = 1 / sqrt(2 * 2) = 0.5; the ranks are the values.
     assert result["pearson"] == pytest.approx(0.5)
     assert result["spearman"] == pytest.approx(0.5)

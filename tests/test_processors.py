@@ -87,9 +87,9 @@ def test_get_task_unknown_lists_known_names():
 def test_spec_properties():
     stsb, mnli, mrpc, ax = (get_task(n) for n in ("STS-B", "MNLI", "MRPC", "AX"))
     assert stsb.is_regression and stsb.num_labels == 1 and stsb.labels == ()
-    assert stsb.metrics == ("pearson", "spearman")
-    assert not mrpc.is_regression and mrpc.num_labels == 2 and mrpc.metrics == ("accuracy", "f1")
-    assert get_task("QQP").metrics == ("accuracy", "f1")
+    assert stsb.metrics == ("spearman", "pearson")
+    assert not mrpc.is_regression and mrpc.num_labels == 2 and mrpc.metrics == ("f1", "accuracy")
+    assert get_task("QQP").metrics == ("f1", "accuracy")
     assert get_task("CoLA").metrics == ("mcc", "accuracy")
     assert mnli.num_labels == 3 and mnli.label_to_id == {"contradiction": 0, "entailment": 1, "neutral": 2}
     assert mnli.eval_splits == ("dev", "dev_mismatched")

@@ -77,14 +77,35 @@ def test_cola_reports_matthews_correlation(tmp_path, glue_dir, vocab_file, tiny_
     assert set(read_results(tmp_path)) == ALWAYS | {"eval_accuracy", "eval_mcc"}
 
 
-def test_mnli_reports_matched_and_mismatched(tmp_path, fixtures_dir, vocab_file, tiny_config):
-    run_classifier(tmp_path, fixtures_dir / "MNLI", "MNLI", vocab_file, tiny_config, "--do_train=true",
+def test_mnli_reports_matched_and_mismatched_and_predicts_the_diagnostic_set(tmp_path, fixtures_dir, glue_dir,
+                                                                            vocab_file, tiny_config):
+    glue = tmp_path / "glue"  # MNLI from the fixtures beside the real diagnostic set, as in a GLUE download
+    glue.mkdir()
+    (glue / "MNLI").symlink_to(fixtures_dir / "MNLI")
+    (glue / "diagnostic").symlink_to(glue_dir / "diagnostic")
+    out = tmp_path / "out"
+    run_classifier(out, glue / "MNLI", "MNLI", vocab_file, tiny_config, "--do_train=true",
                    "--do_eval=true", "--do_predict=true", "--num_train_epochs=3", "--train_batch_size=2")
-    results = read_results(tmp_path)
+    results = read_results(out)
     assert {"eval_accuracy", "eval_matched_accuracy", "eval_mismatched_accuracy", "eval_mismatched_loss"} <= set(results)
     assert results["eval_accuracy"] == results["eval_matched_accuracy"]
-    for name in ("test_results.tsv", "test_results_mismatched.tsv"):
-        assert np.loadtxt(str(tmp_path / name), ndmin=2).shape[1] == 3
+    for name, rows in (("test_results.tsv", 2), ("test_results_mismatched.tsv", 3), ("test_results_ax.tsv", 1104)):
+        assert np.loadtxt(str(out / name), ndmin=2).shape == (rows, 3)
+
+
+def test_features_are_tokenized_once_per_cache(tmp_path, glue_dir, vocab_file, tiny_config):
+    cache = "--feature_cache_dir=%s" % (tmp_path / "cache")
+    first = run_classifier(tmp_path / "a", glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, cache,
+                           "--do_train=true", "--do_eval=true", "--num_train_epochs=0.1")
+    second = run_classifier(tmp_path / "b", glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, cache,
+                            "--do_train=true", "--do_eval=true", "--num_train_epochs=0.1", "--learning_rate=1e-4")
+    assert first.count("Tokenized 635 WNLI train") == 1 and first.count("Tokenized 71 WNLI dev") == 1
+    assert "Tokenized" not in second and second.count("Reusing the features") == 2
+    third = run_classifier(tmp_path / "c", glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, cache,
+                           "--do_eval=true", "--max_seq_length=32")
+    assert "Tokenized 71 WNLI dev" in third  # another length is another file
+    assert len(list((tmp_path / "cache").glob("*.tf_record"))) == 3
+    assert not list((tmp_path / "cache").glob("*.tmp*"))
 
 
 def test_same_seed_same_results(tmp_path, glue_dir, vocab_file, tiny_config):

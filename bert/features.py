@@ -84,12 +84,16 @@ def write_tfrecord(features: Sequence[InputFeatures], path: str, is_regression: 
             writer.write(tf.train.Example(features=tf.train.Features(feature=record)).SerializeToString())
 
 
+CachedFeatures = collections.namedtuple("CachedFeatures", ["path", "lengths"])
+
+
 class FeatureCache:
     """TFRecord files of converted examples, kept per (task, split, data, vocab, casing, length).
 
     Tokenizing is the slow part of preparing a run, and a sweep runs the same task many times: each
     file is built once and reused while every input that shapes it is unchanged. The file name holds a
-    digest of those inputs (file contents included), so an edited TSV or vocab makes a new file.
+    digest of those inputs (file contents included), so an edited TSV or vocab makes a new file. Beside
+    it, `<file>.lengths.npy` keeps each example's token count for batching by length.
     """
 
     VERSION = "1"  # bump when convert_example changes what it produces
@@ -100,23 +104,29 @@ class FeatureCache:
         self.settings = [self.VERSION, _file_digest(vocab_file), str(do_lower_case), str(max_seq_length)]
 
     def tfrecord(self, task: TaskSpec, data_dir: str, split: str, examples: Sequence[InputExample],
-                 padding: int = 0) -> str:
-        """The path of the TFRecord file for `examples` (plus `padding` TPU filler examples)."""
+                 padding: int = 0) -> CachedFeatures:
+        """The TFRecord file for `examples` (plus `padding` TPU filler examples) and their lengths."""
         data_file = os.path.join(data_dir, task.splits[split].file)
         key = hashlib.sha1("\0".join(self.settings + [task.name, split, str(padding),
                                                       _file_digest(data_file)]).encode("utf-8")).hexdigest()
         path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
-        if tf.gfile.Exists(path):
+        lengths_path = path + ".lengths.npy"
+        if tf.gfile.Exists(path) and tf.gfile.Exists(lengths_path):
             tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split, path)
-            return path
+            with tf.gfile.GFile(lengths_path, "rb") as f:
+                return CachedFeatures(path, np.load(f))
         tf.gfile.MakeDirs(self.cache_dir)
         features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
         features += padding_features(padding, self.max_seq_length, task)
+        lengths = np.array([sum(f.input_mask) for f in features], dtype=np.int32)
         temporary = "%s.tmp-%d" % (path, os.getpid())  # a concurrent sweep never reads a partial file
         write_tfrecord(features, temporary, task.is_regression)
-        tf.gfile.Rename(temporary, path, overwrite=True)
+        with tf.gfile.GFile(temporary + ".npy", "wb") as f:
+            np.save(f, lengths)
+        tf.gfile.Rename(temporary + ".npy", lengths_path, overwrite=True)
+        tf.gfile.Rename(temporary, path, overwrite=True)  # last: the record file marks a complete entry
         tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
-        return path
+        return CachedFeatures(path, lengths)
 
 
 def _file_digest(path: str) -> str:
@@ -127,25 +137,43 @@ def _file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def training_order(num_examples: int, batch_size: int, num_steps: int, seed: int) -> np.ndarray:
-    """The example index for every training step, batch after batch: one fresh permutation per epoch.
+def training_order(lengths: np.ndarray, batch_size: int, num_steps: int, seed: int,
+                   group_by_length: bool, window: int = 64) -> np.ndarray:
+    """The example index for every training step, batch after batch.
 
+    Each epoch is a fresh permutation. With `group_by_length`, every `window` consecutive batches are
+    re-cut from their examples sorted by length and then shuffled, so a batch holds examples of
+    similar length (little padding) while which examples meet, and in what order, stays random.
     Computed here rather than by tf.data's shuffle because that one orders examples differently on
     TF 1 and TF 2, and restarts its order after a resume; this order is the same on both stacks, and
     a run resumed at step k simply continues at element k * batch_size.
     """
     rng = np.random.RandomState(seed)
+    num_examples = len(lengths)
     needed = num_steps * batch_size
     epochs = -(-needed // max(num_examples, 1))
-    return np.concatenate([rng.permutation(num_examples) for _ in range(epochs)] or [[]])[:needed].astype(np.int32)
+    order = np.concatenate([rng.permutation(num_examples) for _ in range(epochs)] or [[]])[:needed].astype(np.int32)
+    if group_by_length:
+        span = window * batch_size
+        for start in range(0, needed, span):
+            chunk = order[start:start + span]
+            batches = chunk[np.argsort(lengths[chunk], kind="stable")].reshape(-1, batch_size)
+            order[start:start + span] = batches[rng.permutation(len(batches))].reshape(-1)
+    return order
 
 
-def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_examples: int,
-                     drop_remainder: bool = False, order: Optional[np.ndarray] = None):
-    """An input_fn for (TPU)Estimator reading `write_tfrecord`'s file; batch size comes from params.
+def inference_order(lengths: np.ndarray, group_by_length: bool) -> np.ndarray:
+    """Shortest examples first when batching by length; outputs are put back in file order afterwards."""
+    return np.argsort(lengths, kind="stable").astype(np.int32) if group_by_length else np.arange(len(lengths), dtype=np.int32)
 
-    With `order` (training) the records are read once into memory and batched in that order;
-    without it they are read in file order (evaluation and prediction).
+
+def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_examples: int, order: np.ndarray,
+                     drop_remainder: bool, dynamic_padding: bool):
+    """An input_fn for (TPU)Estimator: the records of `path`, batched in `order`.
+
+    The file is read into memory once; batch size comes from params. With `dynamic_padding` each
+    batch is cut to its longest example rounded up to a multiple of 8 (what GPU/TPU kernels like);
+    without it every batch has `seq_length` tokens, as TPUs require.
     """
     schema = {
         "input_ids": tf.FixedLenFeature([seq_length], tf.int64),
@@ -158,16 +186,17 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
     def parse(serialized):
         parsed = tf.parse_example(serialized, schema)
         # TPUs support int32, not int64.
-        return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
+        parsed = {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
+        if dynamic_padding:
+            longest = tf.reduce_max(tf.reduce_sum(parsed["input_mask"], axis=1))
+            length = tf.minimum((longest + 7) // 8 * 8, seq_length)
+            for name in ("input_ids", "input_mask", "segment_ids"):
+                parsed[name] = parsed[name][:, :length]
+        return parsed
 
     def input_fn(params):
-        records = tf.data.TFRecordDataset(path)
-        if order is None:
-            dataset = records.batch(params["batch_size"], drop_remainder=drop_remainder)
-        else:
-            everything = tf.data.experimental.get_single_element(records.batch(num_examples))
-            dataset = tf.data.Dataset.from_tensor_slices(order).batch(params["batch_size"], drop_remainder=True)
-            dataset = dataset.map(lambda indices: tf.gather(everything, indices))
-        return dataset.map(parse, num_parallel_calls=2).prefetch(2)
+        everything = tf.data.experimental.get_single_element(tf.data.TFRecordDataset(path).batch(num_examples))
+        dataset = tf.data.Dataset.from_tensor_slices(order).batch(params["batch_size"], drop_remainder=drop_remainder)
+        return dataset.map(lambda indices: parse(tf.gather(everything, indices)), num_parallel_calls=2).prefetch(2)
 
     return input_fn

@@ -26,8 +26,10 @@ from absl import app, flags  # noqa: E402
 
 from bert import modeling, optimization, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
-from bert.features import FeatureCache, input_fn_builder, label_id, training_order  # noqa: E402
+from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
+                           training_order)
 from bert.metrics import compute_metrics  # noqa: E402
+from bert.report import format_duration  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -60,6 +62,9 @@ flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (with --use_tpu).")
 # Ours.
 flags.DEFINE_string("feature_cache_dir", None, "Where tokenized examples are kept and reused across runs "
                     "(default: --output_dir); run_all.sh shares one for the whole sweep.")
+flags.DEFINE_bool("dynamic_padding", True, "Batch examples of similar length and pad each batch only to its "
+                  "longest example (rounded up to 8); false pads every example to max_seq_length like "
+                  "google-research/bert. Always false on TPU.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
 
 
@@ -134,7 +139,7 @@ class ProgressHook(tf.train.SessionRunHook):
         left = (self.num_train_steps - step - 1) / max(rate, 1e-9)
         tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s",
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
-                        rate * self.batch_size, format_seconds(left))
+                        rate * self.batch_size, format_duration(left))
 
     def final_loss(self) -> Optional[float]:
         """The mean training loss over the last 10% of this run's steps (one step is too noisy)."""
@@ -142,11 +147,6 @@ class ProgressHook(tf.train.SessionRunHook):
             return None
         tail = self.losses[-max(1, len(self.losses) // 10):]
         return float(np.mean(tail))
-
-
-def format_seconds(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return "%dm%02ds" % (minutes, seconds) if minutes else "%ds" % seconds
 
 
 def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
@@ -170,13 +170,23 @@ def run_predictions(estimator, cache: FeatureCache, task: processors.TaskSpec, d
     """The model's outputs and per-example losses for `examples`, in order (TPU padding removed)."""
     # TPUs run fixed-size batches: the last one is filled with padding examples.
     padding = -len(examples) % batch_size if FLAGS.use_tpu else 0
-    path = cache.tfrecord(task, data_dir, split, examples, padding)
-    input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(examples) + padding,
-                                drop_remainder=FLAGS.use_tpu)
-    rows = [row for row in estimator.predict(input_fn) if row["is_real_example"]]
-    if len(rows) != len(examples):
-        raise RuntimeError("got %d predictions for %d %s examples" % (len(rows), len(examples), split))
-    return {key: np.array([row[key] for row in rows]) for key in ("outputs", "per_example_loss")}
+    cached = cache.tfrecord(task, data_dir, split, examples, padding)
+    order = inference_order(cached.lengths, dynamic_padding())
+    input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(order), order,
+                                drop_remainder=FLAGS.use_tpu, dynamic_padding=dynamic_padding())
+    rows = list(estimator.predict(input_fn))
+    in_file_order = [None] * len(rows)
+    for position, row in zip(order, rows):
+        in_file_order[position] = row
+    real = [row for row in in_file_order if row is not None and row["is_real_example"]]
+    if len(real) != len(examples):
+        raise RuntimeError("got %d predictions for %d %s examples" % (len(real), len(examples), split))
+    return {key: np.array([row[key] for row in real]) for key in ("outputs", "per_example_loss")}
+
+
+def dynamic_padding() -> bool:
+    """Batches padded to their own longest example; TPUs need one fixed shape, so never there."""
+    return FLAGS.dynamic_padding and not FLAGS.use_tpu
 
 
 def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[str, float]:
@@ -266,11 +276,13 @@ def main(_):
     if FLAGS.do_train:
         tf.logging.info("***** Training: %d examples, batch %d, %d steps (%d warmup) *****",
                         len(train_examples), FLAGS.train_batch_size, num_train_steps, num_warmup_steps)
-        path = cache.tfrecord(task, FLAGS.data_dir, "train", train_examples)
-        order = training_order(len(train_examples), FLAGS.train_batch_size, num_train_steps, FLAGS.seed)
+        cached = cache.tfrecord(task, FLAGS.data_dir, "train", train_examples)
+        order = training_order(cached.lengths, FLAGS.train_batch_size, num_train_steps, FLAGS.seed,
+                               group_by_length=dynamic_padding())
         start_step = latest_global_step()  # a resumed run continues the same order where it stopped
-        input_fn = input_fn_builder(path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
-                                    order=order[start_step * FLAGS.train_batch_size:])
+        input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
+                                    order[start_step * FLAGS.train_batch_size:], drop_remainder=True,
+                                    dynamic_padding=dynamic_padding())
         start = time.time()
         estimator.train(input_fn=input_fn, max_steps=num_train_steps)
         results["train_time"] = round(time.time() - start, 2)

@@ -45,7 +45,8 @@ def test_tfrecord_round_trip_in_the_given_order(tmp_path):
     path = str(tmp_path / "train.tf_record")
     features.write_tfrecord(feats, path, is_regression=True)
     order = np.array([3, 1, 4, 0], dtype=np.int32)
-    input_fn = features.input_fn_builder(path, 12, True, len(feats), order=order)
+    input_fn = features.input_fn_builder(path, 12, True, len(feats), order, drop_remainder=True,
+                                         dynamic_padding=False)
     with tf.Graph().as_default():
         iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 2}))
         batch = iterator.get_next()
@@ -59,12 +60,52 @@ def test_tfrecord_round_trip_in_the_given_order(tmp_path):
 
 
 def test_training_order_is_a_fresh_permutation_each_epoch():
-    order = features.training_order(num_examples=10, batch_size=4, num_steps=7, seed=1)
+    lengths = np.arange(10)
+    order = features.training_order(lengths, batch_size=4, num_steps=7, seed=1, group_by_length=False)
     assert len(order) == 28
     assert sorted(order[:10]) == list(range(10)) and sorted(order[10:20]) == list(range(10))
     assert list(order[:10]) != list(order[10:20])
-    np.testing.assert_array_equal(order, features.training_order(10, 4, 7, seed=1))
-    assert list(order) != list(features.training_order(10, 4, 7, seed=2))
+    np.testing.assert_array_equal(order, features.training_order(lengths, 4, 7, seed=1, group_by_length=False))
+    assert list(order) != list(features.training_order(lengths, 4, 7, seed=2, group_by_length=False))
+
+
+def test_grouping_by_length_keeps_the_epochs_and_cuts_padding():
+    rng = np.random.RandomState(0)
+    lengths = rng.randint(5, 128, size=1000)
+    plain = features.training_order(lengths, 32, 62, seed=3, group_by_length=False)
+    grouped = features.training_order(lengths, 32, 62, seed=3, group_by_length=True)
+    assert sorted(grouped) == sorted(plain)  # the same examples (one window here), re-batched
+
+    def padded_tokens(order):
+        return sum(lengths[batch].max() * len(batch) for batch in order.reshape(-1, 32))
+
+    assert padded_tokens(grouped) < 0.7 * padded_tokens(plain)
+    first_batches = [tuple(b) for b in grouped.reshape(-1, 32)[:8]]
+    assert [lengths[list(b)].max() for b in first_batches] != sorted(lengths[list(b)].max() for b in first_batches)
+
+
+def test_inference_order_sorts_by_length_only_when_asked():
+    lengths = np.array([5, 2, 9, 2])
+    assert list(features.inference_order(lengths, True)) == [1, 3, 0, 2]
+    assert list(features.inference_order(lengths, False)) == [0, 1, 2, 3]
+
+
+def test_dynamic_padding_cuts_each_batch_to_its_longest_example_rounded_to_8(tmp_path):
+    tok = tokenizer_with(tmp_path, ["a"])
+    examples = [processors.InputExample(str(i), "a " * n, None, "0") for i, n in enumerate([3, 20, 9, 1])]
+    feats = features.convert_examples(examples, MRPC, 64, tok)
+    path = str(tmp_path / "dev.tf_record")
+    features.write_tfrecord(feats, path, is_regression=False)
+    lengths = np.array([sum(f.input_mask) for f in feats])
+    order = features.inference_order(lengths, True)
+    input_fn = features.input_fn_builder(path, 64, False, 4, order, drop_remainder=False, dynamic_padding=True)
+    with tf.Graph().as_default():
+        iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 2}))
+        batch = iterator.get_next()
+        with tf.Session() as session:
+            session.run(iterator.initializer)
+            shapes = [session.run(batch)["input_ids"].shape for _ in range(2)]
+    assert shapes == [(2, 8), (2, 24)]  # lengths 3, 5 -> 8; 11, 22 -> 24
 
 
 def test_feature_cache_key_follows_the_data_file(tmp_path):
@@ -75,6 +116,7 @@ def test_feature_cache_key_follows_the_data_file(tmp_path):
     task = processors.get_task("RTE")
     cache = features.FeatureCache(str(tmp_path / "cache"), tok, str(tmp_path / "vocab.txt"), True, 16)
     first = cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev"))
+    assert list(first.lengths) == [5]  # [CLS] a [SEP] b [SEP]
     assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) == first
     (data / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\tb\ta\tentailment\n")
     assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first

@@ -1,0 +1,414 @@
+"""Summarise a fine-tuning sweep: one table, CSV, JSON and plot from every run's eval_results.txt.
+
+    python -m bert.report [--output_dir fine_tune_outputs] [--glue_dir DIR]
+
+`run_all.sh` leaves one directory per run, `<output_dir>/<TASK>/lr_<LR>/` or, with several seeds,
+`<output_dir>/<TASK>/lr_<LR>_seed_<S>/`; a run counts as finished once its eval_results.txt holds the
+task's headline metric (`TaskSpec.headline_metric`, the BERT paper's), so a sweep can be summarised
+while it is still running. The files written into output_dir:
+
+* summary.md   the BERT paper's GLUE table: a row per learning rate, a column per task (headline dev
+               metric in percent; median (min-max, n=seeds) over seeds), a "best" and a "train time" row
+* summary.csv  one row per finished run with every metric found
+* summary.json {"runs": [the csv rows], "best": {task: the best run}}
+* summary.png  the headline metric against the learning rate, one panel per task
+
+The best run of a task has the highest headline metric; ties go to the lower learning rate (then the
+lower seed), so the choice never depends on directory listing order. md, csv and json are byte-identical
+for the same inputs (sorted, relative paths, no timestamps). With --glue_dir the best runs' test
+predictions also become the leaderboard files (bert/submission.py).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import re
+import statistics
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from bert.processors import TaskSpec, get_task
+
+Number = Union[int, float]
+
+# The BERT paper's column order (its Table 1); WNLI, which the paper left out, goes last.
+TASK_ORDER = ("MNLI", "QQP", "QNLI", "SST-2", "CoLA", "STS-B", "MRPC", "RTE", "WNLI")
+_RUN_DIR = re.compile(r"^lr_(?P<lr>[^_]+)(?:_seed_(?P<seed>\d+))?$")
+_METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
+_RUN_COLUMNS = ("train_time", "eval_time", "global_step")  # last in the CSV, after the metrics
+SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run: the task, its sweep coordinates and the numbers in its eval_results.txt."""
+
+    task: TaskSpec
+    learning_rate: str  # as spelled in the directory name ("2e-5"), which is how users name it
+    seed: Optional[int]
+    run_dir: str  # relative to output_dir with "/", so summaries do not depend on where output_dir is
+    path: str  # where it is on disk, for readers of its other files (test predictions)
+    results: Dict[str, Number] = field(hash=False)
+
+    @property
+    def lr(self) -> float:
+        return float(self.learning_rate)
+
+    @property
+    def headline(self) -> float:
+        return float(self.results["eval_" + self.task.headline_metric])
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A run directory without a complete eval_results.txt (still training, crashed, or damaged)."""
+
+    task: TaskSpec
+    run_dir: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: a task and the eval_results key it shows."""
+
+    title: str
+    task: TaskSpec
+    key: str
+    is_headline: bool
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write a temporary file, then rename it over `path`: a reader never sees half a summary."""
+    temporary = path + ".tmp"
+    with open(temporary, "wb") as f:
+        f.write(data)
+    os.replace(temporary, path)
+
+
+def read_eval_results(path: str) -> Dict[str, Number]:
+    """Parse `key = value` lines (ints stay ints: global_step); a malformed line raises ValueError."""
+    results: Dict[str, Number] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            key, sep, value = (part.strip() for part in line.partition("="))
+            try:
+                if not (sep and key):
+                    raise ValueError
+                results[key] = int(value) if re.fullmatch(r"-?\d+", value) else float(value)
+            except ValueError:
+                raise ValueError("%s line %d: expected `key = number`, got %r" % (path, line_no, line.rstrip("\n"))) \
+                    from None
+    return results
+
+
+def _task_rank(task: TaskSpec) -> int:
+    return TASK_ORDER.index(task.name)
+
+
+def _trained_task(directory_name: str) -> Optional[TaskSpec]:
+    """The task a top-level folder belongs to; None for anything else (glue_submission/, AX, ...)."""
+    try:
+        task = get_task(directory_name)
+    except ValueError:
+        return None
+    return task if task.name in TASK_ORDER else None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _run_key(run: Run) -> Tuple:
+    """Table order: task (paper order), learning rate high to low (as the sweep runs), seed."""
+    return (_task_rank(run.task), -run.lr, run.learning_rate, -1 if run.seed is None else run.seed, run.run_dir)
+
+
+def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
+    """Every run directory under output_dir, split into finished runs and unfinished ones (sorted)."""
+    finished: List[Run] = []
+    unfinished: List[Unfinished] = []
+    for task_dir in sorted(os.listdir(output_dir)):
+        task = _trained_task(task_dir)
+        if task is None or not os.path.isdir(os.path.join(output_dir, task_dir)):
+            continue
+        for name in sorted(os.listdir(os.path.join(output_dir, task_dir))):
+            match = _RUN_DIR.match(name)
+            path = os.path.join(output_dir, task_dir, name)
+            if not (match and _is_number(match.group("lr")) and os.path.isdir(path)):
+                continue
+            run_dir = task_dir + "/" + name
+            results_path = os.path.join(path, "eval_results.txt")
+            headline_key = "eval_" + task.headline_metric
+            if not os.path.isfile(results_path):
+                unfinished.append(Unfinished(task, run_dir, "no eval_results.txt"))
+                continue
+            try:
+                results = read_eval_results(results_path)
+            except ValueError as error:
+                unfinished.append(Unfinished(task, run_dir, "damaged eval_results.txt: %s" % error))
+                continue
+            if headline_key not in results:
+                unfinished.append(Unfinished(task, run_dir, "eval_results.txt has no %s" % headline_key))
+                continue
+            seed = match.group("seed")
+            finished.append(Run(task, match.group("lr"), None if seed is None else int(seed), run_dir, path, results))
+    finished.sort(key=_run_key)
+    unfinished.sort(key=lambda u: (_task_rank(u.task), u.run_dir))
+    return finished, unfinished
+
+
+def _nan_last(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def best_runs(runs: Sequence[Run]) -> Dict[str, Run]:
+    """{task name: its best run}: highest headline metric; ties to the lower learning rate, then seed."""
+    best: Dict[str, Run] = {}
+    for run in sorted(runs, key=lambda r: (-_nan_last(r.headline), r.lr, -1 if r.seed is None else r.seed,
+                                           r.run_dir)):
+        best.setdefault(run.task.name, run)
+    return {name: best[name] for name in TASK_ORDER if name in best}
+
+
+# ---------------------------------------------------------------- summary.csv / summary.json
+
+def run_rows(runs: Sequence[Run]) -> Tuple[List[str], List[Dict[str, object]]]:
+    """(columns, one dict per run): the metric columns are every key any run has, sorted."""
+    metric_keys = sorted({key for run in runs for key in run.results} - set(_RUN_COLUMNS))
+    columns = ["task", "learning_rate", "seed"] + metric_keys + list(_RUN_COLUMNS) + ["run_dir"]
+    rows = []
+    for run in runs:
+        row: Dict[str, object] = {"task": run.task.name, "learning_rate": run.learning_rate, "seed": run.seed}
+        row.update((key, run.results.get(key)) for key in metric_keys + list(_RUN_COLUMNS))
+        row["run_dir"] = run.run_dir
+        rows.append(row)
+    return columns, rows
+
+
+def render_csv(runs: Sequence[Run]) -> str:
+    columns, rows = run_rows(runs)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow("" if row[c] is None else row[c] for c in columns)
+    return out.getvalue()
+
+
+def _json_safe(value: object) -> object:
+    """NaN/inf are not JSON; a metric that came out NaN (e.g. a constant STS-B prediction) becomes null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def render_json(runs: Sequence[Run], best: Dict[str, Run]) -> str:
+    _, rows = run_rows(runs)
+    summary = {
+        "runs": [{key: _json_safe(value) for key, value in row.items()} for row in rows],
+        "best": {name: {"learning_rate": run.learning_rate, "seed": run.seed, "metric": run.task.headline_metric,
+                        "value": _json_safe(run.headline), "run_dir": run.run_dir}
+                 for name, run in best.items()},
+    }
+    return json.dumps(summary, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- summary.md
+
+def table_columns(runs: Sequence[Run]) -> List[Column]:
+    """A column per task that has a finished run, plus MNLI-mm when the MNLI runs report it."""
+    columns = []
+    for name in TASK_ORDER:
+        task_runs = [run for run in runs if run.task.name == name]
+        if not task_runs:
+            continue
+        task = task_runs[0].task
+        metric = _METRIC_TITLES[task.headline_metric]
+        title = "MNLI-m" if name == "MNLI" else name
+        columns.append(Column("%s (%s)" % (title, metric), task, "eval_" + task.headline_metric, True))
+        if any("eval_mismatched_accuracy" in run.results for run in task_runs):
+            columns.append(Column("MNLI-mm (%s)" % metric, task, "eval_mismatched_accuracy", False))
+    return columns
+
+
+def learning_rates(runs: Sequence[Run]) -> List[str]:
+    """The swept learning rates, high to low as run_all.sh runs them."""
+    return sorted({run.learning_rate for run in runs}, key=lambda lr: (-float(lr), lr))
+
+
+def column_values(runs: Sequence[Run], column: Column, learning_rate: str) -> List[float]:
+    return [float(run.results[column.key]) for run in runs
+            if run.task is column.task and run.learning_rate == learning_rate and column.key in run.results]
+
+
+def _percent(value: float) -> str:
+    return "%.1f" % (100.0 * value)
+
+
+def format_cell(values: Sequence[float]) -> str:
+    """"84.1" for one run; "84.1 (83.0-85.2, n=3)" (median, min-max, seeds) for several; "-" for none."""
+    numbers = sorted(v for v in values if not math.isnan(v))
+    if not numbers:
+        return "nan" if values else "-"
+    if len(values) == 1:
+        return _percent(numbers[0])
+    return "%s (%s-%s, n=%d)" % (_percent(statistics.median(numbers)), _percent(numbers[0]),
+                                 _percent(numbers[-1]), len(values))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as the paper-free but readable "11m32s" / "2h05m07s" / "45s"."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return "%dh%02dm%02ds" % (hours, minutes, secs)
+    return "%dm%02ds" % (minutes, secs) if minutes else "%ds" % secs
+
+
+def _best_cell(run: Optional[Run], column: Column) -> str:
+    if run is None or column.key not in run.results:
+        return "-"
+    where = run.learning_rate if run.seed is None else "%s, seed %d" % (run.learning_rate, run.seed)
+    return "%s @ %s" % (_percent(float(run.results[column.key])), where)
+
+
+def _time_cell(runs: Sequence[Run], column: Column) -> str:
+    if not column.is_headline:
+        return ""  # MNLI-mm comes from the same runs as MNLI-m
+    times = [float(run.results["train_time"]) for run in runs
+             if run.task is column.task and "train_time" in run.results]
+    return format_duration(statistics.median(times)) if times else "-"
+
+
+def render_markdown(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run]) -> str:
+    lines = ["# GLUE dev results", ""]
+    columns = table_columns(runs)
+    if columns:
+        lines += [
+            "Each task's headline dev metric (the BERT paper's) in percent; with several seeds the median "
+            "(min-max, n=seeds). best: the single best run (ties: the lower learning rate). "
+            "train time: median over the task's runs.",
+            "",
+            "| learning rate | " + " | ".join(c.title for c in columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        rows = [[lr] + [format_cell(column_values(runs, c, lr)) for c in columns] for lr in learning_rates(runs)]
+        rows.append(["best"] + [_best_cell(best.get(c.task.name), c) for c in columns])
+        rows.append(["train time"] + [_time_cell(runs, c) for c in columns])
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+    else:
+        lines.append("No finished runs.")
+    notes = []
+    if unfinished:
+        notes.append("Unfinished runs (no complete eval_results.txt): "
+                     + ", ".join("%s (%s)" % (u.run_dir, u.reason) for u in unfinished) + ".")
+    done = {run.task.name for run in runs}
+    waiting = [name for name in TASK_ORDER if name not in done and any(u.task.name == name for u in unfinished)]
+    if waiting:
+        notes.append("Tasks with no finished run: " + ", ".join(waiting) + ".")
+    for note in notes:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- summary.png
+
+def render_png(runs: Sequence[Run], best: Dict[str, Run]) -> bytes:
+    """One panel per task: median headline metric vs learning rate (log x), min-max band, best run starred."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display on training machines; harmless when already set
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels: Dict[str, List[Column]] = {}
+    for column in table_columns(runs):
+        panels.setdefault(column.task.name, []).append(column)
+    ncols = max(1, min(3, len(panels)))
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    figure = Figure(figsize=(4.2 * ncols, 3.2 * nrows))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (name, columns) in zip(axes, panels.items()):
+        for column in columns:
+            points = [(float(lr), sorted(v for v in column_values(runs, column, lr) if not math.isnan(v)))
+                      for lr in learning_rates(runs)]
+            points = sorted((lr, v) for lr, v in points if v)
+            if not points:
+                continue
+            x = [lr for lr, _ in points]
+            title = "median" if column.is_headline else column.title.split(" ")[0]
+            ax.plot(x, [100 * statistics.median(v) for _, v in points], marker="o", label=title,
+                    linestyle="-" if column.is_headline else "--")
+            ax.fill_between(x, [100 * v[0] for _, v in points], [100 * v[-1] for _, v in points], alpha=0.2)
+            run = best.get(name)
+            if column.is_headline and run is not None and not math.isnan(run.headline):
+                ax.plot([run.lr], [100 * run.headline], marker="*", markersize=14, color="crimson",
+                        linestyle="none", label="best")
+        ticks = {run.lr: run.learning_rate for run in runs if run.task.name == name}  # label as the user spelled it
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(sorted(ticks))
+        ax.set_xticklabels([ticks[lr] for lr in sorted(ticks)])
+        ax.set_title("%s (%s)" % (name, _METRIC_TITLES[columns[0].task.headline_metric]))
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("dev %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    if not panels:
+        axes[0].text(0.5, 0.5, "no finished runs", ha="center", va="center")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- entry points
+
+def write_report(output_dir: str, runs: Optional[Tuple[List[Run], List[Unfinished]]] = None) -> List[str]:
+    """Write the four summary files into output_dir; return their paths."""
+    finished, unfinished = runs if runs is not None else collect_runs(output_dir)
+    best = best_runs(finished)
+    contents = {
+        "summary.md": render_markdown(finished, unfinished, best).encode("utf-8"),
+        "summary.csv": render_csv(finished).encode("utf-8"),
+        "summary.json": render_json(finished, best).encode("utf-8"),
+        "summary.png": render_png(finished, best),
+    }
+    paths = []
+    for name in SUMMARY_FILES:
+        paths.append(os.path.join(output_dir, name))
+        write_atomically(paths[-1], contents[name])
+    return paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bert.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
+    parser.add_argument("--glue_dir", help="GLUE data: also write the leaderboard files (glue_submission.zip)")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.output_dir):
+        parser.error("--output_dir %s is not a directory" % args.output_dir)
+    runs = collect_runs(args.output_dir)
+    for path in write_report(args.output_dir, runs):
+        print("wrote %s" % path)
+    if args.glue_dir:
+        from bert import submission  # here, not at the top: submission builds on this module
+        return submission.run_cli(args.output_dir, args.glue_dir, runs[0])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

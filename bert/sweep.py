@@ -75,6 +75,7 @@ def command(run: Run, env: Dict[str, str]) -> List[str]:
             "--max_seq_length=" + env.get("MAX_SEQ_LENGTH", "128"),
             "--train_batch_size=" + env.get("BATCH_SIZE", "32"),
             "--learning_rate=" + run.learning_rate, "--num_train_epochs=" + env.get("EPOCHS", "3"),
+            "--eval_batch_size=32", "--predict_batch_size=32",  # Google's 8 only makes evaluation slower
             "--output_dir=" + run.run_dir,
             "--feature_cache_dir=" + os.path.join(env.get("OUTPUT_DIR", "fine_tune_outputs"), "feature_cache")]
     if os.path.isfile(os.path.join(bert_dir, "bert_model.ckpt.index")):

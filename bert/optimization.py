@@ -39,17 +39,20 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.exclude_from_weight_decay = tuple(exclude_from_weight_decay or ())
 
+    def create_slots(self, variables) -> None:
+        """Makes the moment variables now: they cannot be created inside a tf.cond (accumulation)."""
+        self._moments = {var.op.name: tuple(zeros_like_variable(var, suffix) for suffix in ("adam_m", "adam_v"))
+                         for var in variables}
+
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        grads_and_vars = [(grad, var) for grad, var in grads_and_vars if grad is not None]
+        if not hasattr(self, "_moments"):
+            self.create_slots([var for _, var in grads_and_vars])
         updates = []
         for grad, var in grads_and_vars:
-            if grad is None:
-                continue
             grad = tf.convert_to_tensor(grad)  # embedding gradients arrive as IndexedSlices
             name_ = var.op.name
-            m = tf.get_variable(name_ + "/adam_m", var.shape.as_list(), tf.float32,
-                                trainable=False, initializer=tf.zeros_initializer())
-            v = tf.get_variable(name_ + "/adam_v", var.shape.as_list(), tf.float32,
-                                trainable=False, initializer=tf.zeros_initializer())
+            m, v = self._moments[name_]
             next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
             next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
             update = next_m / (tf.sqrt(next_v) + self.epsilon)
@@ -76,17 +79,53 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         raise NotImplementedError
 
 
+def zeros_like_variable(var, suffix: str):
+    return tf.get_variable(var.op.name + "/" + suffix, var.shape.as_list(), tf.float32, trainable=False,
+                           initializer=tf.zeros_initializer())
+
+
 def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps: int,
-                    use_tpu: bool = False, clip_norm: float = 1.0):
-    """Builds the training op and returns (train_op, learning_rate tensor)."""
+                    use_tpu: bool = False, clip_norm: float = 1.0, accumulation_steps: int = 1,
+                    use_fp16: bool = False):
+    """Builds the training op and returns (train_op, learning_rate tensor).
+
+    With `accumulation_steps` N > 1 each run of train_op takes one micro-batch: its gradients are
+    summed into `<variable>/grad_accum`, and every N-th run applies their mean (clipped, as one
+    large batch would be) and advances global_step. The schedule counts applied updates.
+    With `use_fp16`, TensorFlow's automatic mixed precision rewrites the graph to float16 where that is
+    safe (on GPUs; elsewhere it changes nothing) and scales the loss dynamically, skipping updates
+    whose gradients overflow.
+    """
     global_step = tf.train.get_or_create_global_step()
     learning_rate = learning_rate_schedule(init_lr, global_step, num_train_steps, num_warmup_steps)
-    optimizer = AdamWeightDecayOptimizer(learning_rate)
+    adam = optimizer = AdamWeightDecayOptimizer(learning_rate)
+    if use_fp16:
+        optimizer = tf.train.experimental.enable_mixed_precision_graph_rewrite(optimizer, loss_scale="dynamic")
     if use_tpu:
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     variables = tf.trainable_variables()
+    adam.create_slots(variables)  # outside any tf.cond that accumulation or loss scaling adds
     # compute_gradients, not tf.gradients: on TPU the CrossShardOptimizer sums across cores here.
     grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
-    grads, _ = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
-    train_op = optimizer.apply_gradients(zip(grads, variables), global_step=global_step)
+
+    def apply(gradients):
+        clipped, _ = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
+        return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
+
+    if accumulation_steps == 1:
+        return apply(grads), learning_rate
+    if use_tpu:
+        raise ValueError("gradient accumulation is not supported on TPU: use a smaller --train_batch_size")
+    sums = [zeros_like_variable(var, "grad_accum") for var in variables]
+    micro_step = tf.get_variable("accumulation_micro_step", [], tf.int64, trainable=False,
+                                 initializer=tf.zeros_initializer())
+    added = [total.assign_add(tf.convert_to_tensor(grad)) for total, grad in zip(sums, grads)]
+    with tf.control_dependencies(added):
+        count = micro_step.assign_add(1)
+
+    def apply_and_reset():
+        with tf.control_dependencies([apply([total / float(accumulation_steps) for total in sums])]):
+            return tf.group(*[total.assign(tf.zeros_like(total)) for total in sums])
+
+    train_op = tf.cond(tf.equal(count % accumulation_steps, 0), apply_and_reset, tf.no_op)
     return train_op, learning_rate

@@ -65,12 +65,16 @@ flags.DEFINE_string("feature_cache_dir", None, "Where tokenized examples are kep
 flags.DEFINE_bool("dynamic_padding", True, "Batch examples of similar length and pad each batch only to its "
                   "longest example (rounded up to 8); false pads every example to max_seq_length like "
                   "google-research/bert. Always false on TPU.")
+flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each training batch into this many micro-batches "
+                     "whose gradients are summed before one update: the same training with less memory.")
+flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
+flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
 
 
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
-                     train_hooks: List = ()):
+                     train_hooks: List = (), accumulation_steps: int = 1, use_fp16: bool = False):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode."""
 
     def model_fn(features, labels, mode, params):
@@ -80,6 +84,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                                    features["segment_ids"], use_one_hot_embeddings=use_tpu)
         head = modeling.classifier_head(model.pooled_output, task.num_labels, task.is_regression, is_training,
                                         labels=features["label_ids"],
+                                        dropout_rate=bert_config.hidden_dropout_prob,
                                         initializer_range=bert_config.initializer_range)
 
         def init_weights():
@@ -93,8 +98,9 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
             init_weights()
         if is_training:
             loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook
-            train_op, lr = optimization.create_train_op(loss, learning_rate, num_train_steps,
-                                                        num_warmup_steps, use_tpu)
+            train_op, lr = optimization.create_train_op(loss, learning_rate, num_train_steps, num_warmup_steps,
+                                                        use_tpu, accumulation_steps=accumulation_steps,
+                                                        use_fp16=use_fp16)
             tf.identity(lr, name="learning_rate")
             return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op,
                                                   scaffold_fn=scaffold_fn, training_hooks=list(train_hooks))
@@ -153,14 +159,21 @@ def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
     resolver = None
     if use_tpu and FLAGS.tpu_name:
         resolver = cluster_resolver.TPUClusterResolver(FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
+    session_config = tf.ConfigProto()
+    if FLAGS.use_xla:
+        session_config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+        # XLA only auto-clusters CPU ops when asked to; GPUs are clustered either way.
+        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     run_config = tpu_estimator.RunConfig(
         cluster=resolver, master=FLAGS.master, model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
+        session_config=session_config,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         tpu_config=tpu_estimator.TPUConfig(iterations_per_loop=FLAGS.iterations_per_loop,
                                            num_shards=FLAGS.num_tpu_cores,
                                            per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2))
     return tpu_estimator.TPUEstimator(use_tpu=use_tpu, model_fn=model_fn, config=run_config,
-                                      train_batch_size=FLAGS.train_batch_size,
+                                      # the input pipeline delivers micro-batches when accumulating
+                                      train_batch_size=FLAGS.train_batch_size // FLAGS.gradient_accumulation_steps,
                                       eval_batch_size=FLAGS.eval_batch_size,
                                       predict_batch_size=FLAGS.predict_batch_size)
 
@@ -254,6 +267,9 @@ def main(_):
         raise app.UsageError("at least one of --do_train, --do_eval or --do_predict must be true")
     task = processors.get_task(FLAGS.task_name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
+        raise app.UsageError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
+                             % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))
     if FLAGS.max_seq_length > bert_config.max_position_embeddings:
         raise app.UsageError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d"
                              % (FLAGS.max_seq_length, bert_config.max_position_embeddings))
@@ -269,7 +285,8 @@ def main(_):
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
     progress = ProgressHook(num_train_steps, FLAGS.train_batch_size)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
-                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[progress])
+                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[progress],
+                                accumulation_steps=FLAGS.gradient_accumulation_steps, use_fp16=FLAGS.use_fp16)
     estimator = build_estimator(model_fn, FLAGS.use_tpu)
 
     results = {}
@@ -286,6 +303,11 @@ def main(_):
         start = time.time()
         estimator.train(input_fn=input_fn, max_steps=num_train_steps)
         results["train_time"] = round(time.time() - start, 2)
+        reached = latest_global_step()
+        if reached < num_train_steps:  # the input ran out first: updates were skipped, e.g. by loss scaling
+            raise RuntimeError("training stopped at step %d of %d: %d updates were skipped (gradients not finite%s)"
+                               % (reached, num_train_steps, num_train_steps - reached,
+                                  ", see --use_fp16" if FLAGS.use_fp16 else ""))
         final_loss = progress.final_loss()
         if final_loss is None:
             tf.logging.warning("no training step ran (the checkpoint in %s is already at step %d): no `loss` to report",

@@ -66,3 +66,32 @@ def test_two_steps_match_numpy_with_clipping_and_no_decay_on_bias_and_layernorm(
                                          ("output_weights", True), ("output_bias", False)])
 def test_weight_decay_excludes_layernorm_and_biases(name, decays):
     assert optimization.AdamWeightDecayOptimizer(0.1)._decays(name) is decays
+
+
+def train_two_updates(accumulation_steps):
+    """Two optimizer updates over the same 8 examples, fed as full batches or as micro-batches."""
+    rng = np.random.RandomState(1)
+    x_all, kernel_init = rng.randn(2, 8, 3).astype(np.float32) * 5, rng.randn(3, 2).astype(np.float32)
+    with tf.Graph().as_default():
+        x = tf.placeholder(tf.float32, [None, 3])
+        kernel = tf.get_variable("dense/kernel", initializer=kernel_init)
+        bias = tf.get_variable("dense/bias", initializer=np.ones(2, np.float32))
+        loss = tf.reduce_mean(tf.square(tf.matmul(x, kernel) + bias))
+        train_op, _ = optimization.create_train_op(loss, 0.1, num_train_steps=4, num_warmup_steps=1,
+                                                   accumulation_steps=accumulation_steps)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            steps = []
+            for batch in x_all:
+                for micro_batch in np.split(batch, accumulation_steps):
+                    session.run(train_op, {x: micro_batch})
+                    steps.append(session.run(tf.train.get_global_step()))
+            return session.run([kernel, bias]), steps
+
+
+def test_gradient_accumulation_equals_one_large_batch():
+    (kernel, bias), steps = train_two_updates(1)
+    (kernel_acc, bias_acc), steps_acc = train_two_updates(2)
+    assert steps == [1, 2] and steps_acc == [0, 1, 1, 2]
+    np.testing.assert_allclose(kernel_acc, kernel, rtol=1e-5)
+    np.testing.assert_allclose(bias_acc, bias, rtol=1e-5)

@@ -132,6 +132,26 @@ def test_both_tensorflow_stacks_give_the_same_results(tmp_path, glue_dir, vocab_
     assert runs[0] == pytest.approx(runs[1], rel=1e-5)
 
 
+def test_gradient_accumulation_trains_like_one_large_batch(tmp_path, glue_dir, vocab_file):
+    config = tmp_path / "no_dropout.json"  # dropout masks depend on the batch shape: leave them out
+    config.write_text(json.dumps(dict(TINY_CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
+    runs = []
+    for steps in (1, 4):
+        run_classifier(tmp_path / str(steps), glue_dir / "RTE", "RTE", vocab_file, config, "--do_train=true",
+                       "--do_eval=true", "--num_train_epochs=0.2", "--learning_rate=1e-3",
+                       "--gradient_accumulation_steps=%d" % steps)
+        runs.append(read_results(tmp_path / str(steps)))
+    assert runs[0]["global_step"] == runs[1]["global_step"] == int(2490 / 16 * 0.2)
+    assert runs[1]["eval_loss"] == pytest.approx(runs[0]["eval_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize("flag", ["--use_xla=true", "--use_fp16=true"])
+def test_xla_and_mixed_precision_flags_train(tmp_path, glue_dir, vocab_file, tiny_config, flag):
+    run_classifier(tmp_path, glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, "--do_train=true",
+                   "--do_eval=true", "--num_train_epochs=0.2", flag)
+    assert read_results(tmp_path)["global_step"] == int(635 / 16 * 0.2)
+
+
 def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glue_dir, bert_dir):
     def run(output_dir, *extra):
         return run_classifier(output_dir, glue_dir / "MRPC", "MRPC", bert_dir / "vocab.txt",

@@ -6,6 +6,7 @@ the longer text, one at a time, so both keep as much as possible.
 """
 import collections
 import hashlib
+import multiprocessing
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
@@ -59,7 +60,29 @@ def label_id(example: InputExample, task: TaskSpec) -> Union[int, float]:
 
 
 def convert_examples(examples: Sequence[InputExample], task: TaskSpec, max_seq_length: int,
-                     tokenizer: FullTokenizer) -> List[InputFeatures]:
+                     tokenizer: FullTokenizer, processes: Optional[int] = None,
+                     min_parallel: int = 20000) -> List[InputFeatures]:
+    """Converts in order; lists of `min_parallel` examples or more use all cores (QQP, MNLI: ~400k pairs).
+
+    Tokenization is pure Python, so only processes help; they are forked, which shares the tokenizer
+    without pickling it, and exist only on platforms that can fork.
+    """
+    processes = processes or os.cpu_count() or 1
+    if processes == 1 or len(examples) < min_parallel or "fork" not in multiprocessing.get_all_start_methods():
+        return [convert_example(example, task, max_seq_length, tokenizer) for example in examples]
+    global _WORKER_ARGS
+    _WORKER_ARGS = (task, max_seq_length, tokenizer)
+    chunk = -(-len(examples) // (processes * 4))
+    parts = [examples[i:i + chunk] for i in range(0, len(examples), chunk)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        return [feature for part in pool.map(_convert_part, parts) for feature in part]
+
+
+_WORKER_ARGS = None  # (task, max_seq_length, tokenizer), inherited by forked workers
+
+
+def _convert_part(examples: Sequence[InputExample]) -> List[InputFeatures]:
+    task, max_seq_length, tokenizer = _WORKER_ARGS
     return [convert_example(example, task, max_seq_length, tokenizer) for example in examples]
 
 

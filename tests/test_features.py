@@ -122,3 +122,12 @@ def test_feature_cache_key_follows_the_data_file(tmp_path):
     assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first
     uncased = features.FeatureCache(str(tmp_path / "cache"), tok, str(tmp_path / "vocab.txt"), False, 16)
     assert uncased.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first
+
+
+def test_parallel_conversion_gives_the_same_features_in_order(glue_dir, vocab_file):
+    task = processors.get_task("SST-2")
+    examples = processors.read_examples(task, str(glue_dir / "SST-2"), "dev")
+    tok = tokenization.FullTokenizer(vocab_file)
+    serial = features.convert_examples(examples, task, 64, tok, processes=1)
+    parallel = features.convert_examples(examples, task, 64, tok, processes=2, min_parallel=100)
+    assert parallel == serial and len(parallel) == 872

@@ -114,15 +114,21 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
 
 class ProgressHook(tf.train.SessionRunHook):
-    """Logs training progress (step, loss, learning rate, speed, time left) and keeps the losses."""
+    """Logs training progress (step, loss, learning rate, speed, time left) and records the losses.
 
-    def __init__(self, num_train_steps: int, batch_size: int, every_seconds: float = 30.0):
+    Every step's loss is appended to `history_path` (`step<TAB>loss` lines, train_loss.tsv) when the
+    session ends, so the loss curve and the final loss cover all the sessions of a resumed run.
+    """
+
+    def __init__(self, num_train_steps: int, batch_size: int, history_path: str, every_seconds: float = 30.0):
         self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
-        self.losses: List[float] = []
+        self.history_path = history_path
 
     def begin(self):
-        self.fetches = {"step": tf.train.get_global_step(), "loss": tf.get_default_graph().get_tensor_by_name(
-            "total_loss:0"), "lr": tf.get_default_graph().get_tensor_by_name("learning_rate:0")}
+        graph = tf.get_default_graph()
+        self.fetches = {"step": tf.train.get_global_step(), "loss": graph.get_tensor_by_name("total_loss:0"),
+                        "lr": graph.get_tensor_by_name("learning_rate:0")}
+        self.history: List[str] = []
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -133,7 +139,7 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def after_run(self, run_context, run_values):
         step, loss, lr = (run_values.results[k] for k in ("step", "loss", "lr"))
-        self.losses.append(float(loss))
+        self.history.append("%d\t%.6f\n" % (step + 1, loss))
         if self.first_step is None:
             self.first_step = step
         now = time.time()
@@ -147,12 +153,18 @@ class ProgressHook(tf.train.SessionRunHook):
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
                         rate * self.batch_size, format_duration(left))
 
-    def final_loss(self) -> Optional[float]:
-        """The mean training loss over the last 10% of this run's steps (one step is too noisy)."""
-        if not self.losses:
-            return None
-        tail = self.losses[-max(1, len(self.losses) // 10):]
-        return float(np.mean(tail))
+    def end(self, session):  # only after a session that ended normally: its steps are all checkpointed
+        earlier = tf.gfile.GFile(self.history_path).read() if tf.gfile.Exists(self.history_path) else ""
+        write_atomically(self.history_path, earlier + "".join(self.history))
+
+
+def final_training_loss(history_path: str) -> Optional[float]:
+    """The mean training loss over the last 10% of the recorded steps (one step is too noisy)."""
+    if not tf.gfile.Exists(history_path):
+        return None
+    with tf.gfile.GFile(history_path) as f:
+        losses = [float(line.split("\t")[1]) for line in f if line.strip()]
+    return float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None
 
 
 def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
@@ -283,9 +295,11 @@ def main(_):
         train_examples = processors.read_examples(task, FLAGS.data_dir, "train")
         num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
-    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size)
+    history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
+    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
-                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[progress],
+                                # the hook fetches tensors from the host, which a TPU computation does not allow
+                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[] if FLAGS.use_tpu else [progress],
                                 accumulation_steps=FLAGS.gradient_accumulation_steps, use_fp16=FLAGS.use_fp16)
     estimator = build_estimator(model_fn, FLAGS.use_tpu)
 
@@ -308,10 +322,9 @@ def main(_):
             raise RuntimeError("training stopped at step %d of %d: %d updates were skipped (gradients not finite%s)"
                                % (reached, num_train_steps, num_train_steps - reached,
                                   ", see --use_fp16" if FLAGS.use_fp16 else ""))
-        final_loss = progress.final_loss()
+        final_loss = final_training_loss(history_path)
         if final_loss is None:
-            tf.logging.warning("no training step ran (the checkpoint in %s is already at step %d): no `loss` to report",
-                               FLAGS.output_dir, num_train_steps)
+            tf.logging.warning("no training loss was recorded in %s (on TPU it is not): no `loss` to report", history_path)
         else:
             results["loss"] = final_loss
 

@@ -60,6 +60,10 @@ def test_mrpc_train_eval_predict_as_script(tmp_path, glue_dir, vocab_file, tiny_
     assert probabilities.shape == (1725, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert "train step %d/%d (100%%)" % (results["global_step"], results["global_step"]) in log
+    history = np.loadtxt(str(tmp_path / "train_loss.tsv"))
+    assert list(history[:, 0]) == list(range(1, int(results["global_step"]) + 1))
+    tail = history[-max(1, len(history) // 10):, 1]
+    assert results["loss"] == pytest.approx(tail.mean(), rel=1e-5)
 
 
 def test_stsb_is_a_regression_in_any_spelling(tmp_path, glue_dir, vocab_file, tiny_config):

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
 from bert.compat import tf
@@ -34,14 +34,27 @@ class BertConfig:
     layer_norm_eps: float = 1e-12  # not in Google's configs (always 1e-12 there); converters may set it
 
     @classmethod
-    def from_dict(cls, values: Dict) -> "BertConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    def from_dict(cls, values: Dict, source: str = "bert_config") -> "BertConfig":
+        """Unknown keys are ignored (converters add some); missing or ill-typed known ones are errors."""
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
+        if missing:
+            raise ValueError("%s lacks %s" % (source, ", ".join(missing)))
+        for f in fields(cls):
+            value = values.get(f.name, f.default)
+            if f.type is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError("%s: %s must be a positive integer, not %r" % (source, f.name, value))
+            if f.type is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError("%s: %s must be a non-negative number, not %r" % (source, f.name, value))
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     @classmethod
     def from_json_file(cls, path: str) -> "BertConfig":
         with tf.gfile.GFile(path, "r") as f:
-            return cls.from_dict(json.load(f))
+            try:
+                values = json.load(f)
+            except ValueError as error:
+                raise ValueError("%s is not valid JSON: %s" % (path, error)) from None
+        return cls.from_dict(values, source=path)
 
     def to_json_string(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -176,10 +176,17 @@ def get_task(name: Union[str, TaskSpec]) -> TaskSpec:
 
 
 def _read_rows(path: str):
-    """Yield (1-based line number, fields) for each line, splitting on TABs only."""
-    # newline="\n": split on LF only and hand back the raw line, so "\r" is ours to strip.
-    with open(path, encoding="utf-8-sig", newline="\n") as f:
-        for line_no, line in enumerate(f, start=1):
+    """Yield (1-based line number, fields) for each line, splitting on TABs only.
+
+    Lines are split on LF only (a trailing CR is dropped) and decoded one by one, so that bytes that
+    are not UTF-8 are reported with their file and line.
+    """
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path} line {line_no}: not UTF-8 text ({error.reason} at byte {error.start})") from None
             yield line_no, line.rstrip("\n").rstrip("\r").split("\t")
 
 

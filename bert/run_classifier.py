@@ -18,6 +18,8 @@ import sys
 if __package__ in (None, ""):  # run as `python bert/run_classifier.py`: import the package, not its folder
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+import json  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
@@ -69,6 +71,7 @@ flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each training batc
                      "whose gradients are summed before one update: the same training with less memory.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
+flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
 
 
@@ -273,19 +276,57 @@ def latest_global_step() -> int:
     return int(tf.train.load_variable(checkpoint, "global_step")) if checkpoint else 0
 
 
+class UserError(Exception):
+    """A problem with the flags or input files: reported in one line, without a traceback."""
+
+
+def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
+    """Refuses flag, model-file and output-dir combinations that would fail late or train the wrong thing."""
+    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+        raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
+    if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
+        raise UserError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
+                        % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))
+    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
+        raise UserError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d (%s)"
+                        % (FLAGS.max_seq_length, bert_config.max_position_embeddings, FLAGS.bert_config_file))
+    with tf.gfile.GFile(FLAGS.vocab_file) as f:
+        vocab_size = sum(1 for _ in f)
+    if vocab_size != bert_config.vocab_size:
+        raise UserError("%s has %d tokens but %s says vocab_size=%d: they belong to different models"
+                        % (FLAGS.vocab_file, vocab_size, FLAGS.bert_config_file, bert_config.vocab_size))
+    # Google's checkpoints say their casing in their folder name (uncased_L-12_..., cased_L-12_..., multi_cased_...).
+    casing = re.search(r"(?:^|/)(?:[a-z]+_)?(uncased|cased)_L-\d+", FLAGS.init_checkpoint or "")
+    if casing and (casing.group(1) == "uncased") != FLAGS.do_lower_case:
+        raise UserError("--init_checkpoint %s is %s but --do_lower_case=%s: use --do_lower_case=%s"
+                        % (FLAGS.init_checkpoint, casing.group(1), FLAGS.do_lower_case, casing.group(1) == "uncased"))
+    if FLAGS.init_checkpoint and not tf.gfile.Exists(FLAGS.init_checkpoint + ".index"):
+        raise UserError("--init_checkpoint %s not found (no %s.index): pass the checkpoint's prefix, e.g. "
+                        "$BERT_DIR/bert_model.ckpt" % (FLAGS.init_checkpoint, FLAGS.init_checkpoint))
+    if FLAGS.init_checkpoint:
+        try:  # read every tensor once: a truncated download fails here, not deep inside a training loop
+            reader = tf.train.load_checkpoint(FLAGS.init_checkpoint)
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+        except (tf.errors.OpError, IndexError, ValueError) as error:  # TF 2's reader raises IndexError here
+            raise UserError("--init_checkpoint %s cannot be read (%s): is it a complete download?"
+                            % (FLAGS.init_checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
+    run_info = os.path.join(FLAGS.output_dir, "run_info.json")
+    if tf.gfile.Exists(run_info):
+        with tf.gfile.GFile(run_info) as f:
+            earlier = json.load(f).get("task")
+        if earlier != task.name and tf.train.latest_checkpoint(FLAGS.output_dir):
+            raise UserError("--output_dir %s holds a %s model, not %s: choose another --output_dir"
+                            % (FLAGS.output_dir, earlier, task.name))
+    tf.gfile.MakeDirs(FLAGS.output_dir)
+    write_atomically(run_info, json.dumps({"task": task.name, "tensorflow": TF_VERSION}) + "\n")
+
+
 def main(_):
     tf.logging.info("TensorFlow %s, task %s", TF_VERSION, FLAGS.task_name)
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
-        raise app.UsageError("at least one of --do_train, --do_eval or --do_predict must be true")
     task = processors.get_task(FLAGS.task_name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
-        raise app.UsageError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
-                             % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))
-    if FLAGS.max_seq_length > bert_config.max_position_embeddings:
-        raise app.UsageError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d"
-                             % (FLAGS.max_seq_length, bert_config.max_position_embeddings))
-    tf.gfile.MakeDirs(FLAGS.output_dir)
+    check_setup(bert_config, task)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
     cache = FeatureCache(FLAGS.feature_cache_dir or FLAGS.output_dir, tokenizer, FLAGS.vocab_file,
                          FLAGS.do_lower_case, FLAGS.max_seq_length)
@@ -295,6 +336,9 @@ def main(_):
         train_examples = processors.read_examples(task, FLAGS.data_dir, "train")
         num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+        if num_train_steps < 1:
+            raise UserError("%d examples x %g epochs make no full batch of %d: nothing to train"
+                            % (len(train_examples), FLAGS.num_train_epochs, FLAGS.train_batch_size))
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
     progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
@@ -339,10 +383,28 @@ def main(_):
         predict(estimator, cache, task)
 
 
+# What users cause (missing or malformed files, wrong flags, a diverging run): one line, not a traceback.
+USER_ERRORS = (UserError, FileNotFoundError, ValueError, tf.errors.NotFoundError, tf.errors.DataLossError,
+               tf.train.NanLossDuringTrainingError)
+
+
+def main_with_clear_errors(argv):
+    try:
+        main(argv)
+    except USER_ERRORS as error:
+        if FLAGS.verbose:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, tf.train.NanLossDuringTrainingError):
+            message = "the training loss became NaN or infinite: try a lower --learning_rate (now %g)" % FLAGS.learning_rate
+        sys.stderr.write("error: %s (--verbose shows where)\n" % message)
+        sys.exit(1)
+
+
 def run():
     for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
         flags.mark_flag_as_required(name)
-    app.run(main)
+    app.run(main_with_clear_errors)
 
 
 if __name__ == "__main__":

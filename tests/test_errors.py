@@ -1,0 +1,118 @@
+"""Broken inputs end in one clear `error:` line and exit status 1, never a traceback (unless --verbose)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+TINY = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+        "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2}
+
+
+@pytest.fixture
+def setup(tmp_path, glue_dir, vocab_file):
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(TINY))
+    return {"--task_name": "RTE", "--data_dir": str(glue_dir / "RTE"), "--vocab_file": vocab_file,
+            "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out"), "--do_eval": "true",
+            "--max_seq_length": "32", "--eval_batch_size": "64"}
+
+
+def run(flags, *extra):
+    command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
+    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    return done.returncode, done.stderr
+
+
+def assert_clear_error(flags, expected, *extra):
+    code, stderr = run(flags, *extra)
+    last = stderr.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
+    assert last.startswith("error: ") and expected in last, last
+
+
+def test_unknown_task_lists_the_known_ones(setup):
+    assert_clear_error(dict(setup, **{"--task_name": "MRCP"}), "known tasks: CoLA, SST-2, MRPC")
+
+
+def test_missing_split_file_names_the_path(setup, tmp_path):
+    assert_clear_error(dict(setup, **{"--data_dir": str(tmp_path / "nowhere")}), "RTE dev file not found: %s"
+                       % (tmp_path / "nowhere" / "dev.tsv"))
+
+
+def test_bytes_that_are_not_utf8_name_file_and_line(setup, tmp_path, glue_dir):
+    data = tmp_path / "RTE"
+    data.mkdir()
+    lines = (glue_dir / "RTE" / "dev.tsv").read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b" ", b" \xff ", 1)
+    (data / "dev.tsv").write_bytes(b"\n".join(lines))
+    assert_clear_error(dict(setup, **{"--data_dir": str(data)}), "%s line 4: not UTF-8" % (data / "dev.tsv"))
+
+
+@pytest.mark.parametrize("change,expected", [({"vocab_size": None}, "lacks vocab_size"),
+                                             ({"hidden_size": "32"}, "hidden_size must be a positive integer"),
+                                             ({"hidden_act": "swish"}, "unknown hidden_act 'swish'")])
+def test_bad_bert_config(setup, tmp_path, change, expected):
+    config = {k: v for k, v in dict(TINY, **change).items() if v is not None}
+    (tmp_path / "bad.json").write_text(json.dumps(config))
+    assert_clear_error(dict(setup, **{"--bert_config_file": str(tmp_path / "bad.json")}), expected)
+
+
+def test_vocab_of_another_model(setup, tmp_path):
+    (tmp_path / "small.json").write_text(json.dumps(dict(TINY, vocab_size=30000)))
+    assert_clear_error(dict(setup, **{"--bert_config_file": str(tmp_path / "small.json")}),
+                       "has 30522 tokens but %s says vocab_size=30000" % (tmp_path / "small.json"))
+
+
+def test_sequence_longer_than_the_position_table(setup):
+    assert_clear_error(dict(setup, **{"--max_seq_length": "128"}), "exceeds the model's max_position_embeddings=64")
+
+
+@pytest.mark.parametrize("name,lower", [("cased_L-12_H-768_A-12", "true"), ("uncased_L-12_H-768_A-12", "false"),
+                                        ("multi_cased_L-12_H-768_A-12", "true")])
+def test_casing_must_match_googles_checkpoint_name(setup, tmp_path, name, lower):
+    checkpoint = str(tmp_path / name / "bert_model.ckpt")
+    assert_clear_error(dict(setup, **{"--init_checkpoint": checkpoint, "--do_lower_case": lower}),
+                       "use --do_lower_case=%s" % ("false" if lower == "true" else "true").capitalize())
+
+
+def test_missing_checkpoint(setup, tmp_path):
+    assert_clear_error(dict(setup, **{"--init_checkpoint": str(tmp_path / "none" / "bert_model.ckpt")}),
+                       "--init_checkpoint %s not found" % (tmp_path / "none" / "bert_model.ckpt"))
+
+
+def test_truncated_checkpoint(setup, tmp_path, bert_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("bert_model.ckpt.index", "bert_model.ckpt.data-00000-of-00001"):
+        data = (bert_dir / name).read_bytes()
+        (broken / name).write_bytes(data[:len(data) // 2] if name.endswith("00001") else data)
+    flags = dict(setup, **{"--init_checkpoint": str(broken / "bert_model.ckpt"),
+                           "--bert_config_file": str(bert_dir / "bert_config.json")})
+    assert_clear_error(flags, "--init_checkpoint %s cannot be read" % (broken / "bert_model.ckpt"))
+
+
+def test_too_few_examples_for_one_batch(setup, glue_dir):
+    assert_clear_error(dict(setup, **{"--task_name": "WNLI", "--data_dir": str(glue_dir / "WNLI"),
+                                      "--do_train": "true", "--num_train_epochs": "0.01"}), "nothing to train")
+
+
+def test_nothing_to_do(setup):
+    assert_clear_error(dict(setup, **{"--do_eval": "false"}), "at least one of --do_train, --do_eval or --do_predict")
+
+
+def test_output_dir_of_another_task_is_refused(setup, glue_dir):
+    wnli = dict(setup, **{"--task_name": "WNLI", "--data_dir": str(glue_dir / "WNLI"), "--do_train": "true",
+                          "--num_train_epochs": "0.2"})
+    code, stderr = run(wnli)
+    assert code == 0, stderr[-2000:]
+    assert_clear_error(setup, "holds a WNLI model, not RTE")
+
+
+def test_verbose_shows_the_traceback(setup):
+    code, stderr = run(dict(setup, **{"--task_name": "MRCP"}), "--verbose")
+    assert code != 0 and "Traceback" in stderr

@@ -116,3 +116,8 @@ def test_output_dir_of_another_task_is_refused(setup, glue_dir):
 def test_verbose_shows_the_traceback(setup):
     code, stderr = run(dict(setup, **{"--task_name": "MRCP"}), "--verbose")
     assert code != 0 and "Traceback" in stderr
+
+
+def test_diverging_loss_stops_the_run(setup):
+    assert_clear_error(dict(setup, **{"--do_train": "true", "--num_train_epochs": "0.5", "--learning_rate": "1e30"}),
+                       "the training loss became NaN or infinite: try a lower --learning_rate (now 1e+30)")

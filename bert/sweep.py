@@ -112,8 +112,13 @@ def execute(run: Run, env: Dict[str, str]) -> bool:
         try:
             return_code = child.wait()
         except KeyboardInterrupt:
+            # SIGINT first, as a terminal's Ctrl-C would; a child started in the background ignores it.
             child.send_signal(signal.SIGINT)
-            child.wait()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                child.wait()
             raise
     return return_code == 0 and is_finished(run)
 

@@ -35,9 +35,12 @@ def start_sweep(env):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 
-def checkpoint_steps(run_dir):
-    names = os.listdir(str(run_dir)) if run_dir.exists() else []
-    return sorted(int(m.group(1)) for m in (re.match(r"model\.ckpt-(\d+)\.index$", n) for n in names) if m)
+def latest_checkpoint_step(run_dir) -> int:
+    """The step a restart resumes from: the `checkpoint` state file is written last, after the .index
+    and .meta files, so an .index file alone may belong to a save that was cut short."""
+    state = run_dir / "checkpoint"
+    found = re.search(r'^model_checkpoint_path: "model\.ckpt-(\d+)"', state.read_text(), re.M) if state.exists() else None
+    return int(found.group(1)) if found else -1
 
 
 def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp_path):
@@ -45,7 +48,7 @@ def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp
     first, second = out / "RTE" / "lr_5e-5", out / "RTE" / "lr_2e-5"
     sweep = start_sweep(sweep_env)
     deadline = time.time() + 300
-    while not ((first / "eval_results.txt").exists() and [s for s in checkpoint_steps(second) if s > 0]):
+    while not ((first / "eval_results.txt").exists() and latest_checkpoint_step(second) > 0):
         assert sweep.poll() is None, sweep.stdout.read()
         assert time.time() < deadline, "the sweep did not reach the second run's first checkpoint"
         time.sleep(0.2)
@@ -54,7 +57,7 @@ def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp
     assert sweep.returncode == 130, log
     assert "QQP: no training data" in log and "run the same command again to resume" in log
     assert not (second / "eval_results.txt").exists()
-    interrupted_at = max(checkpoint_steps(second))
+    interrupted_at = latest_checkpoint_step(second)
     assert 0 < interrupted_at < int(2490 / 16 * 2)
     finished_before = (first / "eval_results.txt").read_text()
 

@@ -13,7 +13,8 @@ The files are read exactly as the standard GLUE download lays them out (see GLUE
   and lines are split on ``\\n`` only, with a trailing ``\\r`` dropped, so CRLF copies read the
   same as the originals and a stray ``\\r`` inside a field never splits a row.
 * Rows with fewer columns than the split needs (real ones exist in QQP train, where a question
-  contained a newline) are skipped, counted, and reported - never silently dropped.
+  contained a newline) are skipped, counted, and reported - never silently dropped; a strict mode
+  makes them fatal instead.
 """
 from __future__ import annotations
 
@@ -204,13 +205,69 @@ def _parse_label(task: TaskSpec, raw: str, where: str) -> Label:
     return raw
 
 
-def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str,
-                             split: str) -> Tuple[List[InputExample], int]:
-    """Read one split; return (examples, number of rows skipped for having too few columns).
+def _is_data_row(task: TaskSpec, spec: SplitSpec, cols: List[str]) -> bool:
+    """Whether a row reads as data rather than column names: a valid label, or else a numeric index.
+
+    GLUE headers name their columns ("label", "score", "index", "id"), which never pass for data.
+    """
+    if len(cols) < spec.min_columns:
+        return False
+    if spec.label_col is not None:
+        try:
+            _parse_label(task, cols[spec.label_col], "")
+            return True
+        except ValueError:
+            return False
+    return spec.index_col is not None and cols[spec.index_col].strip().isdigit()
+
+
+def _looks_like_header(task: TaskSpec, spec: SplitSpec, cols: List[str]) -> bool:
+    """A full row whose label is a word but no label of the task: column names, not a damaged row."""
+    return (len(cols) >= spec.min_columns and spec.label_col is not None and not _is_data_row(task, spec, cols)
+            and any(c.isalpha() for c in cols[spec.label_col]))
+
+
+@dataclass
+class SplitStats:
+    """What reading one split found besides its examples: rows skipped or kept despite a problem.
+
+    `skipped` and `kept` map a problem ("fewer than 4 columns") to the 1-based line numbers it was
+    found on; run_classifier.py writes their counts to data_stats.json beside eval_results.txt.
+    """
+
+    path: str
+    lines: int = 0
+    examples: int = 0
+    skipped: Dict[str, List[int]] = field(default_factory=dict)
+    kept: Dict[str, List[int]] = field(default_factory=dict)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(len(lines) for lines in self.skipped.values())
+
+    def as_dict(self) -> dict:
+        return {"file": self.path, "lines": self.lines, "examples": self.examples,
+                "skipped_rows": {problem: len(lines) for problem, lines in self.skipped.items()},
+                "kept_with_warning": {problem: len(lines) for problem, lines in self.kept.items()}}
+
+
+class BadRowError(ValueError):
+    """A row that --strict_data refuses (without it, the row is skipped or kept, and counted)."""
+
+
+def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str, split: str,
+                             strict: bool = False) -> Tuple[List[InputExample], SplitStats]:
+    """Read one split; return the examples and the problems found on the way (see SplitStats).
 
     `data_dir` is the task's own folder (e.g. <glue>/MRPC). Guids are "<split>-<i>" where i is
     the file's index/id column if it has one, else the 0-based data-row number (skipped rows
     keep their number, so guids do not shift when a row is dropped).
+
+    Rows that cannot be examples (too few columns; a header line in a file that has none) are
+    skipped; an empty sentence is kept (the model still sees [CLS] [SEP]; QQP has real ones), and a
+    missing header line is read as the data it is. All are counted and logged; with `strict` the
+    first one raises BadRowError. An unknown label or a bad STS-B score always raises: it means a
+    wrong file or task, not one damaged row.
     """
     task = get_task(task)
     if split not in task.splits:
@@ -219,32 +276,47 @@ def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str,
     path = os.path.join(data_dir, spec.file)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{task.name} {split} file not found: {path}")
+    stats = SplitStats(path)
+
+    def problem(kind: Dict[str, List[int]], description: str, line_no: int) -> None:
+        if strict:
+            raise BadRowError(f"{path} line {line_no}: {description} (--strict_data=false skips or keeps such rows "
+                              "and counts them)")
+        kind.setdefault(description, []).append(line_no)
 
     examples: List[InputExample] = []
-    skipped_lines: List[int] = []
-    rows = _read_rows(path)
-    if spec.header:
-        next(rows, None)
-    for row_no, (line_no, cols) in enumerate(rows):
+    row_no = 0
+    for line_no, cols in _read_rows(path):
+        stats.lines += 1
+        if line_no == 1 and spec.header:
+            if not _is_data_row(task, spec, cols):
+                continue
+            problem(stats.kept, f"no header line ({task.name} {spec.file} files start with one)", line_no)
+        elif line_no == 1 and _looks_like_header(task, spec, cols):
+            problem(stats.skipped, f"a header line ({task.name} {spec.file} files have none)", line_no)
+            continue
         if len(cols) < spec.min_columns:
-            skipped_lines.append(line_no)
+            problem(stats.skipped, f"fewer than {spec.min_columns} columns", line_no)
+            row_no += 1
             continue
         label = None
         if spec.label_col is not None:
             label = _parse_label(task, cols[spec.label_col], f"{path} line {line_no}")
-        examples.append(InputExample(
-            guid=f"{split}-{cols[spec.index_col] if spec.index_col is not None else row_no}",
-            text_a=cols[spec.text_a_col],
-            text_b=cols[spec.text_b_col] if spec.text_b_col is not None else None,
-            label=label,
-        ))
-    if skipped_lines:
-        shown = ", ".join(map(str, skipped_lines[:10])) + (", ..." if len(skipped_lines) > 10 else "")
-        logger.warning("%s %s: skipped %d row(s) with fewer than %d columns in %s (lines %s)",
-                       task.name, split, len(skipped_lines), spec.min_columns, path, shown)
-    return examples, len(skipped_lines)
+        text_a, text_b = cols[spec.text_a_col], cols[spec.text_b_col] if spec.text_b_col is not None else None
+        if not text_a.strip() or (text_b is not None and not text_b.strip()):
+            problem(stats.kept, "an empty sentence", line_no)
+        examples.append(InputExample(guid=f"{split}-{cols[spec.index_col] if spec.index_col is not None else row_no}",
+                                     text_a=text_a, text_b=text_b, label=label))
+        row_no += 1
+    stats.examples = len(examples)
+    for verb, found in (("skipped", stats.skipped), ("kept", stats.kept)):
+        for description, lines in found.items():
+            shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+            logger.warning("%s %s: %s %d row(s) with %s in %s (line%s %s)", task.name, split, verb, len(lines),
+                           description, path, "s" if len(lines) > 1 else "", shown)
+    return examples, stats
 
 
-def read_examples(task: Union[str, TaskSpec], data_dir: str, split: str) -> List[InputExample]:
-    """Read one split as InputExamples; short rows are skipped and logged (see *_with_stats)."""
-    return read_examples_with_stats(task, data_dir, split)[0]
+def read_examples(task: Union[str, TaskSpec], data_dir: str, split: str, strict: bool = False) -> List[InputExample]:
+    """Read one split as InputExamples; problem rows are skipped or kept and logged (see *_with_stats)."""
+    return read_examples_with_stats(task, data_dir, split, strict)[0]

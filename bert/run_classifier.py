@@ -18,6 +18,7 @@ import sys
 if __package__ in (None, ""):  # run as `python bert/run_classifier.py`: import the package, not its folder
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+import errno  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
@@ -73,11 +74,30 @@ flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses ele
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
+flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
+                  "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
+
+
+class UserError(Exception):
+    """A problem with the flags or input files: reported in one line, without a traceback."""
+
+
+def read_split(task: processors.TaskSpec, data_dir: str, split: str) -> List[processors.InputExample]:
+    """Reads one split and records what was skipped or kept despite a problem in data_stats.json."""
+    examples, stats = processors.read_examples_with_stats(task, data_dir, split, strict=FLAGS.strict_data)
+    path = os.path.join(FLAGS.output_dir, "data_stats.json")
+    recorded = {}
+    if tf.gfile.Exists(path):
+        with tf.gfile.GFile(path) as f:
+            recorded = json.load(f)
+    recorded["%s %s" % (task.name, split)] = stats.as_dict()
+    write_atomically(path, json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+    return examples
 
 
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
-                     train_hooks: List = (), accumulation_steps: int = 1, use_fp16: bool = False):
+                     accumulation_steps: int = 1, use_fp16: bool = False):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode."""
 
     def model_fn(features, labels, mode, params):
@@ -105,8 +125,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                                                         use_tpu, accumulation_steps=accumulation_steps,
                                                         use_fp16=use_fp16)
             tf.identity(lr, name="learning_rate")
-            return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op,
-                                                  scaffold_fn=scaffold_fn, training_hooks=list(train_hooks))
+            return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = {"outputs": head.probabilities, "per_example_loss": head.per_example_loss,
                            "is_real_example": features["is_real_example"]}
@@ -117,7 +136,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
 
 class ProgressHook(tf.train.SessionRunHook):
-    """Logs training progress (step, loss, learning rate, speed, time left) and records the losses.
+    """Logs training progress (step, loss, learning rate, speed, time left), records the losses, and stops a
+    diverging run with its step and learning rate (Estimator's own NaN check names neither).
 
     Every step's loss is appended to `history_path` (`step<TAB>loss` lines, train_loss.tsv) when the
     session ends, so the loss curve and the final loss cover all the sessions of a resumed run.
@@ -142,6 +162,9 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def after_run(self, run_context, run_values):
         step, loss, lr = (run_values.results[k] for k in ("step", "loss", "lr"))
+        if not np.isfinite(loss):
+            raise UserError("the training loss became %s at step %d of %d (learning rate %.3g): try a lower "
+                            "--learning_rate (now %g)" % (loss, step + 1, self.num_train_steps, lr, FLAGS.learning_rate))
         self.history.append("%d\t%.6f\n" % (step + 1, loss))
         if self.first_step is None:
             self.first_step = step
@@ -221,7 +244,7 @@ def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[
     """Official metrics on each dev split; MNLI's mismatched split gets an `eval_mismatched_` prefix."""
     results = {}
     for split in task.eval_splits:
-        examples = processors.read_examples(task, FLAGS.data_dir, split)
+        examples = read_split(task, FLAGS.data_dir, split)
         tf.logging.info("***** Eval on %s: %d examples, batch %d *****", split, len(examples), FLAGS.eval_batch_size)
         out = run_predictions(estimator, cache, task, FLAGS.data_dir, split, examples, FLAGS.eval_batch_size)
         labels = [label_id(example, task) for example in examples]
@@ -249,7 +272,7 @@ def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
         else:
             tf.logging.warning("No diagnostic set in %s: AX is not predicted", ax_dir)
     for job_task, data_dir, split, name in jobs:
-        examples = processors.read_examples(job_task, data_dir, split)
+        examples = read_split(job_task, data_dir, split)
         tf.logging.info("***** Predict %s %s: %d examples *****", job_task.name, split, len(examples))
         outputs = run_predictions(estimator, cache, job_task, data_dir, split, examples,
                                   FLAGS.predict_batch_size)["outputs"]
@@ -274,10 +297,6 @@ def write_eval_results(results: Dict[str, float]) -> str:
 def latest_global_step() -> int:
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
     return int(tf.train.load_variable(checkpoint, "global_step")) if checkpoint else 0
-
-
-class UserError(Exception):
-    """A problem with the flags or input files: reported in one line, without a traceback."""
 
 
 def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
@@ -333,7 +352,7 @@ def main(_):
 
     train_examples, num_train_steps, num_warmup_steps = [], 0, 0
     if FLAGS.do_train:
-        train_examples = processors.read_examples(task, FLAGS.data_dir, "train")
+        train_examples = read_split(task, FLAGS.data_dir, "train")
         num_train_steps = int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
         if num_train_steps < 1:
@@ -342,9 +361,8 @@ def main(_):
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
     progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
-                                # the hook fetches tensors from the host, which a TPU computation does not allow
-                                num_warmup_steps, FLAGS.use_tpu, train_hooks=[] if FLAGS.use_tpu else [progress],
-                                accumulation_steps=FLAGS.gradient_accumulation_steps, use_fp16=FLAGS.use_fp16)
+                                num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
+                                use_fp16=FLAGS.use_fp16)
     estimator = build_estimator(model_fn, FLAGS.use_tpu)
 
     results = {}
@@ -359,7 +377,9 @@ def main(_):
                                     order[start_step * FLAGS.train_batch_size:], drop_remainder=True,
                                     dynamic_padding=dynamic_padding())
         start = time.time()
-        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+        # The hook fetches tensors from the host, which a TPU computation does not allow. Passed here, it runs
+        # before Estimator's NaN check, so a diverging run is reported with its step.
+        estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=[] if FLAGS.use_tpu else [progress])
         results["train_time"] = round(time.time() - start, 2)
         reached = latest_global_step()
         if reached < num_train_steps:  # the input ran out first: updates were skipped, e.g. by loss scaling
@@ -388,15 +408,25 @@ USER_ERRORS = (UserError, FileNotFoundError, ValueError, tf.errors.NotFoundError
                tf.train.NanLossDuringTrainingError)
 
 
+def clear_message(error: BaseException) -> Optional[str]:
+    """The one line to show for an error the user can fix; None for anything else (a bug keeps its traceback)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [type(error).__name__]
+    disk_full = [line for line in lines if "No space left on device" in line]
+    if disk_full or getattr(error, "errno", None) == errno.ENOSPC:
+        return ("the disk is full (%s): free some space and run the same command again, it resumes from the last "
+                "checkpoint" % (disk_full or lines)[0])
+    if isinstance(error, tf.train.NanLossDuringTrainingError):  # on TPU, where ProgressHook does not run
+        return "the training loss became NaN or infinite: try a lower --learning_rate (now %g)" % FLAGS.learning_rate
+    return lines[0] if isinstance(error, USER_ERRORS) else None
+
+
 def main_with_clear_errors(argv):
     try:
         main(argv)
-    except USER_ERRORS as error:
-        if FLAGS.verbose:
+    except Exception as error:  # noqa: B902 - sorted by clear_message: what it cannot explain is re-raised
+        message = clear_message(error)
+        if FLAGS.verbose or message is None:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, tf.train.NanLossDuringTrainingError):
-            message = "the training loss became NaN or infinite: try a lower --learning_rate (now %g)" % FLAGS.learning_rate
         sys.stderr.write("error: %s (--verbose shows where)\n" % message)
         sys.exit(1)
 

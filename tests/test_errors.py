@@ -1,5 +1,6 @@
 """Broken inputs end in one clear `error:` line and exit status 1, never a traceback (unless --verbose)."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ def assert_clear_error(flags, expected, *extra):
     last = stderr.strip().splitlines()[-1]
     assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
     assert last.startswith("error: ") and expected in last, last
+    return last
 
 
 def test_unknown_task_lists_the_known_ones(setup):
@@ -118,6 +120,54 @@ def test_verbose_shows_the_traceback(setup):
     assert code != 0 and "Traceback" in stderr
 
 
-def test_diverging_loss_stops_the_run(setup):
-    assert_clear_error(dict(setup, **{"--do_train": "true", "--num_train_epochs": "0.5", "--learning_rate": "1e30"}),
-                       "the training loss became NaN or infinite: try a lower --learning_rate (now 1e+30)")
+def test_diverging_loss_names_step_and_learning_rate(setup):
+    code, stderr = run(dict(setup, **{"--do_train": "true", "--num_train_epochs": "0.5", "--learning_rate": "1e30"}))
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
+    assert re.match(r"error: the training loss became (nan|inf) at step \d+ of 38 \(learning rate \d.*e\+\d+\): "
+                    r"try a lower --learning_rate \(now 1e\+30\)", stderr.strip().splitlines()[-1]), stderr[-500:]
+
+
+@pytest.fixture
+def qqp_setup(setup, fixtures_dir):
+    """QQP's fixture: train.tsv has two rows with too few columns (lines 4, 5) and an empty sentence (line 7)."""
+    return dict(setup, **{"--task_name": "QQP", "--data_dir": str(fixtures_dir / "QQP"), "--do_train": "true",
+                          "--train_batch_size": "2", "--num_train_epochs": "1"})
+
+
+def test_bad_rows_are_counted_in_data_stats(qqp_setup, tmp_path):
+    code, stderr = run(qqp_setup)
+    assert code == 0, stderr[-2000:]
+    assert "QQP train: skipped 2 row(s) with fewer than 6 columns" in stderr
+    stats = json.loads((tmp_path / "out" / "data_stats.json").read_text())
+    assert stats["QQP train"]["skipped_rows"] == {"fewer than 6 columns": 2}
+    assert stats["QQP train"]["kept_with_warning"] == {"an empty sentence": 1}
+    assert stats["QQP train"]["examples"] == 5 and stats["QQP dev"]["examples"] == 3
+    assert (tmp_path / "out" / "eval_results.txt").exists()
+
+
+def test_strict_data_stops_at_the_first_bad_row(qqp_setup, fixtures_dir):
+    assert_clear_error(qqp_setup, "%s line 4: fewer than 6 columns" % (fixtures_dir / "QQP" / "train.tsv"),
+                       "--strict_data")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs: too small for a tiny model's checkpoint with its Adam slots (needs root to mount)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, small_disk, glue_dir):
+    flags = dict(setup, **{"--task_name": "WNLI", "--data_dir": str(glue_dir / "WNLI"), "--do_train": "true",
+                           "--num_train_epochs": "1", "--output_dir": str(small_disk / "out")})
+    assert "No space left on device" in assert_clear_error(flags, "error: the disk is full (")
+    assert not (small_disk / "out" / "eval_results.txt").exists()
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    code, stderr = run(flags)
+    assert code == 0, stderr[-2000:]
+    assert "global_step = 19" in (small_disk / "out" / "eval_results.txt").read_text()

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from bert.processors import (TASKS, InputExample, get_task, read_examples,
+from bert.processors import (BadRowError, TASKS, InputExample, get_task, read_examples,
                              read_examples_with_stats)
 
 # Official GLUE row counts for the splits present in the shared data.
@@ -110,9 +110,9 @@ def test_spec_properties():
 
 @pytest.mark.parametrize("name, split, count", REAL_COUNTS)
 def test_real_split_counts_and_labels(glue_dir, name, split, count):
-    examples, skipped = _read(glue_dir, name, split)
+    examples, stats = _read(glue_dir, name, split)
     assert len(examples) == count
-    assert skipped == 0
+    assert stats.skipped == {} and stats.kept == {}, "the verified GLUE files have no problem rows"
     _check_split(name, split, examples)
 
 
@@ -173,15 +173,16 @@ def test_read_examples_accepts_task_names(glue_dir):
 def test_qqp_fixture_skips_and_counts_short_rows(fixtures_dir, caplog):
     qqp = get_task("QQP")
     with caplog.at_level(logging.WARNING, logger="bert.processors"):
-        examples, skipped = read_examples_with_stats(qqp, str(fixtures_dir / "QQP"), "train")
-    assert skipped == 2
+        examples, stats = read_examples_with_stats(qqp, str(fixtures_dir / "QQP"), "train")
+    assert stats.skipped == {"fewer than 6 columns": [4, 5]} and stats.kept == {"an empty sentence": [7]}
     assert [e.guid for e in examples] == ["train-201", "train-202", "train-204", "train-205", "train-206"]
     assert examples[2].text_a == 'Is it "too late" to learn the piano at forty?'
     assert examples[3].text_b == "" and examples[3].label == "0"
     records = [r for r in caplog.records if r.name == "bert.processors"]
-    assert len(records) == 1
+    assert len(records) == 2
     message = records[0].getMessage()
     assert "skipped 2" in message and "train.tsv" in message and "lines 4, 5" in message
+    assert "kept 1 row(s) with an empty sentence" in records[1].getMessage()
     assert len(read_examples(qqp, str(fixtures_dir / "QQP"), "train")) == 5
     _check_split("QQP", "train", examples)
 
@@ -274,6 +275,49 @@ def test_bom_and_crlf_are_handled(tmp_path):
 
 def test_blank_and_short_rows_are_counted(tmp_path):
     _write(tmp_path / "test.tsv", "index\tsentence\n0\tfine\n\n1\n2\tok\n")
-    examples, skipped = read_examples_with_stats("SST-2", str(tmp_path), "test")
+    examples, stats = read_examples_with_stats("SST-2", str(tmp_path), "test")
     assert [e.guid for e in examples] == ["test-0", "test-2"]
-    assert skipped == 2
+    assert stats.num_skipped == 2 and stats.lines == 5 and stats.examples == 2
+
+
+def test_strict_makes_a_short_row_fatal(fixtures_dir):
+    with pytest.raises(BadRowError, match=r"QQP/train.tsv line 4: fewer than 6 columns"):
+        read_examples("QQP", str(fixtures_dir / "QQP"), "train", strict=True)
+
+
+def test_empty_sentences_are_kept_and_counted(tmp_path):
+    _write(tmp_path / "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\t \tB.\tentailment\n1\tA.\tB.\tentailment\n")
+    examples, stats = read_examples_with_stats("RTE", str(tmp_path), "dev")
+    assert [e.text_a for e in examples] == [" ", "A."]
+    assert stats.kept == {"an empty sentence": [2]} and stats.as_dict()["kept_with_warning"] == {"an empty sentence": 1}
+    with pytest.raises(BadRowError, match="line 2: an empty sentence"):
+        read_examples("RTE", str(tmp_path), "dev", strict=True)
+
+
+def test_header_in_a_file_that_has_none_is_skipped(tmp_path, caplog):
+    _write(tmp_path / "train.tsv", "source\tlabel\tmark\tsentence\ngj04\t1\t\tA fine sentence.\n")
+    with caplog.at_level(logging.WARNING, logger="bert.processors"):
+        examples, stats = read_examples_with_stats("CoLA", str(tmp_path), "train")
+    assert examples == [InputExample("train-0", "A fine sentence.", None, "1")]
+    assert stats.skipped == {"a header line (CoLA train.tsv files have none)": [1]}
+    assert "skipped 1 row(s) with a header line" in caplog.text
+    with pytest.raises(BadRowError, match="line 1: a header line"):
+        read_examples("CoLA", str(tmp_path), "train", strict=True)
+    # A bad label on the first line is still a bad label, not a header.
+    _write(tmp_path / "train.tsv", "gj04\t2\t\tA fine sentence.\n")
+    with pytest.raises(ValueError, match="unknown label '2'"):
+        read_examples("CoLA", str(tmp_path), "train")
+
+
+@pytest.mark.parametrize("task,split,first_line", [
+    ("SST-2", "dev", "a gripping film .\t1"),
+    ("MRPC", "test", "0\t1089874\t1089925\tA b.\tC d."),
+    ("STS-B", "train", "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane.\tAn airplane.\t5.000"),
+])
+def test_missing_header_line_is_read_as_data(tmp_path, task, split, first_line):
+    spec = get_task(task).splits[split]
+    _write(tmp_path / spec.file, first_line + "\n")
+    examples, stats = read_examples_with_stats(task, str(tmp_path), split)
+    assert len(examples) == 1 and list(stats.kept) == ["no header line (%s %s files start with one)" % (task, spec.file)]
+    with pytest.raises(BadRowError, match="line 1: no header line"):
+        read_examples(task, str(tmp_path), split, strict=True)

@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from bert.files import write_atomically
 from bert.processors import TaskSpec, get_task
 
 Number = Union[int, float]
@@ -81,14 +82,6 @@ class Column:
     task: TaskSpec
     key: str
     is_headline: bool
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write a temporary file, then rename it over `path`: a reader never sees half a summary."""
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)
 
 
 def read_eval_results(path: str) -> Dict[str, Number]:

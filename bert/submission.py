@@ -24,8 +24,9 @@ import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from bert.files import write_atomically
 from bert.processors import TaskSpec, get_task, read_examples
-from bert.report import Run, best_runs, collect_runs, write_atomically
+from bert.report import Run, best_runs, collect_runs
 
 SUBMISSION_DIR = "glue_submission"
 

@@ -10,12 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
-TINY_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-               "intermediate_size": 64, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-               "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 64, "type_vocab_size": 2,
-               "initializer_range": 0.02}
 ALWAYS = {"eval_loss", "global_step", "loss", "train_time", "eval_time"}
 
 
@@ -44,7 +40,7 @@ def read_results(output_dir):
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny") / "bert_config.json"
-    path.write_text(json.dumps(TINY_CONFIG))
+    path.write_text(json.dumps(TINY_BERT_CONFIG))
     return path
 
 
@@ -138,7 +134,7 @@ def test_both_tensorflow_stacks_give_the_same_results(tmp_path, glue_dir, vocab_
 
 def test_gradient_accumulation_trains_like_one_large_batch(tmp_path, glue_dir, vocab_file):
     config = tmp_path / "no_dropout.json"  # dropout masks depend on the batch shape: leave them out
-    config.write_text(json.dumps(dict(TINY_CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
+    config.write_text(json.dumps(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)))
     runs = []
     for steps in (1, 4):
         run_classifier(tmp_path / str(steps), glue_dir / "RTE", "RTE", vocab_file, config, "--do_train=true",

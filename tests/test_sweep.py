@@ -10,17 +10,15 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
-TINY_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-               "intermediate_size": 64, "hidden_act": "gelu", "max_position_embeddings": 64, "type_vocab_size": 2}
 
 
 @pytest.fixture
 def sweep_env(tmp_path, glue_dir, vocab_file):
     bert_dir = tmp_path / "tiny_bert"  # no checkpoint: the sweep then trains from scratch
     bert_dir.mkdir()
-    (bert_dir / "bert_config.json").write_text(json.dumps(TINY_CONFIG))
+    (bert_dir / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
     shutil.copy(vocab_file, str(bert_dir / "vocab.txt"))
     env = dict(os.environ, TASKS="RTE QQP WNLI", LRS="5e-5 2e-5", EPOCHS="2", BATCH_SIZE="16",
                MAX_SEQ_LENGTH="32", BERT_DIR=str(bert_dir), GLUE_DIR=str(glue_dir),

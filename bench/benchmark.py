@@ -66,11 +66,11 @@ def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, us
     else:
         order = features.inference_order(lengths, dynamic)
     input_fn = features.input_fn_builder(cached.path, max_seq_length, task.is_regression, len(lengths), order,
-                                         drop_remainder=training, dynamic_padding=dynamic)
+                                         batch_size, drop_remainder=training, dynamic_padding=dynamic)
     mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
     with tf.Graph().as_default():
         tf.set_random_seed(1)
-        iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": batch_size}))
+        iterator = tf.data.make_initializable_iterator(input_fn({}))
         batch = iterator.get_next()
         spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False)(batch, None, mode, {})
         work = spec.train_op if training else spec.predictions["outputs"]

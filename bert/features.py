@@ -6,6 +6,7 @@ the longer text, one at a time, so both keep as much as possible.
 """
 import collections
 import hashlib
+import io
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from bert.compat import tf
+from bert.files import replaced_atomically, write_atomically
 from bert.processors import InputExample, TaskSpec
 from bert.tokenization import FullTokenizer
 
@@ -38,9 +40,9 @@ def convert_example(example: InputExample, task: TaskSpec, max_seq_length: int,
                     tokenizer: FullTokenizer) -> InputFeatures:
     tokens_a = tokenizer.tokenize(example.text_a)
     tokens_b = tokenizer.tokenize(example.text_b) if example.text_b is not None else []
-    if example.text_b is not None:
+    if tokens_b:
         truncate_pair(tokens_a, tokens_b, max_seq_length - 3)  # [CLS], [SEP], [SEP]
-    else:
+    else:  # a single sentence, or a pair whose second text is empty (QQP has some): no second segment
         del tokens_a[max_seq_length - 2:]  # [CLS], [SEP]
     tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
     segment_ids = [0] * len(tokens)
@@ -142,12 +144,11 @@ class FeatureCache:
         features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
         features += padding_features(padding, self.max_seq_length, task)
         lengths = np.array([sum(f.input_mask) for f in features], dtype=np.int32)
-        temporary = "%s.tmp-%d" % (path, os.getpid())  # a concurrent sweep never reads a partial file
-        write_tfrecord(features, temporary, task.is_regression)
-        with tf.gfile.GFile(temporary + ".npy", "wb") as f:
-            np.save(f, lengths)
-        tf.gfile.Rename(temporary + ".npy", lengths_path, overwrite=True)
-        tf.gfile.Rename(temporary, path, overwrite=True)  # last: the record file marks a complete entry
+        buffer = io.BytesIO()
+        np.save(buffer, lengths)
+        write_atomically(lengths_path, buffer.getvalue())
+        with replaced_atomically(path) as temporary:  # last: the record file marks a complete entry
+            write_tfrecord(features, temporary, task.is_regression)
         tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
         return CachedFeatures(path, lengths)
 
@@ -191,12 +192,14 @@ def inference_order(lengths: np.ndarray, group_by_length: bool) -> np.ndarray:
 
 
 def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_examples: int, order: np.ndarray,
-                     drop_remainder: bool, dynamic_padding: bool):
-    """An input_fn for (TPU)Estimator: the records of `path`, batched in `order`.
+                     batch_size: int, drop_remainder: bool, dynamic_padding: bool):
+    """An input_fn for (TPU)Estimator: the records of `path`, in batches of `batch_size` in `order`.
 
-    The file is read into memory once; batch size comes from params. With `dynamic_padding` each
-    batch is cut to its longest example rounded up to a multiple of 8 (what GPU/TPU kernels like);
-    without it every batch has `seq_length` tokens, as TPUs require.
+    The file is read into memory once. With `dynamic_padding` each batch is cut to its longest
+    example rounded up to a multiple of 8 (what GPU/TPU kernels like); without it every batch has
+    `seq_length` tokens, as TPUs require. Under a tf.distribute strategy (input_context) each input
+    pipeline (one per worker) takes its own slice of every batch, and its replicas take consecutive
+    sub-batches of that slice, so the replicas of one step together see exactly the batch of `order`.
     """
     schema = {
         "input_ids": tf.FixedLenFeature([seq_length], tf.int64),
@@ -217,9 +220,15 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
                 parsed[name] = parsed[name][:, :length]
         return parsed
 
-    def input_fn(params):
+    def input_fn(params, input_context=None):
+        this_order, this_batch_size = order, params.get("batch_size", batch_size)  # TPUEstimator's: per core
+        if input_context is not None:
+            pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
+            per_pipeline = batch_size // pipelines
+            this_order = order.reshape(-1, batch_size)[:, pipeline * per_pipeline:(pipeline + 1) * per_pipeline]
+            this_order, this_batch_size = this_order.reshape(-1), input_context.get_per_replica_batch_size(batch_size)
         everything = tf.data.experimental.get_single_element(tf.data.TFRecordDataset(path).batch(num_examples))
-        dataset = tf.data.Dataset.from_tensor_slices(order).batch(params["batch_size"], drop_remainder=drop_remainder)
+        dataset = tf.data.Dataset.from_tensor_slices(this_order).batch(this_batch_size, drop_remainder=drop_remainder)
         return dataset.map(lambda indices: parse(tf.gather(everything, indices)), num_parallel_calls=2).prefetch(2)
 
     return input_fn

@@ -50,26 +50,42 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
             self.create_slots([var for _, var in grads_and_vars])
         # embedding gradients arrive as IndexedSlices
         grads_and_vars = [(tf.convert_to_tensor(grad), var) for grad, var in grads_and_vars]
-        updates = []
+        if tf.distribute.has_strategy():  # in one replica: mirrored variables change in the cross-replica context
+            return tf.distribute.get_replica_context().merge_call(
+                self._apply_on_every_device, args=(grads_and_vars, global_step, name))
+        return self._apply_on_every_device(None, grads_and_vars, global_step, name)
+
+    def _apply_on_every_device(self, strategy, grads_and_vars, global_step, name):
+        """Updates every copy of every variable with the gradient of the copy's replica.
+
+        Without a tf.distribute strategy a variable has one copy. With one, create_train_op has
+        all-reduced the gradients already, so all copies of a variable get the same update.
+        """
+        local = strategy.experimental_local_results if strategy else lambda value: (value,)
         # No variable changes before every gradient is computed: the backward pass reads them all.
-        with tf.control_dependencies([grad for grad, _ in grads_and_vars]):
-            for grad, var in grads_and_vars:
-                m, v = self._moments[var.op.name]
-                decay = []
-                if self._decays(var.op.name):
-                    # var - lr * (adam + wd * var) == var * (1 - lr * wd) - lr * adam: decay first, then Adam
-                    decay = [tf.assign(var, var * (1.0 - self.learning_rate * self.weight_decay_rate))]
-                with tf.control_dependencies(decay):
-                    # TF's fused Adam kernel makes one pass over var, m and v (a dozen element-wise ops
-                    # would make a dozen, which costs on the 30522 x H word embeddings); beta powers of 0
-                    # turn its bias correction off.
-                    updates.append(tf.raw_ops.ApplyAdam(
-                        var=var, m=m, v=v, beta1_power=0.0, beta2_power=0.0, lr=self.learning_rate,
-                        beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, grad=grad))
+        with tf.control_dependencies([g for grad, _ in grads_and_vars for g in local(grad)]):
+            updates = [self._apply_one(*copies) for grad, var in grads_and_vars
+                       for copies in zip(local(var), *map(local, self._moments[var.op.name]), local(grad))]
         with tf.control_dependencies(updates):
             if global_step is None:
                 return tf.group(*updates, name=name)
-            return tf.assign_add(global_step, 1, name=name)
+            return tf.group(*[step.assign_add(1) for step in local(global_step)], name=name)
+
+    def _apply_one(self, var, m, v, grad):
+        decay = []
+        if self._decays(var.op.name):
+            # var - lr * (adam + wd * var) == var * (1 - lr * wd) - lr * adam: decay first, then Adam
+            decay = [tf.assign(var, var * (1.0 - self.learning_rate * self.weight_decay_rate))]
+        with tf.control_dependencies(decay):
+            # TF's fused Adam kernel makes one pass over var, m and v (a dozen element-wise ops would make
+            # a dozen, which costs on the 30522 x H word embeddings); beta powers of 0 turn its bias
+            # correction off.
+            hyper = dict(beta1_power=0.0, beta2_power=0.0, lr=self.learning_rate, beta1=self.beta_1,
+                         beta2=self.beta_2, epsilon=self.epsilon, grad=grad)
+            if var.op.type == "VariableV2":  # a reference variable, what tf.get_variable makes in TF 1 graphs
+                return tf.raw_ops.ApplyAdam(var=var, m=m, v=v, **hyper)
+            # tf.distribute strategies make resource variables
+            return tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, **hyper)
 
     def _decays(self, variable_name: str) -> bool:
         return self.weight_decay_rate > 0 and not any(
@@ -112,8 +128,16 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     variables = tf.trainable_variables()
     adam.create_slots(variables)  # outside any tf.cond that accumulation or loss scaling adds
-    # compute_gradients, not tf.gradients: on TPU the CrossShardOptimizer sums across cores here.
-    grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
+    if tf.distribute.has_strategy():
+        if accumulation_steps > 1 or use_fp16:
+            raise ValueError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
+        # Every replica gets the mean gradient of the global batch before clipping: the same update as
+        # one device with the whole batch would make.
+        grads = [tf.convert_to_tensor(grad) for grad in tf.gradients(loss, variables)]
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+    else:
+        # compute_gradients, not tf.gradients: on TPU the CrossShardOptimizer sums across cores here.
+        grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
 
     def apply(gradients):
         clipped, _ = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)

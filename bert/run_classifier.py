@@ -31,6 +31,7 @@ from bert import modeling, optimization, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
+from bert.files import write_atomically  # noqa: E402
 from bert.metrics import compute_metrics  # noqa: E402
 from bert.report import format_duration  # noqa: E402
 
@@ -70,6 +71,10 @@ flags.DEFINE_bool("dynamic_padding", True, "Batch examples of similar length and
                   "google-research/bert. Always false on TPU.")
 flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each training batch into this many micro-batches "
                      "whose gradients are summed before one update: the same training with less memory.")
+flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_worker_mirrored"],
+                  "Train with a tf.distribute strategy: `mirrored` on all GPUs of this machine, `multi_worker_mirrored` "
+                  "across the machines that the TF_CONFIG environment variable lists (run the same command on each; "
+                  "the chief, or worker 0, evaluates and writes the results). --train_batch_size stays the global batch.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
@@ -143,7 +148,8 @@ class ProgressHook(tf.train.SessionRunHook):
     session ends, so the loss curve and the final loss cover all the sessions of a resumed run.
     """
 
-    def __init__(self, num_train_steps: int, batch_size: int, history_path: str, every_seconds: float = 30.0):
+    def __init__(self, num_train_steps: int, batch_size: int, history_path: Optional[str],
+                 every_seconds: float = 30.0):
         self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
         self.history_path = history_path
 
@@ -180,6 +186,8 @@ class ProgressHook(tf.train.SessionRunHook):
                         rate * self.batch_size, format_duration(left))
 
     def end(self, session):  # only after a session that ended normally: its steps are all checkpointed
+        if self.history_path is None:  # a worker other than the chief of a multi-worker run
+            return
         earlier = tf.gfile.GFile(self.history_path).read() if tf.gfile.Exists(self.history_path) else ""
         write_atomically(self.history_path, earlier + "".join(self.history))
 
@@ -193,15 +201,44 @@ def final_training_loss(history_path: str) -> Optional[float]:
     return float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None
 
 
-def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
-    resolver = None
-    if use_tpu and FLAGS.tpu_name:
-        resolver = cluster_resolver.TPUClusterResolver(FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
+def is_chief() -> bool:
+    """In a multi-worker run (TF_CONFIG), only the chief, or worker 0 when there is none, evaluates and reports."""
+    if FLAGS.distribution_strategy != "multi_worker_mirrored":
+        return True
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
+
+def micro_batch_size() -> int:
+    """What the input pipeline delivers per training step: a micro-batch when accumulating gradients."""
+    return FLAGS.train_batch_size // FLAGS.gradient_accumulation_steps
+
+
+def build_estimator(model_fn, use_tpu: bool) -> tf.estimator.Estimator:
+    """A TPUEstimator (on CPU and GPU too), or, with --distribution_strategy, an Estimator that trains with it."""
     session_config = tf.ConfigProto()
     if FLAGS.use_xla:
         session_config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
         # XLA only auto-clusters CPU ops when asked to; GPUs are clustered either way.
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+    if FLAGS.distribution_strategy != "none":  # TPUEstimator ignores tf.distribute strategies
+        strategy = {"mirrored": tf.distribute.MirroredStrategy,
+                    "multi_worker_mirrored": tf.distribute.experimental.MultiWorkerMirroredStrategy,
+                    }[FLAGS.distribution_strategy]()
+        run_config = tf.estimator.RunConfig(model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
+                                            session_config=session_config, train_distribute=strategy,
+                                            save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+
+        def estimator_model_fn(features, labels, mode, params):  # Estimator checks these argument names
+            return model_fn(features, labels, mode, params).as_estimator_spec()
+
+        return tf.estimator.Estimator(estimator_model_fn, config=run_config)
+    resolver = None
+    if use_tpu and FLAGS.tpu_name:
+        resolver = cluster_resolver.TPUClusterResolver(FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
     run_config = tpu_estimator.RunConfig(
         cluster=resolver, master=FLAGS.master, model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
         session_config=session_config,
@@ -210,8 +247,7 @@ def build_estimator(model_fn, use_tpu: bool) -> tpu_estimator.TPUEstimator:
                                            num_shards=FLAGS.num_tpu_cores,
                                            per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2))
     return tpu_estimator.TPUEstimator(use_tpu=use_tpu, model_fn=model_fn, config=run_config,
-                                      # the input pipeline delivers micro-batches when accumulating
-                                      train_batch_size=FLAGS.train_batch_size // FLAGS.gradient_accumulation_steps,
+                                      train_batch_size=micro_batch_size(),
                                       eval_batch_size=FLAGS.eval_batch_size,
                                       predict_batch_size=FLAGS.predict_batch_size)
 
@@ -224,7 +260,7 @@ def run_predictions(estimator, cache: FeatureCache, task: processors.TaskSpec, d
     cached = cache.tfrecord(task, data_dir, split, examples, padding)
     order = inference_order(cached.lengths, dynamic_padding())
     input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(order), order,
-                                drop_remainder=FLAGS.use_tpu, dynamic_padding=dynamic_padding())
+                                batch_size, drop_remainder=FLAGS.use_tpu, dynamic_padding=dynamic_padding())
     rows = list(estimator.predict(input_fn))
     in_file_order = [None] * len(rows)
     for position, row in zip(order, rows):
@@ -280,14 +316,6 @@ def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
         write_atomically(os.path.join(FLAGS.output_dir, name), "".join(lines))
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Readers never see a half-written file: write a temporary file, then rename it over `path`."""
-    temporary = path + ".tmp"
-    with tf.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.gfile.Rename(temporary, path, overwrite=True)
-
-
 def write_eval_results(results: Dict[str, float]) -> str:
     text = "".join("%s = %s\n" % (key, results[key]) for key in sorted(results))
     write_atomically(os.path.join(FLAGS.output_dir, "eval_results.txt"), text)
@@ -303,9 +331,13 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
     """Refuses flag, model-file and output-dir combinations that would fail late or train the wrong thing."""
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
+    if FLAGS.use_tpu and FLAGS.distribution_strategy != "none":
+        raise UserError("--distribution_strategy is for GPUs and CPUs: on TPU, TPUEstimator shards over --num_tpu_cores")
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
         raise UserError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
                         % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))
+    if FLAGS.max_seq_length < 3:
+        raise UserError("--max_seq_length=%d leaves no room: [CLS] and [SEP] alone take 2 or 3 tokens" % FLAGS.max_seq_length)
     if FLAGS.max_seq_length > bert_config.max_position_embeddings:
         raise UserError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d (%s)"
                         % (FLAGS.max_seq_length, bert_config.max_position_embeddings, FLAGS.bert_config_file))
@@ -359,7 +391,7 @@ def main(_):
             raise UserError("%d examples x %g epochs make no full batch of %d: nothing to train"
                             % (len(train_examples), FLAGS.num_train_epochs, FLAGS.train_batch_size))
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
-    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path)
+    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path if is_chief() else None)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16)
@@ -374,13 +406,23 @@ def main(_):
                                group_by_length=dynamic_padding())
         start_step = latest_global_step()  # a resumed run continues the same order where it stopped
         input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
-                                    order[start_step * FLAGS.train_batch_size:], drop_remainder=True,
-                                    dynamic_padding=dynamic_padding())
+                                    order[start_step * FLAGS.train_batch_size:], micro_batch_size(),
+                                    drop_remainder=True, dynamic_padding=dynamic_padding())
         start = time.time()
         # The hook fetches tensors from the host, which a TPU computation does not allow. Passed here, it runs
         # before Estimator's NaN check, so a diverging run is reported with its step.
-        estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=[] if FLAGS.use_tpu else [progress])
+        hooks = [] if FLAGS.use_tpu else [progress]
+        if FLAGS.distribution_strategy == "multi_worker_mirrored":
+            # Estimator.train refuses TF_CONFIG's workers; train_and_evaluate runs them. Its EvalSpec is
+            # never used: TF_CONFIG lists no evaluator, and evaluation happens below, on the chief.
+            tf.estimator.train_and_evaluate(estimator, tf.estimator.TrainSpec(input_fn, num_train_steps, hooks),
+                                            tf.estimator.EvalSpec(input_fn))
+        else:
+            estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks)
         results["train_time"] = round(time.time() - start, 2)
+        if not is_chief():
+            tf.logging.info("Training finished on this worker; the chief evaluates and writes the results")
+            return
         reached = latest_global_step()
         if reached < num_train_steps:  # the input ran out first: updates were skipped, e.g. by loss scaling
             raise RuntimeError("training stopped at step %d of %d: %d updates were skipped (gradients not finite%s)"

@@ -145,8 +145,8 @@ def sweep(env: Dict[str, str]) -> int:
             seconds_per_example.append(elapsed / max(run.train_examples, 1))
             left = todo[number:]
             estimate = sum(r.train_examples for r in left) * sum(seconds_per_example) / len(seconds_per_example)
-            log("(%d/%d) %s: %s in %s; %d runs left%s" % (
-                number, len(todo), label, headline(run), format_duration(elapsed), len(left),
+            log("(%d/%d) %s: %s in %s; %d run%s left%s" % (
+                number, len(todo), label, headline(run), format_duration(elapsed), len(left), "" if len(left) == 1 else "s",
                 ", about %s to go" % format_duration(estimate) if left else ""))
         else:
             failed.append(label)

@@ -7,16 +7,14 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
-TINY = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
-        "intermediate_size": 64, "max_position_embeddings": 64, "type_vocab_size": 2}
 
 
 @pytest.fixture
 def setup(tmp_path, glue_dir, vocab_file):
     config = tmp_path / "bert_config.json"
-    config.write_text(json.dumps(TINY))
+    config.write_text(json.dumps(TINY_BERT_CONFIG))
     return {"--task_name": "RTE", "--data_dir": str(glue_dir / "RTE"), "--vocab_file": vocab_file,
             "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out"), "--do_eval": "true",
             "--max_seq_length": "32", "--eval_batch_size": "64"}
@@ -59,19 +57,34 @@ def test_bytes_that_are_not_utf8_name_file_and_line(setup, tmp_path, glue_dir):
                                              ({"hidden_size": "32"}, "hidden_size must be a positive integer"),
                                              ({"hidden_act": "swish"}, "unknown hidden_act 'swish'")])
 def test_bad_bert_config(setup, tmp_path, change, expected):
-    config = {k: v for k, v in dict(TINY, **change).items() if v is not None}
+    config = {k: v for k, v in dict(TINY_BERT_CONFIG, **change).items() if v is not None}
     (tmp_path / "bad.json").write_text(json.dumps(config))
     assert_clear_error(dict(setup, **{"--bert_config_file": str(tmp_path / "bad.json")}), expected)
 
 
 def test_vocab_of_another_model(setup, tmp_path):
-    (tmp_path / "small.json").write_text(json.dumps(dict(TINY, vocab_size=30000)))
+    (tmp_path / "small.json").write_text(json.dumps(dict(TINY_BERT_CONFIG, vocab_size=30000)))
     assert_clear_error(dict(setup, **{"--bert_config_file": str(tmp_path / "small.json")}),
                        "has 30522 tokens but %s says vocab_size=30000" % (tmp_path / "small.json"))
 
 
 def test_sequence_longer_than_the_position_table(setup):
     assert_clear_error(dict(setup, **{"--max_seq_length": "128"}), "exceeds the model's max_position_embeddings=64")
+
+
+def test_sequence_too_short_for_the_markers(setup):
+    assert_clear_error(dict(setup, **{"--max_seq_length": "2"}), "--max_seq_length=2 leaves no room")
+
+
+def test_distribution_strategy_on_tpu_is_refused(setup):
+    assert_clear_error(dict(setup, **{"--use_tpu": "true", "--distribution_strategy": "mirrored"}),
+                       "--distribution_strategy is for GPUs and CPUs")
+
+
+def test_distribution_strategy_with_accumulation_is_refused(setup):
+    assert_clear_error(dict(setup, **{"--do_train": "true", "--distribution_strategy": "mirrored",
+                                      "--gradient_accumulation_steps": "2"}),
+                       "--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy")
 
 
 @pytest.mark.parametrize("name,lower", [("cased_L-12_H-768_A-12", "true"), ("uncased_L-12_H-768_A-12", "false"),

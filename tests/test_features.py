@@ -45,10 +45,10 @@ def test_tfrecord_round_trip_in_the_given_order(tmp_path):
     path = str(tmp_path / "train.tf_record")
     features.write_tfrecord(feats, path, is_regression=True)
     order = np.array([3, 1, 4, 0], dtype=np.int32)
-    input_fn = features.input_fn_builder(path, 12, True, len(feats), order, drop_remainder=True,
+    input_fn = features.input_fn_builder(path, 12, True, len(feats), order, batch_size=2, drop_remainder=True,
                                          dynamic_padding=False)
     with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 2}))
+        iterator = tf.data.make_initializable_iterator(input_fn({}))
         batch = iterator.get_next()
         with tf.Session() as session:
             session.run(iterator.initializer)
@@ -98,9 +98,10 @@ def test_dynamic_padding_cuts_each_batch_to_its_longest_example_rounded_to_8(tmp
     features.write_tfrecord(feats, path, is_regression=False)
     lengths = np.array([sum(f.input_mask) for f in feats])
     order = features.inference_order(lengths, True)
-    input_fn = features.input_fn_builder(path, 64, False, 4, order, drop_remainder=False, dynamic_padding=True)
+    input_fn = features.input_fn_builder(path, 64, False, 4, order, batch_size=2, drop_remainder=False,
+                                         dynamic_padding=True)
     with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(input_fn({"batch_size": 2}))
+        iterator = tf.data.make_initializable_iterator(input_fn({}))
         batch = iterator.get_next()
         with tf.Session() as session:
             session.run(iterator.initializer)

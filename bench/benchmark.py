@@ -7,7 +7,8 @@ batches, each with XLA off and on:
 - training: examples/s, real tokens/s and padded tokens/s over `--steps` steps after two warm-up steps,
   with the real model_fn, optimizer and input pipeline of run_classifier.py;
 - evaluation: dev examples/s (fixed padding at Google's eval batch of 8, dynamic at 32);
-- achieved training FLOP/s against this machine's fp32 matrix-multiply peak (a 4096^3 matmul).
+- achieved training FLOP/s against this machine's fp32 matrix-multiply peak (a 4096^3 matmul), counting
+  all computed (padded) tokens, and counting only the real ones: the work that was worth doing.
 FLOP count per token of a training step = 3 x forward (backward costs twice the forward), with
 forward = 2 * L * (4 H^2 + 2 H I) for the dense layers + 2 * 2 * L * S * H for attention scores and
 context, S the padded length: embeddings, LayerNorm, softmax and the head are left out (< 2%).
@@ -129,11 +130,11 @@ def main():
     for dynamic in (False, True):
         for use_xla in (False, True):
             ex, real, padded, length = measure(task, train, config, 128, 32, args.steps, dynamic, use_xla, True)
-            flops = padded * train_flops_per_token(config, length)
+            flops, useful = (tokens * train_flops_per_token(config, length) for tokens in (padded, real))
             eval_ex = measure(task, dev, config, 128, 32 if dynamic else 8, args.steps, dynamic, use_xla, False)[0]
-            rows.append("| %s | %s | %.1f | %.0f | %.0f | %.1f | %.0f%% | %.1f |" % (
+            rows.append("| %s | %s | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
                 "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", ex, real, padded,
-                flops / 1e9, 100 * flops / peak, eval_ex))
+                flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_ex))
             print(rows[-1], flush=True)
 
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,
@@ -141,11 +142,17 @@ def main():
              "Machine: %s, %d cores, TensorFlow %s, Python %s. fp32 matmul peak: %.0f GFLOP/s." % (
                  platform.processor() or platform.machine(), os.cpu_count(), TF_VERSION, platform.python_version(),
                  peak / 1e9), "",
-             "| padding | XLA | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s | of peak "
-             "| eval examples/s |", "|---|---|---|---|---|---|---|---|"] + rows
+             "| padding | XLA | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
+             "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|"] + rows
     if args.full_mrpc:
-        seconds = full_mrpc(args.glue_dir, os.path.join(REPO, ".cache", "bench_mrpc_%d" % os.getpid()))
-        lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, dynamic padding): %.0f s wall." % seconds]
+        output_dir = os.path.join(REPO, ".cache", "bench_mrpc_%d" % os.getpid())
+        seconds = full_mrpc(args.glue_dir, output_dir)
+        with open(os.path.join(output_dir, "eval_results.txt")) as f:
+            results = dict(line.strip().split(" = ") for line in f)
+        lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, lr 2e-5, dynamic padding): %.0f s wall "
+                  "(training %s s), dev accuracy %.1f, F1 %.1f." % (seconds, results["train_time"],
+                                                                    100 * float(results["eval_accuracy"]),
+                                                                    100 * float(results["eval_f1"]))]
     lines += ["", "Command: `%s`" % " ".join(["python bench/benchmark.py"] + sys.argv[1:])]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")

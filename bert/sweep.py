@@ -126,8 +126,8 @@ def execute(run: Run, env: Dict[str, str]) -> bool:
 def sweep(env: Dict[str, str]) -> int:
     runs = plan(env)
     todo = [run for run in runs if not is_finished(run)]
-    log("%d runs planned, %d done before, %d to do; checkpoint %s, data %s, output %s"
-        % (len(runs), len(runs) - len(todo), len(todo), env["BERT_DIR"], env["GLUE_DIR"],
+    log("%d run%s planned, %d done before, %d to do; checkpoint %s, data %s, output %s"
+        % (len(runs), "" if len(runs) == 1 else "s", len(runs) - len(todo), len(todo), env["BERT_DIR"], env["GLUE_DIR"],
            env.get("OUTPUT_DIR", "fine_tune_outputs")))
     failed, seconds_per_example = [], []
     for number, run in enumerate(todo, 1):

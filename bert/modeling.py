@@ -114,7 +114,17 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
 
 
 def dropout(x, rate: float, is_training: bool, name: str = "dropout"):
-    return tf.nn.dropout(x, rate=rate, seed=scoped_seed(name)) if is_training and rate > 0 else x
+    """Inverted dropout whose mask is a function of (--seed, the op's name, the global step).
+
+    Stateless: tf.nn.dropout's random state lives in the session, so a run resumed from a checkpoint
+    would draw other masks than the uninterrupted run; these masks are the same either way.
+    """
+    if not is_training or rate <= 0:
+        return x
+    step = tf.cast(tf.train.get_or_create_global_step(), tf.int32)
+    seed = tf.stack([tf.constant(scoped_seed(name) ^ (tf.get_default_graph().seed or 0) & 0x7FFFFFFF), step])
+    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate
+    return x * tf.cast(keep, x.dtype) / (1.0 - rate)
 
 
 class BertModel:

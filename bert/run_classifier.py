@@ -21,8 +21,9 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier.py`: import 
 import errno  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, List, Optional  # noqa: E402
+from typing import Dict, List, Optional, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -78,7 +79,8 @@ flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_w
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
-flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU.")
+flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "
+                     "resumed ones too.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
 
@@ -141,23 +143,30 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
 
 class ProgressHook(tf.train.SessionRunHook):
-    """Logs training progress (step, loss, learning rate, speed, time left), records the losses, and stops a
-    diverging run with its step and learning rate (Estimator's own NaN check names neither).
+    """Logs training progress (step, loss, learning rate, speed, time left), records the losses, stops a
+    diverging run with its step and learning rate (Estimator's own NaN check names neither), and ends
+    the training cleanly, with a checkpoint, when `stop_soon` is called (by SIGINT or SIGTERM).
 
-    Every step's loss is appended to `history_path` (`step<TAB>loss` lines, train_loss.tsv) when the
-    session ends, so the loss curve and the final loss cover all the sessions of a resumed run.
+    Every step's loss goes to `history_path` (`step<TAB>loss` lines, train_loss.tsv) whenever a
+    checkpoint is saved (see `listener`) and when training ends, so after any interruption the file
+    holds exactly the steps of the last checkpoint, and the loss curve of a resumed run is complete.
     """
 
     def __init__(self, num_train_steps: int, batch_size: int, history_path: Optional[str],
                  every_seconds: float = 30.0):
         self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
         self.history_path = history_path
+        self.saved_step: Optional[int] = None
+        self.stop_signal: Optional[int] = None
 
     def begin(self):
         graph = tf.get_default_graph()
         self.fetches = {"step": tf.train.get_global_step(), "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
-        self.history: List[str] = []
+        self.history: List[Tuple[int, str]] = []  # (step, line): the steps up to the checkpoint resumed from
+        if self.history_path and tf.gfile.Exists(self.history_path):
+            with tf.gfile.GFile(self.history_path) as f:
+                self.history = [(int(line.split("\t")[0]), line) for line in f if line.strip()]
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -171,7 +180,12 @@ class ProgressHook(tf.train.SessionRunHook):
         if not np.isfinite(loss):
             raise UserError("the training loss became %s at step %d of %d (learning rate %.3g): try a lower "
                             "--learning_rate (now %g)" % (loss, step + 1, self.num_train_steps, lr, FLAGS.learning_rate))
-        self.history.append("%d\t%.6f\n" % (step + 1, loss))
+        self.history.append((step + 1, "%d\t%.6f\n" % (step + 1, loss)))
+        self.write_checkpointed_history()
+        if self.stop_signal is not None:
+            tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
+                            step + 1, signal.Signals(self.stop_signal).name)
+            run_context.request_stop()
         if self.first_step is None:
             self.first_step = step
         now = time.time()
@@ -185,11 +199,43 @@ class ProgressHook(tf.train.SessionRunHook):
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
                         rate * self.batch_size, format_duration(left))
 
-    def end(self, session):  # only after a session that ended normally: its steps are all checkpointed
-        if self.history_path is None:  # a worker other than the chief of a multi-worker run
-            return
-        earlier = tf.gfile.GFile(self.history_path).read() if tf.gfile.Exists(self.history_path) else ""
-        write_atomically(self.history_path, earlier + "".join(self.history))
+    def end(self, session):  # the session ended normally: its last step is in the final checkpoint
+        self.write_history(up_to=self.num_train_steps)
+
+    def write_checkpointed_history(self) -> None:
+        """Writes the losses up to the last saved checkpoint as soon as its step's loss is recorded too."""
+        if self.saved_step is not None and (self.history[-1][0] if self.history else 0) >= self.saved_step:
+            self.write_history(up_to=self.saved_step)
+            self.saved_step = None
+
+    def write_history(self, up_to: int) -> None:
+        if self.history_path:  # None on a worker other than the chief of a multi-worker run
+            write_atomically(self.history_path, "".join(line for step, line in self.history if step <= up_to))
+
+    def stop_soon(self, signum, frame) -> None:
+        """A signal handler: finish the current step, save a checkpoint and stop; a second signal kills."""
+        self.stop_signal = signum
+        signal.signal(signum, signal.SIG_DFL)
+
+    def listener(self) -> tf.train.CheckpointSaverListener:
+        """Tells the hook when a checkpoint is saved: the losses up to its step are then written."""
+        hook = self
+
+        class SavedStep(tf.train.CheckpointSaverListener):
+            def after_save(self, session, global_step_value):
+                hook.saved_step = global_step_value
+                hook.write_checkpointed_history()
+
+        return SavedStep()
+
+
+class Interrupted(Exception):
+    """Training stopped early by SIGINT or SIGTERM, after saving a checkpoint; exits with 128 + the signal."""
+
+    def __init__(self, signum: int, step: int, num_steps: int):
+        super().__init__("stopped by %s at step %d of %d, with a checkpoint: run the same command again to resume"
+                         % (signal.Signals(signum).name, step, num_steps))
+        self.signum = signum
 
 
 def final_training_loss(history_path: str) -> Optional[float]:
@@ -412,13 +458,19 @@ def main(_):
         # The hook fetches tensors from the host, which a TPU computation does not allow. Passed here, it runs
         # before Estimator's NaN check, so a diverging run is reported with its step.
         hooks = [] if FLAGS.use_tpu else [progress]
+        for signum in (signal.SIGINT, signal.SIGTERM) if hooks else ():
+            signal.signal(signum, progress.stop_soon)
         if FLAGS.distribution_strategy == "multi_worker_mirrored":
             # Estimator.train refuses TF_CONFIG's workers; train_and_evaluate runs them. Its EvalSpec is
             # never used: TF_CONFIG lists no evaluator, and evaluation happens below, on the chief.
+            # (TF 1.15's TrainSpec takes no saving listeners: the losses are written at the end only.)
             tf.estimator.train_and_evaluate(estimator, tf.estimator.TrainSpec(input_fn, num_train_steps, hooks),
                                             tf.estimator.EvalSpec(input_fn))
         else:
-            estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks)
+            estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks,
+                            saving_listeners=[progress.listener()] if hooks else None)
+        if progress.stop_signal is not None:
+            raise Interrupted(progress.stop_signal, latest_global_step(), num_train_steps)
         results["train_time"] = round(time.time() - start, 2)
         if not is_chief():
             tf.logging.info("Training finished on this worker; the chief evaluates and writes the results")
@@ -465,6 +517,9 @@ def clear_message(error: BaseException) -> Optional[str]:
 def main_with_clear_errors(argv):
     try:
         main(argv)
+    except Interrupted as stop:
+        sys.stderr.write("interrupted: %s\n" % stop)
+        sys.exit(128 + stop.signum)
     except Exception as error:  # noqa: B902 - sorted by clear_message: what it cannot explain is re-raised
         message = clear_message(error)
         if FLAGS.verbose or message is None:

@@ -112,7 +112,9 @@ def execute(run: Run, env: Dict[str, str]) -> bool:
         try:
             return_code = child.wait()
         except KeyboardInterrupt:
-            # SIGINT first, as a terminal's Ctrl-C would; a child started in the background ignores it.
+            # SIGINT first, as a terminal's Ctrl-C would: a training run then checkpoints its current step and
+            # stops. SIGTERM if it has not within 30 s (a run started in the background ignores SIGINT
+            # until its training starts).
             child.send_signal(signal.SIGINT)
             try:
                 child.wait(timeout=30)

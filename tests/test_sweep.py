@@ -34,8 +34,8 @@ def start_sweep(env):
 
 
 def latest_checkpoint_step(run_dir) -> int:
-    """The step a restart resumes from: the `checkpoint` state file is written last, after the .index
-    and .meta files, so an .index file alone may belong to a save that was cut short."""
+    """The step a restart resumes from: the `checkpoint` state file names a checkpoint only once its
+    variables are saved, so an .index file alone may belong to a save that was cut short."""
     state = run_dir / "checkpoint"
     found = re.search(r'^model_checkpoint_path: "model\.ckpt-(\d+)"', state.read_text(), re.M) if state.exists() else None
     return int(found.group(1)) if found else -1

@@ -130,7 +130,8 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     adam.create_slots(variables)  # outside any tf.cond that accumulation or loss scaling adds
     if tf.distribute.has_strategy():
         if accumulation_steps > 1 or use_fp16:
-            raise ValueError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
+            raise ValueError("gradient accumulation and fp16 loss scaling are not implemented under a tf.distribute "
+                             "strategy")
         # Every replica gets the mean gradient of the global batch before clipping: the same update as
         # one device with the whole batch would make.
         grads = [tf.convert_to_tensor(grad) for grad in tf.gradients(loss, variables)]

@@ -165,8 +165,10 @@ class ProgressHook(tf.train.SessionRunHook):
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
         self.history: List[Tuple[int, str]] = []  # (step, line): the steps up to the checkpoint resumed from
         if self.history_path and tf.gfile.Exists(self.history_path):
+            resumed_from = latest_global_step()  # the file may go further, if a save was cut short
             with tf.gfile.GFile(self.history_path) as f:
                 self.history = [(int(line.split("\t")[0]), line) for line in f if line.strip()]
+            self.history = [(step, line) for step, line in self.history if step <= resumed_from]
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -218,10 +220,14 @@ class ProgressHook(tf.train.SessionRunHook):
         signal.signal(signum, signal.SIG_DFL)
 
     def listener(self) -> tf.train.CheckpointSaverListener:
-        """Tells the hook when a checkpoint is saved: the losses up to its step are then written."""
+        """Writes the losses with each checkpoint. Estimator's saver runs before any other hook, so the loss of
+        the step it saves is not known yet: the others are written before the save, that one right after."""
         hook = self
 
         class SavedStep(tf.train.CheckpointSaverListener):
+            def before_save(self, session, global_step_value):
+                hook.write_history(up_to=global_step_value)
+
             def after_save(self, session, global_step_value):
                 hook.saved_step = global_step_value
                 hook.write_checkpointed_history()
@@ -379,6 +385,8 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
     if FLAGS.use_tpu and FLAGS.distribution_strategy != "none":
         raise UserError("--distribution_strategy is for GPUs and CPUs: on TPU, TPUEstimator shards over --num_tpu_cores")
+    if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
+        raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
         raise UserError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
                         % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))

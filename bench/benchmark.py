@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from bert import features, modeling, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, tf  # noqa: E402
+from bert.report import read_eval_results  # noqa: E402
 from bert.run_classifier import model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,12 +148,11 @@ def main():
     if args.full_mrpc:
         output_dir = os.path.join(REPO, ".cache", "bench_mrpc_%d" % os.getpid())
         seconds = full_mrpc(args.glue_dir, output_dir)
-        with open(os.path.join(output_dir, "eval_results.txt")) as f:
-            results = dict(line.strip().split(" = ") for line in f)
+        results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
         lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, lr 2e-5, dynamic padding): %.0f s wall "
                   "(training %s s), dev accuracy %.1f, F1 %.1f." % (seconds, results["train_time"],
-                                                                    100 * float(results["eval_accuracy"]),
-                                                                    100 * float(results["eval_f1"]))]
+                                                                      100 * results["eval_accuracy"],
+                                                                      100 * results["eval_f1"])]
     lines += ["", "Command: `%s`" % " ".join(["python bench/benchmark.py"] + sys.argv[1:])]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -147,15 +147,16 @@ class ProgressHook(tf.train.SessionRunHook):
     diverging run with its step and learning rate (Estimator's own NaN check names neither), and ends
     the training cleanly, with a checkpoint, when `stop_soon` is called (by SIGINT or SIGTERM).
 
-    Every step's loss goes to `history_path` (`step<TAB>loss` lines, train_loss.tsv) whenever a
-    checkpoint is saved (see `listener`) and when training ends, so after any interruption the file
-    holds exactly the steps of the last checkpoint, and the loss curve of a resumed run is complete.
+    Every step's loss goes to `history_path` (`step<TAB>loss` lines, train_loss.tsv) with each
+    checkpoint (see `listener`) and when training ends; a resumed run keeps the lines up to the step it
+    resumes from (the file may go further if a save was cut short), so its loss curve is complete.
     """
 
-    def __init__(self, num_train_steps: int, batch_size: int, history_path: Optional[str],
+    def __init__(self, num_train_steps: int, batch_size: int, history_path: Optional[str], resumed_from: int,
                  every_seconds: float = 30.0):
         self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
         self.history_path = history_path
+        self.history = [(step, loss) for step, loss in read_loss_history(history_path) if step <= resumed_from]
         self.saved_step: Optional[int] = None
         self.stop_signal: Optional[int] = None
 
@@ -163,12 +164,6 @@ class ProgressHook(tf.train.SessionRunHook):
         graph = tf.get_default_graph()
         self.fetches = {"step": tf.train.get_global_step(), "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
-        self.history: List[Tuple[int, str]] = []  # (step, line): the steps up to the checkpoint resumed from
-        if self.history_path and tf.gfile.Exists(self.history_path):
-            resumed_from = latest_global_step()  # the file may go further, if a save was cut short
-            with tf.gfile.GFile(self.history_path) as f:
-                self.history = [(int(line.split("\t")[0]), line) for line in f if line.strip()]
-            self.history = [(step, line) for step, line in self.history if step <= resumed_from]
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -182,7 +177,7 @@ class ProgressHook(tf.train.SessionRunHook):
         if not np.isfinite(loss):
             raise UserError("the training loss became %s at step %d of %d (learning rate %.3g): try a lower "
                             "--learning_rate (now %g)" % (loss, step + 1, self.num_train_steps, lr, FLAGS.learning_rate))
-        self.history.append((step + 1, "%d\t%.6f\n" % (step + 1, loss)))
+        self.history.append((step + 1, loss))
         self.write_checkpointed_history()
         if self.stop_signal is not None:
             tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
@@ -212,7 +207,8 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def write_history(self, up_to: int) -> None:
         if self.history_path:  # None on a worker other than the chief of a multi-worker run
-            write_atomically(self.history_path, "".join(line for step, line in self.history if step <= up_to))
+            write_atomically(self.history_path,
+                             "".join("%d\t%.6f\n" % (step, loss) for step, loss in self.history if step <= up_to))
 
     def stop_soon(self, signum, frame) -> None:
         """A signal handler: finish the current step, save a checkpoint and stop; a second signal kills."""
@@ -244,12 +240,17 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+def read_loss_history(history_path: Optional[str]) -> List[Tuple[int, float]]:
+    """(step, loss) pairs of train_loss.tsv; none when there is no file (yet)."""
+    if not history_path or not tf.gfile.Exists(history_path):
+        return []
+    with tf.gfile.GFile(history_path) as f:
+        return [(int(step), float(loss)) for step, loss in (line.split("\t") for line in f if line.strip())]
+
+
 def final_training_loss(history_path: str) -> Optional[float]:
     """The mean training loss over the last 10% of the recorded steps (one step is too noisy)."""
-    if not tf.gfile.Exists(history_path):
-        return None
-    with tf.gfile.GFile(history_path) as f:
-        losses = [float(line.split("\t")[1]) for line in f if line.strip()]
+    losses = [loss for _, loss in read_loss_history(history_path)]
     return float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None
 
 
@@ -445,7 +446,6 @@ def main(_):
             raise UserError("%d examples x %g epochs make no full batch of %d: nothing to train"
                             % (len(train_examples), FLAGS.num_train_epochs, FLAGS.train_batch_size))
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
-    progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path if is_chief() else None)
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16)
@@ -459,6 +459,8 @@ def main(_):
         order = training_order(cached.lengths, FLAGS.train_batch_size, num_train_steps, FLAGS.seed,
                                group_by_length=dynamic_padding())
         start_step = latest_global_step()  # a resumed run continues the same order where it stopped
+        progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path if is_chief() else None,
+                                resumed_from=start_step)
         input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
                                     order[start_step * FLAGS.train_batch_size:], micro_batch_size(),
                                     drop_remainder=True, dynamic_padding=dynamic_padding())

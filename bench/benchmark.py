@@ -9,17 +9,25 @@ batches, each with XLA off and on:
 - evaluation: dev examples/s (fixed padding at Google's eval batch of 8, dynamic at 32);
 - achieved training FLOP/s against this machine's fp32 matrix-multiply peak (a 4096^3 matmul), counting
   all computed (padded) tokens, and counting only the real ones: the work that was worth doing.
-FLOP count per token of a training step = 3 x forward (backward costs twice the forward), with
-forward = 2 * L * (4 H^2 + 2 H I) for the dense layers + 2 * 2 * L * S * H for attention scores and
-context, S the padded length: embeddings, LayerNorm, softmax and the head are left out (< 2%).
-`--full_mrpc` also times a complete MRPC fine-tune (3 epochs, batch 32, lr 2e-5) end to end.
+FLOP count of a training step = 3 x forward (backward costs twice the forward), counting the matmuls
+this code runs: per example of padded length S, (L - 1) full layers of S * (2 (4 H^2 + 2 H I) + 4 S H)
+(dense layers; attention scores and context), and a last layer that computes keys and values for all
+S tokens but the rest for [CLS] only: S * 4 H^2 + 2 (2 H^2 + 2 H I) + 4 S H. Embeddings, LayerNorm,
+softmax, pooler and head are left out (< 2%).
+`--full_mrpc` also times a complete MRPC fine-tune (3 epochs, batch 32, lr 2e-5) end to end; `--google`
+runs the same fine-tune with google-research/bert's own run_classifier.py (bert-tensorflow 1.0.4 from
+PyPI, TF 1.15 only, about 12 minutes here) and compares wall time, training time and the time of the
+evaluation phase on the dev set.
 """
 import argparse
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -47,10 +55,11 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
             return 2.0 * n ** 3 * repeats / (time.time() - start)
 
 
-def train_flops_per_token(config: modeling.BertConfig, padded_length: float) -> float:
-    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    forward = 2 * layers * (4 * h * h + 2 * h * i) + 4 * layers * padded_length * h
-    return 3.0 * forward
+def train_flops_per_example(config: modeling.BertConfig, padded_length: float) -> float:
+    h, i, layers, s = config.hidden_size, config.intermediate_size, config.num_hidden_layers, padded_length
+    full_layer = s * (2 * (4 * h * h + 2 * h * i) + 4 * s * h)
+    last_layer = s * 4 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * s * h
+    return 3.0 * ((layers - 1) * full_layer + last_layer)
 
 
 def session_config(use_xla: bool):
@@ -68,7 +77,8 @@ def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, us
     else:
         order = features.inference_order(lengths, dynamic)
     input_fn = features.input_fn_builder(cached.path, max_seq_length, task.is_regression, len(lengths), order,
-                                         batch_size, drop_remainder=training, dynamic_padding=dynamic)
+                                         batch_size, drop_remainder=training, dynamic_padding=dynamic,
+                                         length_multiple=8 if use_xla else 1)  # as run_classifier.py on CPU
     mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
     with tf.Graph().as_default():
         tf.set_random_seed(1)
@@ -94,17 +104,50 @@ def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, us
     return examples / seconds, real / seconds, padded / seconds, padded / max(examples, 1)
 
 
-def full_mrpc(glue_dir: str, output_dir: str) -> float:
+def mrpc_flags(glue_dir: str, output_dir: str, bert_config_file: str) -> list:
+    """The fine-tune both implementations run: MRPC, 3 epochs, batch 32, 128 tokens, lr 2e-5."""
+    return ["--task_name=MRPC", "--do_train=true", "--do_eval=true", "--data_dir=" + os.path.join(glue_dir, "MRPC"),
+            "--vocab_file=" + os.path.join(BERT_DIR, "vocab.txt"), "--bert_config_file=" + bert_config_file,
+            "--init_checkpoint=" + os.path.join(BERT_DIR, "bert_model.ckpt"), "--max_seq_length=128",
+            "--train_batch_size=32", "--learning_rate=2e-5", "--num_train_epochs=3", "--output_dir=" + output_dir]
+
+
+def full_mrpc(glue_dir: str, output_dir: str) -> dict:
+    """Our fine-tune (eval at batch 32): wall seconds and eval_results.txt."""
     start = time.time()
-    subprocess.check_call([sys.executable, "-m", "bert.run_classifier", "--task_name=MRPC", "--do_train=true",
-                           "--do_eval=true", "--data_dir=" + os.path.join(glue_dir, "MRPC"),
-                           "--vocab_file=" + os.path.join(BERT_DIR, "vocab.txt"),
-                           "--bert_config_file=" + os.path.join(BERT_DIR, "bert_config.json"),
-                           "--init_checkpoint=" + os.path.join(BERT_DIR, "bert_model.ckpt"),
-                           "--max_seq_length=128", "--train_batch_size=32", "--learning_rate=2e-5",
-                           "--num_train_epochs=3", "--eval_batch_size=32", "--output_dir=" + output_dir],
+    subprocess.check_call([sys.executable, "-m", "bert.run_classifier", "--eval_batch_size=32"] +
+                          mrpc_flags(glue_dir, output_dir, os.path.join(BERT_DIR, "bert_config.json")),
                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.time() - start
+    results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
+    return dict(results, wall=time.time() - start)
+
+
+def google_mrpc(glue_dir: str, work_dir: str) -> dict:
+    """google-research/bert's fine-tune (its eval batch of 8): wall, train and eval seconds, accuracy."""
+    wheel_dir = os.path.join(REPO, ".cache", "bench_google")
+    unpacked = os.path.join(wheel_dir, "bert_tensorflow-1.0.4")
+    if not os.path.isdir(unpacked):
+        subprocess.check_call([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", wheel_dir,
+                               "bert-tensorflow==1.0.4"])
+        with zipfile.ZipFile(os.path.join(wheel_dir, "bert_tensorflow-1.0.4-py2.py3-none-any.whl")) as wheel:
+            wheel.extractall(unpacked)
+    # Google's modeling.py knows only the tanh GELU ("gelu"); the embedded checkpoint asks for the erf one.
+    with open(os.path.join(BERT_DIR, "bert_config.json")) as f:
+        config = json.load(f)
+    config["hidden_act"] = "gelu"
+    os.makedirs(work_dir, exist_ok=True)
+    config_file = os.path.join(work_dir, "bert_config_tanh_gelu.json")
+    with open(config_file, "w") as f:
+        json.dump(config, f)
+    start = time.time()
+    log = subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py"), unpacked] +
+                         mrpc_flags(glue_dir, os.path.join(work_dir, "output"), config_file),
+                         cwd=work_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True,
+                         check=True).stderr
+    seconds = dict(re.findall(r"^google_(train|eval)_seconds ([\d.]+)$", log, re.M))
+    results = read_eval_results(os.path.join(work_dir, "output", "eval_results.txt"))
+    return dict(results, wall=time.time() - start, train_time=float(seconds["train"]),
+                eval_time=float(seconds["eval"]))
 
 
 def main():
@@ -112,7 +155,8 @@ def main():
     parser.add_argument("--task", default="MRPC")
     parser.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", os.path.join(REPO, "..", "shared", "glue_data")))
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--full_mrpc", action="store_true")
+    parser.add_argument("--full_mrpc", action="store_true", help="time a complete MRPC fine-tune")
+    parser.add_argument("--google", action="store_true", help="and google-research/bert's (implies --full_mrpc)")
     parser.add_argument("--output", default=os.path.join(REPO, "bench", "results.md"))
     args = parser.parse_args()
     tf.logging.set_verbosity(tf.logging.WARN)  # not the per-variable listing of every graph built here
@@ -131,7 +175,8 @@ def main():
     for dynamic in (False, True):
         for use_xla in (False, True):
             ex, real, padded, length = measure(task, train, config, 128, 32, args.steps, dynamic, use_xla, True)
-            flops, useful = (tokens * train_flops_per_token(config, length) for tokens in (padded, real))
+            flops = ex * train_flops_per_example(config, length)
+            useful = flops * real / padded
             eval_ex = measure(task, dev, config, 128, 32 if dynamic else 8, args.steps, dynamic, use_xla, False)[0]
             rows.append("| %s | %s | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
                 "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", ex, real, padded,
@@ -145,14 +190,29 @@ def main():
                  peak / 1e9), "",
              "| padding | XLA | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
              "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|"] + rows
-    if args.full_mrpc:
-        output_dir = os.path.join(REPO, ".cache", "bench_mrpc_%d" % os.getpid())
-        seconds = full_mrpc(args.glue_dir, output_dir)
-        results = read_eval_results(os.path.join(output_dir, "eval_results.txt"))
-        lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, lr 2e-5, dynamic padding): %.0f s wall "
-                  "(training %s s), dev accuracy %.1f, F1 %.1f." % (seconds, results["train_time"],
-                                                                      100 * results["eval_accuracy"],
-                                                                      100 * results["eval_f1"])]
+    runs = []
+    if args.full_mrpc or args.google:
+        runs.append(("this code (eval batch 32)", full_mrpc(args.glue_dir, os.path.join(
+            REPO, ".cache", "bench_mrpc_%d" % os.getpid()))))
+    if args.google:
+        runs.append(("google-research/bert (eval batch 8)", google_mrpc(args.glue_dir, os.path.join(
+            REPO, ".cache", "bench_google_mrpc_%d" % os.getpid()))))
+    if runs:
+        num_dev = len(processors.read_examples(task, os.path.join(args.glue_dir, "MRPC"), "dev"))
+        lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, lr 2e-5), each implementation with its "
+                  "defaults; the eval phase is the whole evaluation of the %d dev examples (graph, checkpoint "
+                  "restore, every batch, metrics):" % num_dev, "",
+                  "| implementation | wall s | training s | eval phase s | eval examples/s | dev accuracy | dev F1 |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, run in runs:
+            lines.append("| %s | %.0f | %.1f | %.2f | %.1f | %.1f | %s |" % (
+                name, run["wall"], run["train_time"], run["eval_time"], num_dev / run["eval_time"],
+                100 * run["eval_accuracy"], "%.1f" % (100 * run["eval_f1"]) if "eval_f1" in run else "-"))
+        if len(runs) == 2:
+            ours, google = runs[0][1], runs[1][1]
+            lines += ["", "Ratios, google-research/bert over this code: wall %.2fx, training %.2fx, eval phase %.2fx."
+                      % (google["wall"] / ours["wall"], google["train_time"] / ours["train_time"],
+                         google["eval_time"] / ours["eval_time"])]
     lines += ["", "Command: `%s`" % " ".join(["python bench/benchmark.py"] + sys.argv[1:])]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -192,11 +192,12 @@ def inference_order(lengths: np.ndarray, group_by_length: bool) -> np.ndarray:
 
 
 def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_examples: int, order: np.ndarray,
-                     batch_size: int, drop_remainder: bool, dynamic_padding: bool):
+                     batch_size: int, drop_remainder: bool, dynamic_padding: bool, length_multiple: int = 8):
     """An input_fn for (TPU)Estimator: the records of `path`, in batches of `batch_size` in `order`.
 
     The file is read into memory once. With `dynamic_padding` each batch is cut to its longest
-    example rounded up to a multiple of 8 (what GPU/TPU kernels like); without it every batch has
+    example rounded up to a multiple of `length_multiple` (8 is what GPU kernels and XLA, which
+    compiles once per shape, like; CPUs run any length as fast); without it every batch has
     `seq_length` tokens, as TPUs require. Under a tf.distribute strategy (input_context) each input
     pipeline (one per worker) takes its own slice of every batch, and its replicas take consecutive
     sub-batches of that slice, so the replicas of one step together see exactly the batch of `order`.
@@ -215,7 +216,7 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
         parsed = {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in parsed.items()}
         if dynamic_padding:
             longest = tf.reduce_max(tf.reduce_sum(parsed["input_mask"], axis=1))
-            length = tf.minimum((longest + 7) // 8 * 8, seq_length)
+            length = tf.minimum((longest + length_multiple - 1) // length_multiple * length_multiple, seq_length)
             for name in ("input_ids", "input_mask", "segment_ids"):
                 parsed[name] = parsed[name][:, :length]
         return parsed

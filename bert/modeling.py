@@ -133,6 +133,12 @@ class BertModel:
     Attributes users extend from: `embedding_output`, `all_encoder_layers` ([batch, seq, hidden]
     each), `sequence_output` (the last of them), `pooled_output` ([batch, hidden], tanh of the [CLS]
     vector through `bert/pooler/dense`) and `embedding_table`.
+
+    `pooled_output` needs only the [CLS] row of the last layer, so it comes from a copy of that layer
+    (same variables) whose attention asks from [CLS] alone: keys and values still cover every token,
+    but the other rows' attention output and feed-forward, a sixth of a 6-layer model's work, are never
+    computed. The full last layer behind `sequence_output` runs only when something uses it (graphs
+    run just the ops a fetch needs).
     """
 
     def __init__(self, config: BertConfig, is_training: bool, input_ids, input_mask=None,
@@ -158,13 +164,16 @@ class BertModel:
                 layers_2d = []
                 for i in range(config.num_hidden_layers):
                     with tf.variable_scope("layer_%d" % i):
+                        last_input = hidden
                         hidden = transformer_layer(config, is_training, hidden, mask_bias, batch_size, seq_length)
                         layers_2d.append(hidden)
+                with tf.variable_scope("layer_%d" % (config.num_hidden_layers - 1), reuse=True):
+                    first_token = transformer_layer(config, is_training, last_input, mask_bias, batch_size,
+                                                    seq_length, first_token_only=True)
             self.all_encoder_layers = [tf.reshape(h, [batch_size, seq_length, config.hidden_size])
                                        for h in layers_2d]
             self.sequence_output = self.all_encoder_layers[-1]
             with tf.variable_scope("pooler"):
-                first_token = self.sequence_output[:, 0, :]
                 self.pooled_output = dense(first_token, config.hidden_size, "dense", config, tf.tanh)
 
     @staticmethod
@@ -186,15 +195,20 @@ class BertModel:
         return dropout(output, config.hidden_dropout_prob, is_training), word_table
 
 
-def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length):
-    """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden]."""
+def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length,
+                      first_token_only: bool = False):
+    """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden].
+
+    With `first_token_only` it returns only each sequence's first row, [batch, hidden].
+    """
+    residual = tf.reshape(hidden, [batch_size, seq_length, -1])[:, 0] if first_token_only else hidden
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
-            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length)
+            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length, first_token_only)
         with tf.variable_scope("output"):
             projected = dropout(dense(context, config.hidden_size, "dense", config),
                                 config.hidden_dropout_prob, is_training)
-            attention_output = layer_norm(projected + hidden, epsilon=config.layer_norm_eps)
+            attention_output = layer_norm(projected + residual, epsilon=config.layer_norm_eps)
     with tf.variable_scope("intermediate"):
         intermediate = dense(attention_output, config.intermediate_size, "dense", config,
                              get_activation(config.hidden_act))
@@ -204,15 +218,23 @@ def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, 
         return layer_norm(output + attention_output, epsilon=config.layer_norm_eps)
 
 
-def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length):
-    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D."""
+def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length,
+                   first_token_only: bool = False):
+    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D.
+
+    With `first_token_only` only each sequence's first position asks (attends to all of them).
+    """
     heads = config.num_attention_heads
     head_size = config.hidden_size // heads
 
-    def split_heads(x):  # [batch * seq, hidden] -> [batch, heads, seq, head_size]
-        return tf.transpose(tf.reshape(x, [batch_size, seq_length, heads, head_size]), [0, 2, 1, 3])
+    def split_heads(x, length=seq_length):  # [batch * length, hidden] -> [batch, heads, length, head_size]
+        return tf.transpose(tf.reshape(x, [batch_size, length, heads, head_size]), [0, 2, 1, 3])
 
-    query = split_heads(dense(hidden, config.hidden_size, "query", config))
+    if first_token_only:
+        asking = tf.reshape(hidden, [batch_size, seq_length, config.hidden_size])[:, 0]
+        query = split_heads(dense(asking, config.hidden_size, "query", config), length=1)
+    else:
+        query = split_heads(dense(hidden, config.hidden_size, "query", config))
     key = split_heads(dense(hidden, config.hidden_size, "key", config))
     value = split_heads(dense(hidden, config.hidden_size, "value", config))
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias

@@ -72,19 +72,21 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
             return tf.group(*[step.assign_add(1) for step in local(global_step)], name=name)
 
     def _apply_one(self, var, m, v, grad):
+        # TF's fused kernels each make one pass over the variable, in place (element-wise ops would make
+        # a dozen passes and as many temporaries, which costs on the 30522 x H word embeddings).
+        is_ref = var.op.type == "VariableV2"  # what tf.get_variable makes in TF 1 graphs; tf.distribute makes resources
         decay = []
         if self._decays(var.op.name):
-            # var - lr * (adam + wd * var) == var * (1 - lr * wd) - lr * adam: decay first, then Adam
-            decay = [tf.assign(var, var * (1.0 - self.learning_rate * self.weight_decay_rate))]
+            # var - lr * (adam + wd * var) == (var - lr * wd * var) - lr * adam: decay first, then Adam
+            rate = self.learning_rate * self.weight_decay_rate
+            decay = [tf.raw_ops.ApplyGradientDescent(var=var, alpha=rate, delta=var) if is_ref else
+                     tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=rate, delta=var.read_value())]
         with tf.control_dependencies(decay):
-            # TF's fused Adam kernel makes one pass over var, m and v (a dozen element-wise ops would make
-            # a dozen, which costs on the 30522 x H word embeddings); beta powers of 0 turn its bias
-            # correction off.
+            # beta powers of 0 turn Adam's bias correction off
             hyper = dict(beta1_power=0.0, beta2_power=0.0, lr=self.learning_rate, beta1=self.beta_1,
                          beta2=self.beta_2, epsilon=self.epsilon, grad=grad)
-            if var.op.type == "VariableV2":  # a reference variable, what tf.get_variable makes in TF 1 graphs
+            if is_ref:
                 return tf.raw_ops.ApplyAdam(var=var, m=m, v=v, **hyper)
-            # tf.distribute strategies make resource variables
             return tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, **hyper)
 
     def _decays(self, variable_name: str) -> bool:

@@ -98,15 +98,19 @@ def test_dynamic_padding_cuts_each_batch_to_its_longest_example_rounded_to_8(tmp
     features.write_tfrecord(feats, path, is_regression=False)
     lengths = np.array([sum(f.input_mask) for f in feats])
     order = features.inference_order(lengths, True)
-    input_fn = features.input_fn_builder(path, 64, False, 4, order, batch_size=2, drop_remainder=False,
-                                         dynamic_padding=True)
-    with tf.Graph().as_default():
-        iterator = tf.data.make_initializable_iterator(input_fn({}))
-        batch = iterator.get_next()
-        with tf.Session() as session:
-            session.run(iterator.initializer)
-            shapes = [session.run(batch)["input_ids"].shape for _ in range(2)]
-    assert shapes == [(2, 8), (2, 24)]  # lengths 3, 5 -> 8; 11, 22 -> 24
+
+    def shapes(**multiple):
+        input_fn = features.input_fn_builder(path, 64, False, 4, order, batch_size=2, drop_remainder=False,
+                                             dynamic_padding=True, **multiple)
+        with tf.Graph().as_default():
+            iterator = tf.data.make_initializable_iterator(input_fn({}))
+            batch = iterator.get_next()
+            with tf.Session() as session:
+                session.run(iterator.initializer)
+                return [session.run(batch)["input_ids"].shape for _ in range(2)]
+
+    assert shapes() == [(2, 8), (2, 24)]  # lengths 3, 5 -> 8; 11, 22 -> 24
+    assert shapes(length_multiple=1) == [(2, 5), (2, 22)]  # what run_classifier.py uses on CPU without XLA
 
 
 def test_feature_cache_key_follows_the_data_file(tmp_path):

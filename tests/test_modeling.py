@@ -59,6 +59,29 @@ def test_gelu_variants():
         modeling.get_activation("swish")
 
 
+def test_pooled_output_skips_the_last_layer_for_all_but_cls():
+    """pooled_output is the pooler on sequence_output's [CLS] row, computed without sequence_output."""
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default():
+        (ids, mask, types), model = build(TINY)
+        with tf.variable_scope("bert/pooler", reuse=True):
+            from_sequence = modeling.dense(model.sequence_output[:, 0], TINY.hidden_size, "dense", TINY, tf.tanh)
+        ancestors, frontier = set(), [model.pooled_output.op]
+        while frontier:
+            op = frontier.pop()
+            if op not in ancestors:
+                ancestors.add(op)
+                frontier.extend(tensor.op for tensor in op.inputs)
+        assert model.sequence_output.op not in ancestors
+        assert any(op.name.startswith("bert/encoder/layer_0/output/") for op in ancestors)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            feed = {ids: rng.randint(1, TINY.vocab_size, size=[3, 6]), types: rng.randint(0, 2, size=[3, 6]),
+                    mask: [[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4]}
+            pooled, expected = session.run([model.pooled_output, from_sequence], feed)
+    np.testing.assert_allclose(pooled, expected, atol=1e-6)
+
+
 def test_padding_does_not_change_real_tokens():
     """Masked positions must be invisible: the same sentence padded to 5 or 12 gives the same vectors."""
     rng = np.random.RandomState(0)

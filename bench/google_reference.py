@@ -1,0 +1,43 @@
+"""Runs google-research/bert's own run_classifier.py, timing its training and evaluation phases.
+
+    .venv/bin/python bench/google_reference.py UNPACKED_WHEEL_DIR [its run_classifier flags ...]
+
+The reference is the bert-tensorflow 1.0.4 release on PyPI (google-research/bert's code, TF 1.15 only:
+it uses tf.contrib). bench/benchmark.py downloads and unpacks it; nothing of it is part of this project.
+Its package is also named `bert`, so this file is run as a script from bench/ (our package is then not
+importable) with the unpacked wheel first on sys.path. The seconds of TPUEstimator.train and
+TPUEstimator.evaluate (graph building, checkpoint restore, every batch, metrics) go to stderr as
+`google_train_seconds N` and `google_eval_seconds N`.
+"""
+import sys
+import time
+
+
+def timed(cls, method: str) -> None:
+    original = getattr(cls, method)
+
+    def run(self, *args, **kwargs):
+        start = time.time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            sys.stderr.write("google_%s_seconds %.2f\n" % ({"train": "train", "evaluate": "eval"}[method],
+                                                             time.time() - start))
+
+    setattr(cls, method, run)
+
+
+def main() -> None:
+    sys.path.insert(0, sys.argv.pop(1))
+    import tensorflow.compat.v1 as tf
+    from bert import run_classifier  # google-research/bert's, from the unpacked wheel
+
+    for method in ("train", "evaluate"):
+        timed(tf.estimator.tpu.TPUEstimator, method)
+    for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
+        tf.flags.mark_flag_as_required(name)
+    tf.app.run(run_classifier.main)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@ it uses tf.contrib). bench/benchmark.py downloads and unpacks it; nothing of it 
 Its package is also named `bert`, so this file is run as a script from bench/ (our package is then not
 importable) with the unpacked wheel first on sys.path. The seconds of TPUEstimator.train and
 TPUEstimator.evaluate (graph building, checkpoint restore, every batch, metrics) go to stderr as
-`google_train_seconds N` and `google_eval_seconds N`.
+`google_train_seconds N` and `google_eval_seconds N`, and the evaluation's steady rate (batches after
+the first two, which warm up) as `google_eval_examples_per_second N`.
 """
 import sys
 import time
@@ -27,11 +28,35 @@ def timed(cls, method: str) -> None:
     setattr(cls, method, run)
 
 
+def time_eval_batches(tf, cls, batch_size) -> None:
+    original = cls.evaluate
+
+    class BatchEnds(tf.train.SessionRunHook):
+        def __init__(self):
+            self.times = []
+
+        def after_run(self, run_context, run_values):
+            self.times.append(time.time())
+
+    def evaluate(self, *args, **kwargs):
+        ends = BatchEnds()
+        kwargs["hooks"] = list(kwargs.get("hooks") or []) + [ends]
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            if len(ends.times) > 2:
+                sys.stderr.write("google_eval_examples_per_second %.2f\n" % (
+                    (len(ends.times) - 2) * batch_size() / (ends.times[-1] - ends.times[1])))
+
+    cls.evaluate = evaluate
+
+
 def main() -> None:
     sys.path.insert(0, sys.argv.pop(1))
     import tensorflow.compat.v1 as tf
     from bert import run_classifier  # google-research/bert's, from the unpacked wheel
 
+    time_eval_batches(tf, tf.estimator.tpu.TPUEstimator, lambda: run_classifier.FLAGS.eval_batch_size)
     for method in ("train", "evaluate"):
         timed(tf.estimator.tpu.TPUEstimator, method)
     for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):

@@ -59,6 +59,26 @@ def test_gelu_variants():
         modeling.get_activation("swish")
 
 
+def test_hand_written_gradients_match_tensorflows_derivation():
+    """gelu_exact and layer_norm carry their own gradients (fewer passes); they must equal autodiff's."""
+    rng = np.random.RandomState(2)
+    x_value, dy_value = rng.normal(0, 2, size=[2, 5, 16]), rng.normal(size=[2, 5, 16])
+    with tf.Graph().as_default(), tf.Session() as session:
+        x, dy = tf.constant(x_value, tf.float32), tf.constant(dy_value, tf.float32)
+        gelu_reference = 0.5 * x * (1.0 + tf.math.erf(x / np.sqrt(2.0)))
+        normalized = modeling.layer_norm(x)
+        beta, gamma = tf.global_variables()  # in the order layer_norm makes them
+        session.run([gamma.assign(rng.normal(size=16)), beta.assign(rng.normal(size=16))])
+        mean, variance = tf.nn.moments(x, [-1], keep_dims=True)
+        norm_reference = (x - mean) * tf.rsqrt(variance + 1e-12) * gamma + beta
+        ours = session.run([modeling.gelu_exact(x), tf.gradients(modeling.gelu_exact(x), x, dy)[0], normalized]
+                           + tf.gradients(normalized, [x, gamma, beta], dy))
+        theirs = session.run([gelu_reference, tf.gradients(gelu_reference, x, dy)[0], norm_reference]
+                             + tf.gradients(norm_reference, [x, gamma, beta], dy))
+    for got, expected in zip(ours, theirs):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_pooled_output_skips_the_last_layer_for_all_but_cls():
     """pooled_output is the pooler on sequence_output's [CLS] row, computed without sequence_output."""
     rng = np.random.RandomState(1)

@@ -14,22 +14,9 @@ import sys
 import time
 
 
-def timed(cls, method: str) -> None:
-    original = getattr(cls, method)
-
-    def run(self, *args, **kwargs):
-        start = time.time()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            sys.stderr.write("google_%s_seconds %.2f\n" % ({"train": "train", "evaluate": "eval"}[method],
-                                                             time.time() - start))
-
-    setattr(cls, method, run)
-
-
-def time_eval_batches(tf, cls, batch_size) -> None:
-    original = cls.evaluate
+def instrument(tf, estimator_class, eval_batch_size) -> None:
+    """Wraps train and evaluate to time them, and evaluate to time each of its batches too."""
+    train, evaluate = estimator_class.train, estimator_class.evaluate
 
     class BatchEnds(tf.train.SessionRunHook):
         def __init__(self):
@@ -38,17 +25,25 @@ def time_eval_batches(tf, cls, batch_size) -> None:
         def after_run(self, run_context, run_values):
             self.times.append(time.time())
 
-    def evaluate(self, *args, **kwargs):
-        ends = BatchEnds()
+    def timed_train(self, *args, **kwargs):
+        start = time.time()
+        try:
+            return train(self, *args, **kwargs)
+        finally:
+            sys.stderr.write("google_train_seconds %.2f\n" % (time.time() - start))
+
+    def timed_evaluate(self, *args, **kwargs):
+        start, ends = time.time(), BatchEnds()
         kwargs["hooks"] = list(kwargs.get("hooks") or []) + [ends]
         try:
-            return original(self, *args, **kwargs)
+            return evaluate(self, *args, **kwargs)
         finally:
+            sys.stderr.write("google_eval_seconds %.2f\n" % (time.time() - start))
             if len(ends.times) > 2:
                 sys.stderr.write("google_eval_examples_per_second %.2f\n" % (
-                    (len(ends.times) - 2) * batch_size() / (ends.times[-1] - ends.times[1])))
+                    (len(ends.times) - 2) * eval_batch_size() / (ends.times[-1] - ends.times[1])))
 
-    cls.evaluate = evaluate
+    estimator_class.train, estimator_class.evaluate = timed_train, timed_evaluate
 
 
 def main() -> None:
@@ -56,9 +51,7 @@ def main() -> None:
     import tensorflow.compat.v1 as tf
     from bert import run_classifier  # google-research/bert's, from the unpacked wheel
 
-    time_eval_batches(tf, tf.estimator.tpu.TPUEstimator, lambda: run_classifier.FLAGS.eval_batch_size)
-    for method in ("train", "evaluate"):
-        timed(tf.estimator.tpu.TPUEstimator, method)
+    instrument(tf, tf.estimator.tpu.TPUEstimator, lambda: run_classifier.FLAGS.eval_batch_size)
     for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):
         tf.flags.mark_flag_as_required(name)
     tf.app.run(run_classifier.main)

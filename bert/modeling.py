@@ -122,7 +122,7 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
     """LayerNorm over the last axis with Google's variable names (`beta`, `gamma`) and epsilon.
 
     The gradient is the textbook closed form, dx = (g - mean(g) - x^ mean(g x^)) / sigma with g = dy * gamma,
-    which takes about half the element-wise passes of TensorFlow's derivation through tf.nn.moments.
+    which takes fewer element-wise passes than TensorFlow's derivation through tf.nn.moments.
     """
     with tf.variable_scope(name):
         depth = x.shape[-1].value
@@ -235,14 +235,14 @@ def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, 
 
     With `first_token_only` it returns only each sequence's first row, [batch, hidden].
     """
-    residual = tf.reshape(hidden, [batch_size, seq_length, -1])[:, 0] if first_token_only else hidden
+    asking = tf.reshape(hidden, [batch_size, seq_length, config.hidden_size])[:, 0] if first_token_only else hidden
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
-            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length, first_token_only)
+            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length, asking)
         with tf.variable_scope("output"):
             projected = dropout(dense(context, config.hidden_size, "dense", config),
                                 config.hidden_dropout_prob, is_training)
-            attention_output = layer_norm(projected + residual, epsilon=config.layer_norm_eps)
+            attention_output = layer_norm(projected + asking, epsilon=config.layer_norm_eps)
     with tf.variable_scope("intermediate"):
         intermediate = dense(attention_output, config.intermediate_size, "dense", config,
                              get_activation(config.hidden_act))
@@ -252,23 +252,19 @@ def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, 
         return layer_norm(output + attention_output, epsilon=config.layer_norm_eps)
 
 
-def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length,
-                   first_token_only: bool = False):
-    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D.
+def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length, asking):
+    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D, a row per query.
 
-    With `first_token_only` only each sequence's first position asks (attends to all of them).
+    Queries come from the rows of `asking` (`hidden` itself, or one row per sequence); keys and values
+    from every row of `hidden`.
     """
     heads = config.num_attention_heads
     head_size = config.hidden_size // heads
 
-    def split_heads(x, length=seq_length):  # [batch * length, hidden] -> [batch, heads, length, head_size]
-        return tf.transpose(tf.reshape(x, [batch_size, length, heads, head_size]), [0, 2, 1, 3])
+    def split_heads(x):  # [batch * length, hidden] -> [batch, heads, length, head_size]
+        return tf.transpose(tf.reshape(x, [batch_size, -1, heads, head_size]), [0, 2, 1, 3])
 
-    if first_token_only:
-        asking = tf.reshape(hidden, [batch_size, seq_length, config.hidden_size])[:, 0]
-        query = split_heads(dense(asking, config.hidden_size, "query", config), length=1)
-    else:
-        query = split_heads(dense(hidden, config.hidden_size, "query", config))
+    query = split_heads(dense(asking, config.hidden_size, "query", config))
     key = split_heads(dense(hidden, config.hidden_size, "key", config))
     value = split_heads(dense(hidden, config.hidden_size, "value", config))
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias

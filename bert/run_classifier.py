@@ -68,8 +68,8 @@ flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores to use (with --use_tpu).")
 flags.DEFINE_string("feature_cache_dir", None, "Where tokenized examples are kept and reused across runs "
                     "(default: --output_dir); run_all.sh shares one for the whole sweep.")
 flags.DEFINE_bool("dynamic_padding", True, "Batch examples of similar length and pad each batch only to its "
-                  "longest example (rounded up to 8 on GPU and with XLA); false pads every example to max_seq_length like "
-                  "google-research/bert. Always false on TPU.")
+                  "longest example (rounded up to 8 on GPU and with XLA); false pads every example to "
+                  "max_seq_length like google-research/bert. Always false on TPU.")
 flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each training batch into this many micro-batches "
                      "whose gradients are summed before one update: the same training with less memory.")
 flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_worker_mirrored"],

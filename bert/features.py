@@ -228,6 +228,7 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
             per_pipeline = batch_size // pipelines
             this_order = order.reshape(-1, batch_size)[:, pipeline * per_pipeline:(pipeline + 1) * per_pipeline]
             this_order, this_batch_size = this_order.reshape(-1), input_context.get_per_replica_batch_size(batch_size)
+        tf.logging.info("Input: %d examples in batches of %d", len(this_order), this_batch_size)
         everything = tf.data.experimental.get_single_element(tf.data.TFRecordDataset(path).batch(num_examples))
         dataset = tf.data.Dataset.from_tensor_slices(this_order).batch(this_batch_size, drop_remainder=drop_remainder)
         return dataset.map(lambda indices: parse(tf.gather(everything, indices)), num_parallel_calls=2).prefetch(2)

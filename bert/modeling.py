@@ -151,14 +151,22 @@ def dropout(x, rate: float, is_training: bool, name: str = "dropout"):
     """Inverted dropout whose mask is a function of (--seed, the op's name, the global step).
 
     Stateless: tf.nn.dropout's random state lives in the session, so a run resumed from a checkpoint
-    would draw other masks than the uninterrupted run; these masks are the same either way.
+    would draw other masks than the uninterrupted run; these masks are the same either way. The mask
+    is scaled once and reused by the backward pass (dy * mask): autodiff of x * keep / (1 - rate)
+    makes two passes there, over tensors as large as the attention probabilities.
     """
     if not is_training or rate <= 0:
         return x
     step = tf.cast(tf.train.get_or_create_global_step(), tf.int32)
     seed = tf.stack([tf.constant(scoped_seed(name) ^ (tf.get_default_graph().seed or 0) & 0x7FFFFFFF), step])
     keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate
-    return x * tf.cast(keep, x.dtype) / (1.0 - rate)
+    mask = tf.cast(keep, x.dtype) * (1.0 / (1.0 - rate))
+
+    @tf.custom_gradient
+    def apply(x):
+        return x * mask, lambda dy: dy * mask
+
+    return apply(x)
 
 
 class BertModel:

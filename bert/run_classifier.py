@@ -281,8 +281,13 @@ def micro_batch_size() -> int:
     return FLAGS.train_batch_size // FLAGS.gradient_accumulation_steps
 
 
-def build_estimator(model_fn, use_tpu: bool) -> tf.estimator.Estimator:
-    """A TPUEstimator (on CPU and GPU too), or, with --distribution_strategy, an Estimator that trains with it."""
+def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.estimator.Estimator:
+    """A TPUEstimator (on CPU and GPU too), or, with --distribution_strategy, an Estimator that trains with it.
+
+    Evaluation runs in PREDICT mode too (per-example outputs feed the official metrics), and TPUEstimator
+    hands input_fn the batch size of the mode it runs: the estimator that evaluates is built with
+    predict_batch_size = --eval_batch_size.
+    """
     session_config = tf.ConfigProto()
     # One pass of Grappler's graph optimisers, as Estimator's default config has: the second finds
     # nothing more here and costs ~0.5 s at start-up.
@@ -316,7 +321,7 @@ def build_estimator(model_fn, use_tpu: bool) -> tf.estimator.Estimator:
     return tpu_estimator.TPUEstimator(use_tpu=use_tpu, model_fn=model_fn, config=run_config,
                                       train_batch_size=micro_batch_size(),
                                       eval_batch_size=FLAGS.eval_batch_size,
-                                      predict_batch_size=FLAGS.predict_batch_size)
+                                      predict_batch_size=predict_batch_size)
 
 
 def run_predictions(estimator, cache: FeatureCache, task: processors.TaskSpec, data_dir: str, split: str,
@@ -469,7 +474,7 @@ def main(_):
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16)
-    estimator = build_estimator(model_fn, FLAGS.use_tpu)
+    estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}
     if FLAGS.do_train:
@@ -521,7 +526,7 @@ def main(_):
 
     if FLAGS.do_eval:
         start = time.time()
-        results.update(evaluate(estimator, cache, task))
+        results.update(evaluate(build_estimator(model_fn, FLAGS.use_tpu, FLAGS.eval_batch_size), cache, task))
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))

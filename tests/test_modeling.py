@@ -79,6 +79,23 @@ def test_hand_written_gradients_match_tensorflows_derivation():
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_dropout_gradient_uses_the_forward_mask():
+    """Kept units are scaled by 1 / (1 - rate); the hand-written gradient passes dy through that same mask."""
+    rng = np.random.RandomState(3)
+    x_value, dy_value = rng.uniform(0.5, 2.0, size=[64, 64]), rng.normal(size=[64, 64])
+    with tf.Graph().as_default(), tf.Session() as session:
+        x, dy = tf.constant(x_value, tf.float32), tf.constant(dy_value, tf.float32)
+        tf.train.get_or_create_global_step()
+        dropped = modeling.dropout(x, 0.25, is_training=True)
+        session.run(tf.global_variables_initializer())
+        out, grad = session.run([dropped, tf.gradients(dropped, x, dy)[0]])
+        assert modeling.dropout(x, 0.25, is_training=False) is x
+    kept = out != 0
+    assert 0.22 < 1 - kept.mean() < 0.28
+    np.testing.assert_allclose(out[kept], x_value[kept] / 0.75, rtol=1e-6)
+    np.testing.assert_allclose(grad, np.where(kept, dy_value / 0.75, 0.0), rtol=1e-6)
+
+
 def test_pooled_output_skips_the_last_layer_for_all_but_cls():
     """pooled_output is the pooler on sequence_output's [CLS] row, computed without sequence_output."""
     rng = np.random.RandomState(1)

@@ -47,8 +47,11 @@ def tiny_config(tmp_path_factory):
 def test_mrpc_train_eval_predict_as_script(tmp_path, glue_dir, vocab_file, tiny_config):
     log = run_classifier(tmp_path, glue_dir / "MRPC", "MRPC", vocab_file, tiny_config, "--do_train=true",
                          "--do_eval=true", "--do_predict=true", "--num_train_epochs=0.1",
-                         "--learning_rate=1e-3", as_module=False)
+                         "--learning_rate=1e-3", "--eval_batch_size=32", "--predict_batch_size=128", as_module=False)
     results = read_results(tmp_path)
+    # Each phase batches with its own flag (evaluation runs in PREDICT mode, yet in batches of --eval_batch_size).
+    for examples, batch in ((int(3668 / 16 * 0.1) * 16, 16), (408, 32), (1725, 128)):
+        assert "Input: %d examples in batches of %d" % (examples, batch) in log
     assert set(results) == ALWAYS | {"eval_accuracy", "eval_f1"}
     assert results["global_step"] == int(3668 / 16 * 0.1)
     assert 0.0 <= results["eval_accuracy"] <= 1.0 and 0.0 <= results["eval_f1"] <= 1.0

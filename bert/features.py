@@ -231,6 +231,9 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
         tf.logging.info("Input: %d examples in batches of %d", len(this_order), this_batch_size)
         everything = tf.data.experimental.get_single_element(tf.data.TFRecordDataset(path).batch(num_examples))
         dataset = tf.data.Dataset.from_tensor_slices(this_order).batch(this_batch_size, drop_remainder=drop_remainder)
-        return dataset.map(lambda indices: parse(tf.gather(everything, indices)), num_parallel_calls=2).prefetch(2)
+        # Nothing in `parse` needs AutoGraph (no tensor-dependent Python control flow), and converting it
+        # costs ~0.3 s of every train, eval and predict phase on TF 1.15.
+        parse_batch = tf.autograph.experimental.do_not_convert(lambda indices: parse(tf.gather(everything, indices)))
+        return dataset.map(parse_batch, num_parallel_calls=2).prefetch(2)
 
     return input_fn

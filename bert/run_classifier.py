@@ -284,9 +284,7 @@ def micro_batch_size() -> int:
 def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.estimator.Estimator:
     """A TPUEstimator (on CPU and GPU too), or, with --distribution_strategy, an Estimator that trains with it.
 
-    Evaluation runs in PREDICT mode too (per-example outputs feed the official metrics), and TPUEstimator
-    hands input_fn the batch size of the mode it runs: the estimator that evaluates is built with
-    predict_batch_size = --eval_batch_size.
+    TPUEstimator hands input_fn the batch size of the mode it runs, `predict_batch_size` in PREDICT mode.
     """
     session_config = tf.ConfigProto()
     # One pass of Grappler's graph optimisers, as Estimator's default config has: the second finds
@@ -526,7 +524,11 @@ def main(_):
 
     if FLAGS.do_eval:
         start = time.time()
-        results.update(evaluate(build_estimator(model_fn, FLAGS.use_tpu, FLAGS.eval_batch_size), cache, task))
+        # Evaluation runs in PREDICT mode (per-example outputs feed the official metrics): a TPUEstimator of its
+        # own batches it by --eval_batch_size. A plain Estimator (--distribution_strategy) leaves that to input_fn.
+        evaluator = (build_estimator(model_fn, FLAGS.use_tpu, FLAGS.eval_batch_size)
+                     if FLAGS.distribution_strategy == "none" else estimator)
+        results.update(evaluate(evaluator, cache, task))
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))

@@ -313,6 +313,10 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.esti
         cluster=resolver, master=FLAGS.master, model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
         session_config=session_config,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        # TPUEstimator's rate logging: every loop of iterations on TPU; off elsewhere, where ProgressHook
+        # reports (with iterations_per_loop > 100 it would log, and read the step in a second session
+        # run, after every step).
+        log_step_count_steps=100 if use_tpu else None,
         tpu_config=tpu_estimator.TPUConfig(iterations_per_loop=FLAGS.iterations_per_loop,
                                            num_shards=FLAGS.num_tpu_cores,
                                            per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2))

@@ -21,7 +21,7 @@ runs the same fine-tune with google-research/bert's own run_classifier.py (bert-
 PyPI, TF 1.15 only, about 12 minutes here) and compares wall time, training time and the time of the
 evaluation phase on the dev set. Google's script runs in the environment this script was started with, as
 its users run it: not with the settings bert.compat adds to this process (TF_CPU_ALLOCATOR_USE_BFC, which
-speeds google-research/bert's script up too: its evaluation of MRPC alone ran at 71 instead of 57 examples/s).
+speeds google-research/bert's script up too).
 """
 import argparse
 import json

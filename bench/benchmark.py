@@ -152,8 +152,8 @@ def google_mrpc(glue_dir: str, work_dir: str) -> dict:
     start = time.time()
     log = subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py"), unpacked] +
                          mrpc_flags(glue_dir, os.path.join(work_dir, "output"), config_file),
-                         cwd=work_dir, env=LAUNCH_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True,
-                         check=True).stderr
+                         cwd=work_dir, env=LAUNCH_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         universal_newlines=True, check=True).stderr
     seconds = dict(re.findall(r"^google_(train|eval)_seconds ([\d.]+)$", log, re.M))
     steady = float(re.search(r"^google_eval_examples_per_second ([\d.]+)$", log, re.M).group(1))
     results = read_eval_results(os.path.join(work_dir, "output", "eval_results.txt"))
@@ -212,8 +212,9 @@ def main():
     if runs:
         num_dev = len(processors.read_examples(task, os.path.join(args.glue_dir, "MRPC"), "dev"))
         lines += ["", "Full MRPC fine-tune (3 epochs, batch 32, 128 tokens, lr 2e-5), each implementation as its "
-                  "users run it (eval batch: run_all.sh's 32 here, the default 8 there); the eval phase is the whole evaluation of the %d dev examples (graph, checkpoint "
-                  "restore, every batch, metrics):" % num_dev, "",
+                  "users run it (eval batch: run_all.sh's 32 here, the default 8 there); the eval phase is the "
+                  "whole evaluation of the %d dev examples (graph, checkpoint restore, every batch, metrics):"
+                  % num_dev, "",
                   "| implementation | wall s | training s | eval phase s | eval examples/s | dev accuracy | dev F1 |",
                   "|---|---|---|---|---|---|---|"]
         for name, run in runs:

@@ -292,8 +292,6 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.esti
     session_config.graph_options.rewrite_options.meta_optimizer_iterations = 1  # RewriterConfig.ONE
     if FLAGS.use_xla:
         session_config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
-        # XLA only auto-clusters CPU ops when asked to; GPUs are clustered either way.
-        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     if FLAGS.distribution_strategy != "none":  # TPUEstimator ignores tf.distribute strategies
         strategy = {"mirrored": tf.distribute.MirroredStrategy,
                     "multi_worker_mirrored": tf.distribute.experimental.MultiWorkerMirroredStrategy,
@@ -460,6 +458,8 @@ def main(_):
     task = processors.get_task(FLAGS.task_name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     check_setup(bert_config, task)
+    if FLAGS.use_xla:  # XLA only auto-clusters CPU ops when asked to, once per process; GPUs are clustered either way.
+        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
     cache = FeatureCache(FLAGS.feature_cache_dir or FLAGS.output_dir, tokenizer, FLAGS.vocab_file,
                          FLAGS.do_lower_case, FLAGS.max_seq_length)

@@ -3,7 +3,8 @@
     .venv/bin/python bench/benchmark.py [--task MRPC] [--steps 30] [--full_mrpc] [--output bench/results.md]
 
 Measures, for fixed padding (google-research/bert's way) and dynamic padding with length-grouped
-batches, each with XLA off and on:
+batches, each with XLA off and on, in run_classifier.py's default number of towers here (and dynamic
+padding without XLA in one tower too, to show what towers bring):
 - training: examples/s, real tokens/s and padded tokens/s over `--steps` steps after two warm-up steps,
   with the real model_fn, optimizer and input pipeline of run_classifier.py;
 - evaluation: dev examples/s over three whole passes of the dev set after one warm-up pass (fixed padding
@@ -41,7 +42,7 @@ import numpy as np  # noqa: E402
 from bert import features, modeling, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, tf  # noqa: E402
 from bert.report import read_eval_results  # noqa: E402
-from bert.run_classifier import model_fn_builder  # noqa: E402
+from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERT_DIR = os.path.join(REPO, "uncased_L-6_H-384_A-12")
@@ -74,7 +75,8 @@ def session_config(use_xla: bool):
     return config
 
 
-def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, use_xla, training, eval_passes=3):
+def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, use_xla, towers, training,
+            eval_passes=3):
     """(examples/s, real tokens/s, padded tokens/s, mean padded length).
 
     Training: over `steps` steps after two warm-up steps (graph optimisation, XLA compilation of the
@@ -97,7 +99,8 @@ def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, us
         tf.set_random_seed(1)
         iterator = tf.data.make_initializable_iterator(input_fn({}) if training else input_fn({}).repeat())
         batch = iterator.get_next()
-        spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False)(batch, None, mode, {})
+        spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False, towers=towers)(
+            batch, None, mode, {})
         work = spec.train_op if training else spec.predictions["outputs"]
         with tf.Session(config=session_config(use_xla)) as session:
             session.run([tf.global_variables_initializer(), iterator.initializer])
@@ -183,25 +186,29 @@ def main():
 
     peak = matmul_peak()
     rows, eval_rates = [], {}
-    for dynamic in (False, True):
-        for use_xla in (False, True):
-            ex, real, padded, length = measure(task, train, config, 128, 32, args.steps, dynamic, use_xla, True)
-            flops = ex * train_flops_per_example(config, length)
-            useful = flops * real / padded
-            eval_ex = eval_rates[dynamic, use_xla] = measure(task, dev, config, 128, 32 if dynamic else 8, args.steps,
-                                                             dynamic, use_xla, False)[0]
-            rows.append("| %s | %s | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
-                "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", ex, real, padded,
-                flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_ex))
-            print(rows[-1], flush=True)
+    towers = default_towers(use_tpu=False)  # run_classifier.py's default here
+    # every padding x XLA setting with the default towers, and dynamic padding without XLA in one tower
+    settings = [(dynamic, use_xla, towers) for dynamic in (False, True) for use_xla in (False, True)]
+    settings += [(True, False, 1)] if towers != 1 else []
+    for dynamic, use_xla, setting_towers in settings:
+        ex, real, padded, length = measure(task, train, config, 128, 32, args.steps, dynamic, use_xla,
+                                           setting_towers, True)
+        flops = ex * train_flops_per_example(config, length)
+        useful = flops * real / padded
+        eval_ex = eval_rates[dynamic, use_xla, setting_towers] = measure(
+            task, dev, config, 128, 32 if dynamic else 8, args.steps, dynamic, use_xla, setting_towers, False)[0]
+        rows.append("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
+            "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", setting_towers, ex, real,
+            padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_ex))
+        print(rows[-1], flush=True)
 
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,
                                                                      config.hidden_size), "",
              "Machine: %s, %d cores, TensorFlow %s, Python %s. fp32 matmul peak: %.0f GFLOP/s." % (
                  platform.processor() or platform.machine(), os.cpu_count(), TF_VERSION, platform.python_version(),
                  peak / 1e9), "",
-             "| padding | XLA | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
-             "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|"] + rows
+             "| padding | XLA | towers | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
+             "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|---|"] + rows
     runs = []
     if args.full_mrpc or args.google:
         runs.append(("this code (eval batch 32)", full_mrpc(args.glue_dir, os.path.join(
@@ -226,10 +233,11 @@ def main():
             lines += ["", "Ratios, google-research/bert over this code: wall %.2fx, training %.2fx, eval phase %.2fx."
                       % (google["wall"] / ours["wall"], google["train_time"] / ours["train_time"],
                          google["eval_time"] / ours["eval_time"]),
-                      "Eval rate: this code %.1f examples/s (dynamic padding, batch 32, whole passes of the dev set, "
-                      "from the table), google-research/bert's script %.1f (batch 8, every batch of the same shape: "
+                      "Eval rate: this code %.1f examples/s (dynamic padding, batch 32, default towers, whole passes "
+                      "of the dev set, from the table), google-research/bert's script %.1f (batch 8, every batch of the same shape: "
                       "its batches after the first two): %.2fx." % (
-                          eval_rates[True, False], google["eval_steady"], eval_rates[True, False] / google["eval_steady"])]
+                          eval_rates[True, False, towers], google["eval_steady"],
+                          eval_rates[True, False, towers] / google["eval_steady"])]
     lines += ["", "Command: `%s`" % " ".join(["python bench/benchmark.py"] + sys.argv[1:])]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -6,6 +6,7 @@ checkpoints load unchanged. Activations stay 2-D ([batch * seq, hidden]) between
 are then plain matmuls, which is what CPUs, GPUs and TPUs all run fastest.
 """
 import collections
+import functools
 import json
 import math
 import re
@@ -147,18 +148,21 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
         return normalize(x, gamma, beta)
 
 
-def dropout(x, rate: float, is_training: bool, name: str = "dropout"):
-    """Inverted dropout whose mask is a function of (--seed, the op's name, the global step).
+def dropout(x, rate: float, is_training: bool, name: str = "dropout", stream=0):
+    """Inverted dropout whose mask is a function of (--seed, the op's name, the global step, `stream`).
 
     Stateless: tf.nn.dropout's random state lives in the session, so a run resumed from a checkpoint
-    would draw other masks than the uninterrupted run; these masks are the same either way. The mask
-    is scaled once and reused by the backward pass (dy * mask): autodiff of x * keep / (1 - rate)
-    makes two passes there, over tensors as large as the attention probabilities.
+    would draw other masks than the uninterrupted run; these masks are the same either way. `stream`
+    (an int or int tensor) tells apart model copies that share op names: the towers and tf.distribute
+    replicas that each compute a part of one batch would otherwise draw the same masks for their parts.
+    The mask is scaled once and reused by the backward pass (dy * mask): autodiff of
+    x * keep / (1 - rate) makes two passes there, over tensors as large as the attention probabilities.
     """
     if not is_training or rate <= 0:
         return x
-    step = tf.cast(tf.train.get_or_create_global_step(), tf.int32)
-    seed = tf.stack([tf.constant(scoped_seed(name) ^ (tf.get_default_graph().seed or 0) & 0x7FFFFFFF), step])
+    step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
+    name_seed = scoped_seed(name) ^ (tf.get_default_graph().seed or 0) & 0x7FFFFFFF
+    seed = tf.stack([name_seed + tf.cast(stream, tf.int64) * (1 << 32), step])  # stream in the high bits
     keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate
     mask = tf.cast(keep, x.dtype) * (1.0 / (1.0 - rate))
 
@@ -181,10 +185,13 @@ class BertModel:
     but the other rows' attention output and feed-forward, a sixth of a 6-layer model's work, are never
     computed. The full last layer behind `sequence_output` runs only when something uses it (graphs
     run just the ops a fetch needs).
+
+    Copies that compute parts of one batch with shared variables (towers, tf.distribute replicas) pass
+    each a different `stream`, so that their dropout masks differ (see `dropout`).
     """
 
     def __init__(self, config: BertConfig, is_training: bool, input_ids, input_mask=None,
-                 token_type_ids=None, use_one_hot_embeddings: bool = False, scope: str = "bert"):
+                 token_type_ids=None, use_one_hot_embeddings: bool = False, scope: str = "bert", stream=0):
         if config.hidden_size % config.num_attention_heads:
             raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
                              % (config.hidden_size, config.num_attention_heads))
@@ -194,11 +201,12 @@ class BertModel:
             input_mask = tf.ones_like(input_ids)
         if token_type_ids is None:
             token_type_ids = tf.zeros_like(input_ids)
+        drop = functools.partial(dropout, is_training=is_training, stream=stream)
 
         with tf.variable_scope(scope):
             with tf.variable_scope("embeddings"):
                 self.embedding_output, self.embedding_table = self._embed(
-                    config, is_training, input_ids, token_type_ids, use_one_hot_embeddings)
+                    config, drop, input_ids, token_type_ids, use_one_hot_embeddings)
             with tf.variable_scope("encoder"):
                 # 0 where attention is allowed, -10000 on padding: added to the scores before softmax.
                 mask_bias = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)) * -10000.0
@@ -207,10 +215,10 @@ class BertModel:
                 for i in range(config.num_hidden_layers):
                     with tf.variable_scope("layer_%d" % i):
                         last_input = hidden
-                        hidden = transformer_layer(config, is_training, hidden, mask_bias, batch_size, seq_length)
+                        hidden = transformer_layer(config, drop, hidden, mask_bias, batch_size, seq_length)
                         layers_2d.append(hidden)
                 with tf.variable_scope("layer_%d" % (config.num_hidden_layers - 1), reuse=True):
-                    first_token = transformer_layer(config, is_training, last_input, mask_bias, batch_size,
+                    first_token = transformer_layer(config, drop, last_input, mask_bias, batch_size,
                                                     seq_length, first_token_only=True)
             self.all_encoder_layers = [tf.reshape(h, [batch_size, seq_length, config.hidden_size])
                                        for h in layers_2d]
@@ -219,7 +227,7 @@ class BertModel:
                 self.pooled_output = dense(first_token, config.hidden_size, "dense", config, tf.tanh)
 
     @staticmethod
-    def _embed(config, is_training, input_ids, token_type_ids, use_one_hot_embeddings):
+    def _embed(config, drop, input_ids, token_type_ids, use_one_hot_embeddings):
         def table(name, rows):
             return tf.get_variable(name, [rows, config.hidden_size], initializer=initializer(config, name))
 
@@ -234,49 +242,50 @@ class BertModel:
                        config.type_vocab_size)
         positions = table("position_embeddings", config.max_position_embeddings)[tf.newaxis, :tf.shape(input_ids)[1]]
         output = layer_norm(words + types + positions, epsilon=config.layer_norm_eps)
-        return dropout(output, config.hidden_dropout_prob, is_training), word_table
+        return drop(output, config.hidden_dropout_prob), word_table
 
 
-def transformer_layer(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length,
+def transformer_layer(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_length,
                       first_token_only: bool = False):
     """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden].
 
-    With `first_token_only` it returns only each sequence's first row, [batch, hidden].
+    With `first_token_only` it returns only each sequence's first row, [batch, hidden]. `drop(x, rate, name=...)`
+    is the model's dropout (identity outside training).
     """
     asking = tf.reshape(hidden, [batch_size, seq_length, config.hidden_size])[:, 0] if first_token_only else hidden
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
-            context = self_attention(config, is_training, hidden, mask_bias, batch_size, seq_length, asking)
+            context = self_attention(config, drop, hidden, mask_bias, batch_size, seq_length, asking,
+                                     1 if first_token_only else seq_length)
         with tf.variable_scope("output"):
-            projected = dropout(dense(context, config.hidden_size, "dense", config),
-                                config.hidden_dropout_prob, is_training)
+            projected = drop(dense(context, config.hidden_size, "dense", config), config.hidden_dropout_prob)
             attention_output = layer_norm(projected + asking, epsilon=config.layer_norm_eps)
     with tf.variable_scope("intermediate"):
         intermediate = dense(attention_output, config.intermediate_size, "dense", config,
                              get_activation(config.hidden_act))
     with tf.variable_scope("output"):
-        output = dropout(dense(intermediate, config.hidden_size, "dense", config),
-                         config.hidden_dropout_prob, is_training)
+        output = drop(dense(intermediate, config.hidden_size, "dense", config), config.hidden_dropout_prob)
         return layer_norm(output + attention_output, epsilon=config.layer_norm_eps)
 
 
-def self_attention(config: BertConfig, is_training: bool, hidden, mask_bias, batch_size, seq_length, asking):
+def self_attention(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_length, asking, asking_length):
     """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D, a row per query.
 
-    Queries come from the rows of `asking` (`hidden` itself, or one row per sequence); keys and values
-    from every row of `hidden`.
+    Queries come from the rows of `asking` (`hidden` itself, or one row per sequence: `asking_length`
+    rows per sequence); keys and values from every row of `hidden`.
     """
     heads = config.num_attention_heads
     head_size = config.hidden_size // heads
 
-    def split_heads(x):  # [batch * length, hidden] -> [batch, heads, length, head_size]
-        return tf.transpose(tf.reshape(x, [batch_size, -1, heads, head_size]), [0, 2, 1, 3])
+    def split_heads(x, length):  # [batch * length, hidden] -> [batch, heads, length, head_size]
+        # lengths spelled out, not -1: a batch may be empty (a tower's part of a 1-example batch)
+        return tf.transpose(tf.reshape(x, [batch_size, length, heads, head_size]), [0, 2, 1, 3])
 
-    query = split_heads(dense(asking, config.hidden_size, "query", config))
-    key = split_heads(dense(hidden, config.hidden_size, "key", config))
-    value = split_heads(dense(hidden, config.hidden_size, "value", config))
+    query = split_heads(dense(asking, config.hidden_size, "query", config), asking_length)
+    key = split_heads(dense(hidden, config.hidden_size, "key", config), seq_length)
+    value = split_heads(dense(hidden, config.hidden_size, "value", config), seq_length)
     scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
-    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob, is_training, "attention_dropout")
+    probs = drop(tf.nn.softmax(scores), config.attention_probs_dropout_prob, name="attention_dropout")
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
     return tf.reshape(context, [-1, config.hidden_size])
 
@@ -286,7 +295,8 @@ ClassifierOutputs = collections.namedtuple(
 
 
 def classifier_head(pooled_output, num_labels: int, is_regression: bool, is_training: bool,
-                    labels=None, dropout_rate: float = 0.1, initializer_range: float = 0.02) -> ClassifierOutputs:
+                    labels=None, dropout_rate: float = 0.1, initializer_range: float = 0.02,
+                    stream=0) -> ClassifierOutputs:
     """Google's head: dropout, then `output_weights` [num_labels, hidden] and `output_bias`.
 
     Classification: softmax cross-entropy, `probabilities` per class. Regression (STS-B): one output,
@@ -297,7 +307,7 @@ def classifier_head(pooled_output, num_labels: int, is_regression: bool, is_trai
                                      initializer=tf.truncated_normal_initializer(stddev=initializer_range,
                                                                                  seed=scoped_seed("output_weights")))
     output_bias = tf.get_variable("output_bias", [num_labels], initializer=tf.zeros_initializer())
-    pooled_output = dropout(pooled_output, dropout_rate, is_training)
+    pooled_output = dropout(pooled_output, dropout_rate, is_training, stream=stream)
     logits = tf.nn.bias_add(tf.matmul(pooled_output, output_weights, transpose_b=True), output_bias)
     if is_regression:
         scores = tf.squeeze(logits, axis=-1)

@@ -76,6 +76,8 @@ flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_w
                   "Train with a tf.distribute strategy: `mirrored` on all GPUs of this machine, `multi_worker_mirrored` "
                   "across the machines that the TF_CONFIG environment variable lists (run the same command on each; "
                   "the chief, or worker 0, evaluates and writes the results). --train_batch_size stays the global batch.")
+flags.DEFINE_integer("towers", 0, "Split each batch into this many parts that run side by side on the CPU's cores, "
+                     "with shared weights (0: 2 on CPU, 1 on GPU and TPU). Only dropout masks depend on it.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
@@ -102,20 +104,48 @@ def read_split(task: processors.TaskSpec, data_dir: str, split: str) -> List[pro
     return examples
 
 
+def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool, features: Dict, towers: int,
+                            replica, use_tpu: bool):
+    """BERT's pooled output for the batch, computed by `towers` copies of the model on consecutive parts of it.
+
+    The copies share every variable and depend on each other nowhere, so TensorFlow runs them side by
+    side: on CPU it spreads each op over the cores, and many ops of one model are too small for that
+    (LayerNorm, softmax, the attention's per-head products, element-wise ops), which leaves cores idle
+    that the other copy's ops then use. Two towers on 2 cores: MRPC eval ~10% faster, training ~7% (A/B
+    in one process, TF 1.15 and 2.15). The outputs are the same as one model's up to float rounding;
+    each tower draws its own dropout masks (stream `replica * towers + tower`).
+    """
+    if towers == 1:
+        return modeling.BertModel(bert_config, is_training, features["input_ids"], features["input_mask"],
+                                  features["segment_ids"], use_one_hot_embeddings=use_tpu, stream=replica).pooled_output
+    batch = tf.shape(features["input_ids"])[0]
+    sizes = tf.stack([(batch + towers - 1 - tower) // towers for tower in range(towers)])  # sums to batch
+    parts = {name: tf.split(features[name], sizes, num=towers) for name in ("input_ids", "input_mask", "segment_ids")}
+    outputs = []
+    for tower in range(towers):
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True if tower else None):
+            outputs.append(modeling.BertModel(
+                bert_config, is_training, parts["input_ids"][tower], parts["input_mask"][tower],
+                parts["segment_ids"][tower], use_one_hot_embeddings=use_tpu,
+                stream=replica * towers + tower).pooled_output)
+    return tf.concat(outputs, axis=0)
+
+
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
-                     accumulation_steps: int = 1, use_fp16: bool = False):
+                     accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode."""
 
     def model_fn(features, labels, mode, params):
         del labels, params  # the labels travel inside features, so predict mode has them too
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        model = modeling.BertModel(bert_config, is_training, features["input_ids"], features["input_mask"],
-                                   features["segment_ids"], use_one_hot_embeddings=use_tpu)
-        head = modeling.classifier_head(model.pooled_output, task.num_labels, task.is_regression, is_training,
+        # tf.distribute replicas (one without a strategy) each run this function on their part of the batch
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        pooled_output = pooled_output_in_towers(bert_config, is_training, features, towers, replica, use_tpu)
+        head = modeling.classifier_head(pooled_output, task.num_labels, task.is_regression, is_training,
                                         labels=features["label_ids"],
                                         dropout_rate=bert_config.hidden_dropout_prob,
-                                        initializer_range=bert_config.initializer_range)
+                                        initializer_range=bert_config.initializer_range, stream=replica)
 
         def init_weights():
             modeling.init_from_checkpoint(init_checkpoint)
@@ -354,6 +384,15 @@ def length_multiple() -> int:
     return 8 if FLAGS.use_xla or tf.config.experimental.list_physical_devices("GPU") else 1
 
 
+def default_towers(use_tpu: bool) -> int:
+    """2 on CPU (see pooled_output_in_towers); one model keeps a GPU or TPU busy by itself."""
+    return 1 if use_tpu or tf.config.experimental.list_physical_devices("GPU") else 2
+
+
+def num_towers() -> int:
+    return FLAGS.towers or default_towers(FLAGS.use_tpu)
+
+
 def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[str, float]:
     """Official metrics on each dev split; MNLI's mismatched split gets an `eval_mismatched_` prefix."""
     results = {}
@@ -413,6 +452,8 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("--distribution_strategy is for GPUs and CPUs: on TPU, TPUEstimator shards over --num_tpu_cores")
     if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
+    if FLAGS.towers < 0:
+        raise UserError("--towers=%d: pass a positive number of towers, or 0 for the default" % FLAGS.towers)
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
         raise UserError("--train_batch_size=%d must be a multiple of --gradient_accumulation_steps=%d"
                         % (FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps))
@@ -475,7 +516,7 @@ def main(_):
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
-                                use_fp16=FLAGS.use_fp16)
+                                use_fp16=FLAGS.use_fp16, towers=num_towers())
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}

@@ -96,6 +96,16 @@ def test_dropout_gradient_uses_the_forward_mask():
     np.testing.assert_allclose(grad, np.where(kept, dy_value / 0.75, 0.0), rtol=1e-6)
 
 
+def test_dropout_streams_draw_their_own_masks():
+    """Same op name, seed and step: the same mask on the same stream, another on another stream."""
+    with tf.Graph().as_default(), tf.Session() as session:
+        tf.train.get_or_create_global_step()
+        x = tf.ones([256])
+        first, again, other = session.run([modeling.dropout(x, 0.5, True, stream=s) for s in (0, 0, 1)])
+    np.testing.assert_array_equal(first, again)
+    assert (first != other).mean() > 0.3
+
+
 def test_pooled_output_skips_the_last_layer_for_all_but_cls():
     """pooled_output is the pooler on sequence_output's [CLS] row, computed without sequence_output."""
     rng = np.random.RandomState(1)

@@ -12,6 +12,8 @@ padding without XLA in one tower too, to show what towers bring):
   passes give the rate of an evaluation);
 - achieved training FLOP/s against this machine's fp32 matrix-multiply peak (a 4096^3 matmul), counting
   all computed (padded) tokens, and counting only the real ones: the work that was worth doing.
+The settings are measured in turns (a chunk of steps or one dev pass each, then the next setting): this
+VM's speed drifts by ~10% within an hour, which would otherwise decide comparisons between rows.
 FLOP count of a training step = 3 x forward (backward costs twice the forward), counting the matmuls
 this code runs: per example of padded length S, (L - 1) full layers of S * (2 (4 H^2 + 2 H I) + 4 S H)
 (dense layers; attention scores and context), and a last layer that computes keys and values for all
@@ -75,46 +77,66 @@ def session_config(use_xla: bool):
     return config
 
 
-def measure(task, cached, config, max_seq_length, batch_size, steps, dynamic, use_xla, towers, training,
-            eval_passes=3):
-    """(examples/s, real tokens/s, padded tokens/s, mean padded length).
+class Measurement:
+    """One setting's training or evaluation loop, in a graph and session of its own, timed in chunks.
 
-    Training: over `steps` steps after two warm-up steps (graph optimisation, XLA compilation of the
-    first shapes). Evaluation: over `eval_passes` whole passes of the set after one warm-up pass, which
-    also meets every batch shape once.
+    Training: `steps` steps after two warm-up steps (graph optimisation, XLA compilation of the first
+    shapes), in chunks of `steps / rounds`. Evaluation: `rounds` whole passes of the set after one
+    warm-up pass, which also meets every batch shape once; a chunk is one pass. `interleave` runs the
+    chunks of all settings in turns.
     """
-    lengths = cached.lengths
-    if training:
-        order = features.training_order(lengths, batch_size, steps + 2, seed=1, group_by_length=dynamic)
-        warm_up, timed = 2, steps
-    else:
-        order = features.inference_order(lengths, dynamic)
-        warm_up = -(-len(order) // batch_size)
-        timed = eval_passes * warm_up
-    input_fn = features.input_fn_builder(cached.path, max_seq_length, task.is_regression, len(lengths), order,
-                                         batch_size, drop_remainder=training, dynamic_padding=dynamic,
-                                         length_multiple=8 if use_xla else 1)  # as run_classifier.py on CPU
-    mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
-    with tf.Graph().as_default():
-        tf.set_random_seed(1)
-        iterator = tf.data.make_initializable_iterator(input_fn({}) if training else input_fn({}).repeat())
-        batch = iterator.get_next()
-        spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False, towers=towers)(
-            batch, None, mode, {})
-        work = spec.train_op if training else spec.predictions["outputs"]
-        with tf.Session(config=session_config(use_xla)) as session:
-            session.run([tf.global_variables_initializer(), iterator.initializer])
-            for _ in range(warm_up):
-                session.run(work)
-            examples = real = padded = 0
-            start = time.time()
-            for _ in range(timed):
-                _, ids, mask = session.run([work, batch["input_ids"], batch["input_mask"]])
-                examples += ids.shape[0]
-                real += int(mask.sum())
-                padded += ids.size
-            seconds = time.time() - start
-    return examples / seconds, real / seconds, padded / seconds, padded / max(examples, 1)
+
+    def __init__(self, task, cached, config, max_seq_length, batch_size, steps, rounds, dynamic, use_xla, towers,
+                 training):
+        lengths = cached.lengths
+        if training:
+            order = features.training_order(lengths, batch_size, steps + 2, seed=1, group_by_length=dynamic)
+            warm_up, self.chunk = 2, max(1, steps // rounds)
+        else:
+            order = features.inference_order(lengths, dynamic)
+            warm_up = self.chunk = -(-len(order) // batch_size)
+        input_fn = features.input_fn_builder(cached.path, max_seq_length, task.is_regression, len(lengths), order,
+                                             batch_size, drop_remainder=training, dynamic_padding=dynamic,
+                                             length_multiple=8 if use_xla else 1)  # as run_classifier.py on CPU
+        mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
+        with tf.Graph().as_default() as graph:
+            tf.set_random_seed(1)
+            iterator = tf.data.make_initializable_iterator(input_fn({}) if training else input_fn({}).repeat())
+            batch = iterator.get_next()
+            spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False, towers=towers)(
+                batch, None, mode, {})
+            self.fetches = [spec.train_op if training else spec.predictions["outputs"], batch["input_ids"],
+                            batch["input_mask"]]
+            self.session = tf.Session(graph=graph, config=session_config(use_xla))
+            self.session.run([tf.global_variables_initializer(), iterator.initializer])
+        for _ in range(warm_up):
+            self.session.run(self.fetches[0])
+        self.examples = self.real = self.padded = 0
+        self.seconds = 0.0
+
+    def run_chunk(self):
+        start = time.time()
+        for _ in range(self.chunk):
+            _, ids, mask = self.session.run(self.fetches)
+            self.examples += ids.shape[0]
+            self.real += int(mask.sum())
+            self.padded += ids.size
+        self.seconds += time.time() - start
+
+    def rates(self):
+        """(examples/s, real tokens/s, padded tokens/s, mean padded length)."""
+        self.session.close()
+        return (self.examples / self.seconds, self.real / self.seconds, self.padded / self.seconds,
+                self.padded / max(self.examples, 1))
+
+
+def interleave(measurements, rounds):
+    """Chunks of every measurement in turns (reversed every other round): this VM's speed drifts by ~10%
+    within an hour, and measured one after the other, settings would be compared at different speeds."""
+    for round_ in range(rounds):
+        for measurement in measurements[::-1] if round_ % 2 else measurements:
+            measurement.run_chunk()
+    return [measurement.rates() for measurement in measurements]
 
 
 def mrpc_flags(glue_dir: str, output_dir: str, bert_config_file: str) -> list:
@@ -190,16 +212,18 @@ def main():
     # every padding x XLA setting with the default towers, and dynamic padding without XLA in one tower
     settings = [(dynamic, use_xla, towers) for dynamic in (False, True) for use_xla in (False, True)]
     settings += [(True, False, 1)] if towers != 1 else []
-    for dynamic, use_xla, setting_towers in settings:
-        ex, real, padded, length = measure(task, train, config, 128, 32, args.steps, dynamic, use_xla,
-                                           setting_towers, True)
+    training = interleave([Measurement(task, train, config, 128, 32, args.steps, 6, *setting, training=True)
+                           for setting in settings], 6)
+    evaluation = interleave([Measurement(task, dev, config, 128, 32 if setting[0] else 8, args.steps, 3, *setting,
+                                         training=False) for setting in settings], 3)
+    for setting, (ex, real, padded, length), eval_rate in zip(settings, training, evaluation):
+        dynamic, use_xla, setting_towers = setting
+        eval_rates[setting] = eval_rate[0]
         flops = ex * train_flops_per_example(config, length)
         useful = flops * real / padded
-        eval_ex = eval_rates[dynamic, use_xla, setting_towers] = measure(
-            task, dev, config, 128, 32 if dynamic else 8, args.steps, dynamic, use_xla, setting_towers, False)[0]
         rows.append("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
             "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", setting_towers, ex, real,
-            padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_ex))
+            padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_rate[0]))
         print(rows[-1], flush=True)
 
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,

@@ -111,24 +111,24 @@ def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool,
     The copies share every variable and depend on each other nowhere, so TensorFlow runs them side by
     side: on CPU it spreads each op over the cores, and many ops of one model are too small for that
     (LayerNorm, softmax, the attention's per-head products, element-wise ops), which leaves cores idle
-    that the other copy's ops then use. Two towers on 2 cores: MRPC eval ~10% faster, training ~7% (A/B
-    in one process, TF 1.15 and 2.15). The outputs are the same as one model's up to float rounding;
-    each tower draws its own dropout masks (stream `replica * towers + tower`).
+    that the other copy's ops then use. Two towers on 2 cores, against one (bench/benchmark.py, and A/B runs
+    alternating in one process): MRPC eval ~10% faster on TF 1.15 and ~6% on TF 2.15, training ~10% faster
+    on TF 2.15 and as fast on TF 1.15. The outputs are the same as one model's up to float rounding; each
+    tower draws its own dropout masks (stream `replica * towers + tower`).
     """
-    if towers == 1:
-        return modeling.BertModel(bert_config, is_training, features["input_ids"], features["input_mask"],
-                                  features["segment_ids"], use_one_hot_embeddings=use_tpu, stream=replica).pooled_output
-    batch = tf.shape(features["input_ids"])[0]
-    sizes = tf.stack([(batch + towers - 1 - tower) // towers for tower in range(towers)])  # sums to batch
-    parts = {name: tf.split(features[name], sizes, num=towers) for name in ("input_ids", "input_mask", "segment_ids")}
+    parts = [features]
+    if towers > 1:
+        batch = tf.shape(features["input_ids"])[0]
+        sizes = tf.stack([(batch + towers - 1 - tower) // towers for tower in range(towers)])  # sums to batch
+        split = {name: tf.split(features[name], sizes, num=towers) for name in ("input_ids", "input_mask", "segment_ids")}
+        parts = [{name: tensors[tower] for name, tensors in split.items()} for tower in range(towers)]
     outputs = []
-    for tower in range(towers):
+    for tower, part in enumerate(parts):
         with tf.variable_scope(tf.get_variable_scope(), reuse=True if tower else None):
             outputs.append(modeling.BertModel(
-                bert_config, is_training, parts["input_ids"][tower], parts["input_mask"][tower],
-                parts["segment_ids"][tower], use_one_hot_embeddings=use_tpu,
-                stream=replica * towers + tower).pooled_output)
-    return tf.concat(outputs, axis=0)
+                bert_config, is_training, part["input_ids"], part["input_mask"], part["segment_ids"],
+                use_one_hot_embeddings=use_tpu, stream=replica * towers + tower).pooled_output)
+    return outputs[0] if towers == 1 else tf.concat(outputs, axis=0)
 
 
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],

@@ -101,7 +101,9 @@ def test_dropout_streams_draw_their_own_masks():
     with tf.Graph().as_default(), tf.Session() as session:
         tf.train.get_or_create_global_step()
         x = tf.ones([256])
-        first, again, other = session.run([modeling.dropout(x, 0.5, True, stream=s) for s in (0, 0, 1)])
+        masks = [modeling.dropout(x, 0.5, True, stream=s) for s in (0, 0, 1)]
+        session.run(tf.global_variables_initializer())
+        first, again, other = session.run(masks)
     np.testing.assert_array_equal(first, again)
     assert (first != other).mean() > 0.3
 

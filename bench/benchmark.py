@@ -22,7 +22,8 @@ softmax, pooler and head are left out (< 2%).
 `--full_mrpc` also times a complete MRPC fine-tune (3 epochs, batch 32, lr 2e-5) end to end; `--google`
 runs the same fine-tune with google-research/bert's own run_classifier.py (bert-tensorflow 1.0.4 from
 PyPI, TF 1.15 only, about 12 minutes here) and compares wall time, training time and the time of the
-evaluation phase on the dev set. Google's script runs in the environment this script was started with, as
+evaluation phase on the dev set, and the two evaluations' rates on MRPC dev and on CoLA dev (short
+sentences). Google's script runs in the environment this script was started with, as
 its users run it: not with the settings bert.compat adds to this process (TF_CPU_ALLOCATOR_USE_BFC, which
 speeds google-research/bert's script up too).
 """
@@ -157,8 +158,12 @@ def full_mrpc(glue_dir: str, output_dir: str) -> dict:
     return dict(results, wall=time.time() - start)
 
 
-def google_mrpc(glue_dir: str, work_dir: str) -> dict:
-    """google-research/bert's fine-tune (its eval batch of 8): wall, train and eval seconds, accuracy."""
+def run_google(work_dir: str, flags_for_config) -> str:
+    """Runs google-research/bert's run_classifier.py through bench/google_reference.py; returns its timing lines.
+
+    `flags_for_config(bert_config_file)` gives its flags. Its modeling.py knows only the tanh GELU ("gelu"), and
+    the embedded checkpoint asks for the erf one, so it gets a copy of the config saying "gelu".
+    """
     wheel_dir = os.path.join(REPO, ".cache", "bench_google")
     unpacked = os.path.join(wheel_dir, "bert_tensorflow-1.0.4")
     if not os.path.isdir(unpacked):
@@ -166,7 +171,6 @@ def google_mrpc(glue_dir: str, work_dir: str) -> dict:
                                "bert-tensorflow==1.0.4"])
         with zipfile.ZipFile(os.path.join(wheel_dir, "bert_tensorflow-1.0.4-py2.py3-none-any.whl")) as wheel:
             wheel.extractall(unpacked)
-    # Google's modeling.py knows only the tanh GELU ("gelu"); the embedded checkpoint asks for the erf one.
     with open(os.path.join(BERT_DIR, "bert_config.json")) as f:
         config = json.load(f)
     config["hidden_act"] = "gelu"
@@ -174,16 +178,32 @@ def google_mrpc(glue_dir: str, work_dir: str) -> dict:
     config_file = os.path.join(work_dir, "bert_config_tanh_gelu.json")
     with open(config_file, "w") as f:
         json.dump(config, f)
+    return subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py"), unpacked] +
+                          flags_for_config(config_file), cwd=work_dir, env=LAUNCH_ENV, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=True).stderr
+
+
+def google_eval_rate(log: str) -> float:
+    return float(re.search(r"^google_eval_examples_per_second ([\d.]+)$", log, re.M).group(1))
+
+
+def google_mrpc(glue_dir: str, work_dir: str) -> dict:
+    """google-research/bert's fine-tune (its eval batch of 8): wall, train and eval seconds, accuracy."""
     start = time.time()
-    log = subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py"), unpacked] +
-                         mrpc_flags(glue_dir, os.path.join(work_dir, "output"), config_file),
-                         cwd=work_dir, env=LAUNCH_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         universal_newlines=True, check=True).stderr
+    log = run_google(work_dir, lambda config_file: mrpc_flags(glue_dir, os.path.join(work_dir, "output"), config_file))
     seconds = dict(re.findall(r"^google_(train|eval)_seconds ([\d.]+)$", log, re.M))
-    steady = float(re.search(r"^google_eval_examples_per_second ([\d.]+)$", log, re.M).group(1))
     results = read_eval_results(os.path.join(work_dir, "output", "eval_results.txt"))
     return dict(results, wall=time.time() - start, train_time=float(seconds["train"]),
-                eval_time=float(seconds["eval"]), eval_steady=steady)
+                eval_time=float(seconds["eval"]), eval_steady=google_eval_rate(log))
+
+
+def google_eval_only(glue_dir: str, work_dir: str, task_name: str) -> float:
+    """The steady eval rate of google-research/bert's script on a dev set (batch 8, the pre-trained weights)."""
+    return google_eval_rate(run_google(work_dir, lambda config_file: [
+        "--task_name=" + task_name, "--do_eval=true", "--data_dir=" + os.path.join(glue_dir, task_name),
+        "--vocab_file=" + os.path.join(BERT_DIR, "vocab.txt"), "--bert_config_file=" + config_file,
+        "--init_checkpoint=" + os.path.join(BERT_DIR, "bert_model.ckpt"), "--max_seq_length=128",
+        "--output_dir=" + os.path.join(work_dir, "output")]))
 
 
 def main():
@@ -258,10 +278,21 @@ def main():
                       % (google["wall"] / ours["wall"], google["train_time"] / ours["train_time"],
                          google["eval_time"] / ours["eval_time"]),
                       "Eval rate: this code %.1f examples/s (dynamic padding, batch 32, default towers, whole passes "
-                      "of the dev set, from the table), google-research/bert's script %.1f (batch 8, every batch of the same shape: "
-                      "its batches after the first two): %.2fx." % (
+                      "of the dev set, from the table), google-research/bert's script %.1f (batch 8, every batch of "
+                      "the same shape: its batches after the first two): %.2fx." % (
                           eval_rates[True, False, towers], google["eval_steady"],
                           eval_rates[True, False, towers] / google["eval_steady"])]
+    if args.google:  # the eval comparison on a dev set of short texts too: CoLA's real tokens are 9% of 128
+        cola = processors.get_task("CoLA")
+        cola_dir = os.path.join(args.glue_dir, cola.directory)
+        cola_dev = cache.tfrecord(cola, cola_dir, "dev", processors.read_examples(cola, cola_dir, "dev"))
+        ours = interleave([Measurement(cola, cola_dev, config, 128, 32, args.steps, 3, True, False, towers,
+                                       training=False)], 3)[0][0]
+        google = google_eval_only(args.glue_dir, os.path.join(REPO, ".cache", "bench_google_cola_%d" % os.getpid()),
+                                  "CoLA")
+        lines += ["", "Eval rate on CoLA dev (%d sentences): this code %.1f examples/s (measured as in the table), "
+                  "google-research/bert's script %.1f (batch 8, `--do_eval` alone with the pre-trained weights, its "
+                  "batches after the first two): %.2fx." % (len(cola_dev.lengths), ours, google, ours / google)]
     lines += ["", "Command: `%s`" % " ".join(["python bench/benchmark.py"] + sys.argv[1:])]
     with open(args.output, "w") as f:
         f.write("\n".join(lines) + "\n")

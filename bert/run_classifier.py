@@ -111,9 +111,8 @@ def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool,
     The copies share every variable and depend on each other nowhere, so TensorFlow runs them side by
     side: on CPU it spreads each op over the cores, and many ops of one model are too small for that
     (LayerNorm, softmax, the attention's per-head products, element-wise ops), which leaves cores idle
-    that the other copy's ops then use. Two towers on 2 cores, against one (bench/benchmark.py, and A/B runs
-    alternating in one process): MRPC eval ~10% faster on TF 1.15 and ~6% on TF 2.15, training ~10% faster
-    on TF 2.15 and as fast on TF 1.15. The outputs are the same as one model's up to float rounding; each
+    that the other copy's ops then use. Two towers on 2 cores evaluate MRPC 2-4% faster than one (README,
+    Speed); training runs as fast. The outputs are the same as one model's up to float rounding; each
     tower draws its own dropout masks (stream `replica * towers + tower`).
     """
     parts = [features]

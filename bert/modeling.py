@@ -271,8 +271,8 @@ def transformer_layer(config: BertConfig, drop, hidden, mask_bias, batch_size, s
 def self_attention(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_length, asking, asking_length):
     """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D, a row per query.
 
-    Queries come from the rows of `asking` (`hidden` itself, or one row per sequence: `asking_length`
-    rows per sequence); keys and values from every row of `hidden`.
+    Queries come from the rows of `asking`, `asking_length` of them per sequence (`hidden` itself, or each
+    sequence's first row); keys and values from every row of `hidden`.
     """
     heads = config.num_attention_heads
     head_size = config.hidden_size // heads

@@ -15,7 +15,7 @@ CONFIG = modeling.BertConfig.from_dict(TINY_BERT_CONFIG)
 
 
 def pooled_outputs(features, towers, is_training=False, config=CONFIG):
-    """The pooled output of each example, from freshly initialised (seeded) weights."""
+    """(the pooled output of each example, from freshly initialised seeded weights; how many variables exist)."""
     with tf.Graph().as_default(), tf.Session() as session:
         tf.set_random_seed(7)
         tf.train.get_or_create_global_step()

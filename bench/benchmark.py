@@ -140,12 +140,18 @@ def interleave(measurements, rounds):
     return [measurement.rates() for measurement in measurements]
 
 
-def mrpc_flags(glue_dir: str, output_dir: str, bert_config_file: str) -> list:
-    """The fine-tune both implementations run: MRPC, 3 epochs, batch 32, 128 tokens, lr 2e-5."""
-    return ["--task_name=MRPC", "--do_train=true", "--do_eval=true", "--data_dir=" + os.path.join(glue_dir, "MRPC"),
+def task_flags(glue_dir: str, task_name: str, output_dir: str, bert_config_file: str) -> list:
+    """What every run of either implementation gets: the task's data, the embedded checkpoint, 128 tokens."""
+    return ["--task_name=" + task_name, "--data_dir=" + os.path.join(glue_dir, task_name),
             "--vocab_file=" + os.path.join(BERT_DIR, "vocab.txt"), "--bert_config_file=" + bert_config_file,
             "--init_checkpoint=" + os.path.join(BERT_DIR, "bert_model.ckpt"), "--max_seq_length=128",
-            "--train_batch_size=32", "--learning_rate=2e-5", "--num_train_epochs=3", "--output_dir=" + output_dir]
+            "--output_dir=" + output_dir]
+
+
+def mrpc_flags(glue_dir: str, output_dir: str, bert_config_file: str) -> list:
+    """The fine-tune both implementations run: MRPC, 3 epochs, batch 32, 128 tokens, lr 2e-5."""
+    return task_flags(glue_dir, "MRPC", output_dir, bert_config_file) + [
+        "--do_train=true", "--do_eval=true", "--train_batch_size=32", "--learning_rate=2e-5", "--num_train_epochs=3"]
 
 
 def full_mrpc(glue_dir: str, output_dir: str) -> dict:
@@ -199,11 +205,8 @@ def google_mrpc(glue_dir: str, work_dir: str) -> dict:
 
 def google_eval_only(glue_dir: str, work_dir: str, task_name: str) -> float:
     """The steady eval rate of google-research/bert's script on a dev set (batch 8, the pre-trained weights)."""
-    return google_eval_rate(run_google(work_dir, lambda config_file: [
-        "--task_name=" + task_name, "--do_eval=true", "--data_dir=" + os.path.join(glue_dir, task_name),
-        "--vocab_file=" + os.path.join(BERT_DIR, "vocab.txt"), "--bert_config_file=" + config_file,
-        "--init_checkpoint=" + os.path.join(BERT_DIR, "bert_model.ckpt"), "--max_seq_length=128",
-        "--output_dir=" + os.path.join(work_dir, "output")]))
+    return google_eval_rate(run_google(work_dir, lambda config_file: task_flags(
+        glue_dir, task_name, os.path.join(work_dir, "output"), config_file) + ["--do_eval=true"]))
 
 
 def main():

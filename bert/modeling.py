@@ -14,7 +14,7 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
-from bert.compat import tf
+from bert.compat import VECTORIZED_ERF, tf
 
 
 @dataclass
@@ -75,7 +75,7 @@ def gelu_exact(x):
     """
     @tf.custom_gradient
     def forward(x):
-        cdf = 0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))
+        cdf = 0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0)))) if VECTORIZED_ERF else normal_cdf(x)
 
         def gradient(dy):
             pdf = tf.exp(-0.5 * tf.square(x)) * (1.0 / math.sqrt(2.0 * math.pi))
@@ -84,6 +84,22 @@ def gelu_exact(x):
         return x * cdf, gradient
 
     return forward(x)
+
+
+# Phi(x) = sigmoid(x * Q(x^2)), Q fitted to logit(Phi(x)) / x (minimax over |x| <= 8; Q grows beyond, so the
+# sigmoid saturates as Phi does). Error of x * Phi(x) in float32: within 2.5e-7 * max(1, |x|), as with TF 2's erf.
+NORMAL_CDF_Q = (1.5957690600465442, 0.072667595275876, -6.572239659130307e-05, -1.1061824259910947e-04,
+                7.955733644198588e-06, -2.679478551814718e-07, 3.6350172732957375e-09)
+
+
+def normal_cdf(x):
+    """Phi(x) from vectorised ops alone: fifteen cheap passes cost TF 1.15 less than its scalar Erf on BERT's
+    activations (about 30% less time for an MRPC eval batch, 10% for a training step, A/B by hand)."""
+    square = x * x
+    q = NORMAL_CDF_Q[-1]
+    for coefficient in NORMAL_CDF_Q[-2::-1]:
+        q = q * square + coefficient
+    return tf.sigmoid(x * q)
 
 
 ACTIVATIONS = {"gelu": gelu, "gelu_exact": gelu_exact, "relu": tf.nn.relu, "tanh": tf.tanh}

@@ -1,6 +1,7 @@
 """The encoder: Google's variable layout, the maths (GELU, masking) and agreement with an independent
 reference implementation (Hugging Face transformers' BertModel, via tests/golden/make_golden.py)."""
 import numpy as np
+import scipy.special
 import pytest
 
 from bert.compat import tf
@@ -57,6 +58,18 @@ def test_gelu_variants():
     assert modeling.get_activation("GELU_exact") is modeling.gelu_exact
     with pytest.raises(ValueError, match="unknown hidden_act"):
         modeling.get_activation("swish")
+
+
+def test_normal_cdf_is_as_exact_as_erf_in_float32():
+    """TF 1.15's gelu_exact computes Phi with a polynomial in a sigmoid (modeling.normal_cdf): it must be
+    exact to float32 rounding, over the whole range and at the extremes."""
+    x = np.concatenate([np.linspace(-30, 30, 300001), [-1e30, -1e-30, 0.0, 1e-30, 1e30]]).astype(np.float32)
+    reference = x.astype(np.float64) * scipy.special.ndtr(x.astype(np.float64))
+    with tf.Graph().as_default(), tf.Session() as session:
+        ours = session.run(tf.constant(x) * modeling.normal_cdf(tf.constant(x)))
+    error = np.abs(ours - reference) / np.maximum(1.0, np.abs(x))
+    assert error.max() < 2.5e-7, "worst at x=%g" % x[error.argmax()]
+    np.testing.assert_array_equal(ours[-5:], x[-5:] * np.float32([0.0, 0.5, 0.5, 0.5, 1.0]))  # no NaN or inf
 
 
 def test_hand_written_gradients_match_tensorflows_derivation():

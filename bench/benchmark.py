@@ -4,7 +4,9 @@
 
 Measures, for fixed padding (google-research/bert's way) and dynamic padding with length-grouped
 batches, each with XLA off and on, in run_classifier.py's default number of towers here (and dynamic
-padding without XLA in one tower too, to show what towers bring):
+padding without XLA in one tower too, to show what towers bring), with the checkpoint's weights (the
+time of some ops depends on the values: TF 1.15's erf is slower on a trained model's activations than
+on those of random weights):
 - training: examples/s, real tokens/s and padded tokens/s over `--steps` steps after two warm-up steps,
   with the real model_fn, optimizer and input pipeline of run_classifier.py;
 - evaluation: dev examples/s over three whole passes of the dev set after one warm-up pass (fixed padding
@@ -104,7 +106,8 @@ class Measurement:
             tf.set_random_seed(1)
             iterator = tf.data.make_initializable_iterator(input_fn({}) if training else input_fn({}).repeat())
             batch = iterator.get_next()
-            spec = model_fn_builder(config, task, None, 2e-5, steps + 2, 0, use_tpu=False, towers=towers)(
+            spec = model_fn_builder(config, task, os.path.join(BERT_DIR, "bert_model.ckpt"), 2e-5, steps + 2, 0,
+                                    use_tpu=False, towers=towers)(
                 batch, None, mode, {})
             self.fetches = [spec.train_op if training else spec.predictions["outputs"], batch["input_ids"],
                             batch["input_mask"]]

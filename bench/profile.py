@@ -1,0 +1,105 @@
+"""Where the time of a training step and of an eval batch goes, by op type (a measurement, not a test).
+
+    .venv/bin/python bench/profile.py [--task MRPC] [--steps 12] [--output bench/profile.md]
+
+Runs run_classifier.py's model as bench/benchmark.py measures it (the embedded checkpoint's weights,
+dynamic padding, batch 32, the default towers, no XLA): `--steps` training steps and a pass of the dev
+set to warm up, then as many again with TensorFlow's per-op step stats. Op time is summed per op
+type. The towers' ops overlap and each op spreads over the cores, so the sums exceed the wall time;
+their shares are what compares. Matrix multiplies (MatMul, BatchMatMul, and MatMul fused with its
+bias) run near the machine's peak (see the benchmark), so their share bounds what any rewrite of the
+rest can gain: were every other op free, a step would take that share of its time at best.
+"""
+import argparse
+import collections
+import os
+import platform
+import sys
+
+import benchmark  # bench/benchmark.py, beside this script; it puts the repository on sys.path
+
+from bert import features, modeling, processors, tokenization
+from bert.compat import TF_VERSION, tf
+from bert.run_classifier import default_towers
+
+MATMULS = ("MatMul", "_FusedMatMul", "BatchMatMul", "BatchMatMulV2")
+
+
+def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Counter:
+    """Microseconds per op type over `runs` traced runs of the measurement's work."""
+    totals = collections.Counter()
+    options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
+    for _ in range(runs):
+        metadata = tf.RunMetadata()
+        measurement.session.run(measurement.fetches[0], options=options, run_metadata=metadata)
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                # timeline_label: "name = OpType(inputs)"; empty for a few bookkeeping nodes
+                op_type = node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "(other)"
+                totals[op_type] += node.op_end_rel_micros - node.op_start_rel_micros
+    return totals
+
+
+def profile(measurement: benchmark.Measurement, warm_up_chunks: int, traced_runs: int):
+    """({op type: ms per run}, the matrix multiplies' share of op time), after `warm_up_chunks` chunks."""
+    for _ in range(warm_up_chunks):  # every batch shape met once: some kernels are prepared per shape
+        measurement.run_chunk()
+    times = op_times(measurement, traced_runs)
+    measurement.session.close()
+    return ({op: micros / traced_runs / 1000 for op, micros in times.items()},
+            sum(times[op] for op in MATMULS) / sum(times.values()))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="MRPC")
+    parser.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", os.path.join(benchmark.REPO, "..", "shared",
+                                                                                      "glue_data")))
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--output", help="also write the table to this markdown file")
+    args = parser.parse_args()
+    tf.logging.set_verbosity(tf.logging.WARN)
+
+    task = processors.get_task(args.task)
+    data_dir = os.path.join(args.glue_dir, task.directory)
+    vocab = os.path.join(benchmark.BERT_DIR, "vocab.txt")
+    config = modeling.BertConfig.from_json_file(os.path.join(benchmark.BERT_DIR, "bert_config.json"))
+    cache = features.FeatureCache(os.path.join(benchmark.REPO, ".cache", "bench_features"),
+                                  tokenization.FullTokenizer(vocab), vocab, True, 128)
+    towers = default_towers(use_tpu=False)
+    cached = {split: cache.tfrecord(task, data_dir, split, processors.read_examples(task, data_dir, split))
+              for split in ("train", "dev")}
+    # training: `steps` steps to warm up (one chunk), then `steps` traced; eval: a pass to warm up, then one traced
+    train = benchmark.Measurement(task, cached["train"], config, 128, 32, 2 * args.steps, 2, True, False, towers,
+                                  training=True)
+    train_ms, train_share = profile(train, 1, args.steps)
+    dev = benchmark.Measurement(task, cached["dev"], config, 128, 32, 0, 1, True, False, towers, training=False)
+    eval_ms, eval_share = profile(dev, 1, dev.chunk)
+
+    ranked = sorted(set(train_ms) | set(eval_ms), key=lambda op: -(train_ms.get(op, 0) + eval_ms.get(op, 0)))
+    train_total, eval_total = sum(train_ms.values()), sum(eval_ms.values())
+    lines = ["# Op time by type: %s, embedded checkpoint (L=%d, H=%d), dynamic padding, batch 32, %d towers"
+             % (task.name, config.num_hidden_layers, config.hidden_size, towers), "",
+             "Machine: %s, %d cores, TensorFlow %s, Python %s." % (platform.processor() or platform.machine(),
+                                                                 os.cpu_count(), TF_VERSION, platform.python_version()),
+             "", "| op type | training: ms per step | share | eval: ms per batch | share |", "|---|---|---|---|---|"]
+    for op in ranked:
+        if max(train_ms.get(op, 0) / train_total, eval_ms.get(op, 0) / eval_total) >= 0.005:
+            lines.append("| %s | %.1f | %.1f%% | %.1f | %.1f%% |" % (
+                op, train_ms.get(op, 0), 100 * train_ms.get(op, 0) / train_total,
+                eval_ms.get(op, 0), 100 * eval_ms.get(op, 0) / eval_total))
+    lines += ["| all (summed over overlapping ops) | %.1f | 100%% | %.1f | 100%% |" % (train_total, eval_total), "",
+              "Matrix multiplies (%s): %.0f%% of the op time of a training step, %.0f%% of an eval batch's (a "
+              "whole pass of the %d dev examples traced). Were every other op free, training would be at most "
+              "%.2fx and evaluation %.2fx as fast." % (", ".join(MATMULS), 100 * train_share, 100 * eval_share,
+                                                       len(cached["dev"].lengths), 1 / train_share, 1 / eval_share),
+              "",
+              "Command: `%s`" % " ".join(["python bench/profile.py"] + sys.argv[1:])]
+    print("\n".join(lines))
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,9 +6,10 @@ Runs run_classifier.py's model as bench/benchmark.py measures it (the embedded c
 dynamic padding, batch 32, the default towers, no XLA): `--steps` training steps and a pass of the dev
 set to warm up, then as many again with TensorFlow's per-op step stats. Op time is summed per op
 type. The towers' ops overlap and each op spreads over the cores, so the sums exceed the wall time;
-their shares are what compares. Matrix multiplies (MatMul, BatchMatMul, and MatMul fused with its
-bias) run near the machine's peak (see the benchmark), so their share bounds what any rewrite of the
-rest can gain: were every other op free, a step would take that share of its time at best.
+their shares are what compares. Matrix multiplies (MatMul, BatchMatMul and their fused and oneDNN
+forms: every op type named *MatMul*) run near the machine's peak (see the benchmark), so their share
+bounds what any rewrite of the rest can gain: were every other op free, a step would take that share
+of its time at best.
 """
 import argparse
 import collections
@@ -21,9 +22,6 @@ import benchmark  # bench/benchmark.py, beside this script; it puts the reposito
 from bert import features, modeling, processors, tokenization
 from bert.compat import TF_VERSION, tf
 from bert.run_classifier import default_towers
-
-MATMULS = ("MatMul", "_FusedMatMul", "BatchMatMul", "BatchMatMulV2")
-
 
 def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Counter:
     """Microseconds per op type over `runs` traced runs of the measurement's work."""
@@ -47,7 +45,7 @@ def profile(measurement: benchmark.Measurement, warm_up_chunks: int, traced_runs
     times = op_times(measurement, traced_runs)
     measurement.session.close()
     return ({op: micros / traced_runs / 1000 for op, micros in times.items()},
-            sum(times[op] for op in MATMULS) / sum(times.values()))
+            sum(micros for op, micros in times.items() if "MatMul" in op) / sum(times.values()))
 
 
 def main():
@@ -89,9 +87,9 @@ def main():
                 op, train_ms.get(op, 0), 100 * train_ms.get(op, 0) / train_total,
                 eval_ms.get(op, 0), 100 * eval_ms.get(op, 0) / eval_total))
     lines += ["| all (summed over overlapping ops) | %.1f | 100%% | %.1f | 100%% |" % (train_total, eval_total), "",
-              "Matrix multiplies (%s): %.0f%% of the op time of a training step, %.0f%% of an eval batch's (a "
-              "whole pass of the %d dev examples traced). Were every other op free, training would be at most "
-              "%.2fx and evaluation %.2fx as fast." % (", ".join(MATMULS), 100 * train_share, 100 * eval_share,
+              "Matrix multiplies (op types named *MatMul*): %.0f%% of the op time of a training step, %.0f%% of an "
+              "eval batch's (a whole pass of the %d dev examples traced). Were every other op free, training would "
+              "be at most %.2fx and evaluation %.2fx as fast." % (100 * train_share, 100 * eval_share,
                                                        len(cached["dev"].lengths), 1 / train_share, 1 / eval_share),
               "",
               "Command: `%s`" % " ".join(["python bench/profile.py"] + sys.argv[1:])]

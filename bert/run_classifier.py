@@ -111,9 +111,9 @@ def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool,
     The copies share every variable and depend on each other nowhere, so TensorFlow runs them side by
     side: on CPU it spreads each op over the cores, and many ops of one model are too small for that
     (LayerNorm, softmax, the attention's per-head products, element-wise ops), which leaves cores idle
-    that the other copy's ops then use. On 2 cores, two towers evaluate MRPC 5% faster than one on TF 1.15
-    and 2% on TF 2.15, and train 2% and 0.5% faster (README, Speed). The outputs are the same as one
-    model's up to float rounding; each tower draws its own dropout masks (stream `replica * towers + tower`).
+    that the other copy's ops then use (README, Speed, compares one and two towers). The outputs are the
+    same as one model's up to float rounding; each tower draws its own dropout masks (stream
+    `replica * towers + tower`).
     """
     parts = [features]
     if towers > 1:

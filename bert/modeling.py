@@ -71,7 +71,8 @@ def gelu_exact(x):
 
     Its gradient is written out, Phi(x) + x * phi(x), reusing Phi from the forward pass: TensorFlow's own
     derivation of the formula makes ten element-wise passes over the model's largest activations
-    ([tokens, intermediate_size]), this one seven (5% of a training step).
+    ([tokens, intermediate_size]), this one seven (5% of a training step). On TF 1.15, whose Erf op is
+    scalar, Phi comes from `normal_cdf` instead.
     """
     @tf.custom_gradient
     def forward(x):

@@ -1,8 +1,8 @@
 """The encoder: Google's variable layout, the maths (GELU, masking) and agreement with an independent
 reference implementation (Hugging Face transformers' BertModel, via tests/golden/make_golden.py)."""
 import numpy as np
-import scipy.special
 import pytest
+import scipy.special
 
 from bert.compat import tf
 from bert import modeling

@@ -51,6 +51,24 @@ from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERT_DIR = os.path.join(REPO, "uncased_L-6_H-384_A-12")
+GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(REPO, "..", "shared", "glue_data"))
+
+
+def feature_cache() -> features.FeatureCache:
+    """The bench scripts' tokenized features: the embedded vocab, lower-cased, 128 tokens."""
+    vocab = os.path.join(BERT_DIR, "vocab.txt")
+    return features.FeatureCache(os.path.join(REPO, ".cache", "bench_features"), tokenization.FullTokenizer(vocab),
+                                 vocab, True, 128)
+
+
+def cached_split(cache: features.FeatureCache, task, glue_dir: str, split: str):
+    data_dir = os.path.join(glue_dir, task.directory)
+    return cache.tfrecord(task, data_dir, split, processors.read_examples(task, data_dir, split))
+
+
+def machine() -> str:
+    return "%s, %d cores, TensorFlow %s, Python %s" % (platform.processor() or platform.machine(), os.cpu_count(),
+                                                      TF_VERSION, platform.python_version())
 
 
 def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
@@ -215,7 +233,7 @@ def google_eval_only(glue_dir: str, work_dir: str, task_name: str) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="MRPC")
-    parser.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", os.path.join(REPO, "..", "shared", "glue_data")))
+    parser.add_argument("--glue_dir", default=GLUE_DIR)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--full_mrpc", action="store_true", help="time a complete MRPC fine-tune")
     parser.add_argument("--google", action="store_true", help="and google-research/bert's (implies --full_mrpc)")
@@ -224,13 +242,9 @@ def main():
     tf.logging.set_verbosity(tf.logging.WARN)  # not the per-variable listing of every graph built here
 
     task = processors.get_task(args.task)
-    data_dir = os.path.join(args.glue_dir, task.directory)
     config = modeling.BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
-    tokenizer = tokenization.FullTokenizer(os.path.join(BERT_DIR, "vocab.txt"))
-    cache = features.FeatureCache(os.path.join(REPO, ".cache", "bench_features"), tokenizer,
-                                  os.path.join(BERT_DIR, "vocab.txt"), True, 128)
-    train = cache.tfrecord(task, data_dir, "train", processors.read_examples(task, data_dir, "train"))
-    dev = cache.tfrecord(task, data_dir, "dev", processors.read_examples(task, data_dir, "dev"))
+    cache = feature_cache()
+    train, dev = (cached_split(cache, task, args.glue_dir, split) for split in ("train", "dev"))
 
     peak = matmul_peak()
     rows, eval_rates = [], {}
@@ -254,9 +268,7 @@ def main():
 
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,
                                                                      config.hidden_size), "",
-             "Machine: %s, %d cores, TensorFlow %s, Python %s. fp32 matmul peak: %.0f GFLOP/s." % (
-                 platform.processor() or platform.machine(), os.cpu_count(), TF_VERSION, platform.python_version(),
-                 peak / 1e9), "",
+             "Machine: %s. fp32 matmul peak: %.0f GFLOP/s." % (machine(), peak / 1e9), "",
              "| padding | XLA | towers | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
              "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|---|"] + rows
     runs = []
@@ -290,8 +302,7 @@ def main():
                           eval_rates[True, False, towers] / google["eval_steady"])]
     if args.google:  # the eval comparison on a dev set of short texts too: CoLA's real tokens are 9% of 128
         cola = processors.get_task("CoLA")
-        cola_dir = os.path.join(args.glue_dir, cola.directory)
-        cola_dev = cache.tfrecord(cola, cola_dir, "dev", processors.read_examples(cola, cola_dir, "dev"))
+        cola_dev = cached_split(cache, cola, args.glue_dir, "dev")
         ours = interleave([Measurement(cola, cola_dev, config, 128, 32, args.steps, 3, True, False, towers,
                                        training=False)], 3)[0][0]
         google = google_eval_only(args.glue_dir, os.path.join(REPO, ".cache", "bench_google_cola_%d" % os.getpid()),

@@ -14,14 +14,14 @@ of its time at best.
 import argparse
 import collections
 import os
-import platform
 import sys
 
 import benchmark  # bench/benchmark.py, beside this script; it puts the repository on sys.path
 
-from bert import features, modeling, processors, tokenization
-from bert.compat import TF_VERSION, tf
+from bert import modeling, processors
+from bert.compat import tf
 from bert.run_classifier import default_towers
+
 
 def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Counter:
     """Microseconds per op type over `runs` traced runs of the measurement's work."""
@@ -40,7 +40,7 @@ def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Count
 
 def profile(measurement: benchmark.Measurement, warm_up_chunks: int, traced_runs: int):
     """({op type: ms per run}, the matrix multiplies' share of op time), after `warm_up_chunks` chunks."""
-    for _ in range(warm_up_chunks):  # every batch shape met once: some kernels are prepared per shape
+    for _ in range(warm_up_chunks):  # the first run also pays for Grappler
         measurement.run_chunk()
     times = op_times(measurement, traced_runs)
     measurement.session.close()
@@ -51,22 +51,17 @@ def profile(measurement: benchmark.Measurement, warm_up_chunks: int, traced_runs
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="MRPC")
-    parser.add_argument("--glue_dir", default=os.environ.get("GLUE_DIR", os.path.join(benchmark.REPO, "..", "shared",
-                                                                                      "glue_data")))
+    parser.add_argument("--glue_dir", default=benchmark.GLUE_DIR)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--output", help="also write the table to this markdown file")
     args = parser.parse_args()
     tf.logging.set_verbosity(tf.logging.WARN)
 
     task = processors.get_task(args.task)
-    data_dir = os.path.join(args.glue_dir, task.directory)
-    vocab = os.path.join(benchmark.BERT_DIR, "vocab.txt")
     config = modeling.BertConfig.from_json_file(os.path.join(benchmark.BERT_DIR, "bert_config.json"))
-    cache = features.FeatureCache(os.path.join(benchmark.REPO, ".cache", "bench_features"),
-                                  tokenization.FullTokenizer(vocab), vocab, True, 128)
     towers = default_towers(use_tpu=False)
-    cached = {split: cache.tfrecord(task, data_dir, split, processors.read_examples(task, data_dir, split))
-              for split in ("train", "dev")}
+    cache = benchmark.feature_cache()
+    cached = {split: benchmark.cached_split(cache, task, args.glue_dir, split) for split in ("train", "dev")}
     # training: `steps` steps to warm up (one chunk), then `steps` traced; eval: a pass to warm up, then one traced
     train = benchmark.Measurement(task, cached["train"], config, 128, 32, 2 * args.steps, 2, True, False, towers,
                                   training=True)
@@ -78,9 +73,7 @@ def main():
     train_total, eval_total = sum(train_ms.values()), sum(eval_ms.values())
     lines = ["# Op time by type: %s, embedded checkpoint (L=%d, H=%d), dynamic padding, batch 32, %d towers"
              % (task.name, config.num_hidden_layers, config.hidden_size, towers), "",
-             "Machine: %s, %d cores, TensorFlow %s, Python %s." % (platform.processor() or platform.machine(),
-                                                                 os.cpu_count(), TF_VERSION, platform.python_version()),
-             "", "| op type | training: ms per step | share | eval: ms per batch | share |", "|---|---|---|---|---|"]
+             "Machine: %s." % benchmark.machine(), "", "| op type | training: ms per step | share | eval: ms per batch | share |", "|---|---|---|---|---|"]
     for op in ranked:
         if max(train_ms.get(op, 0) / train_total, eval_ms.get(op, 0) / eval_total) >= 0.005:
             lines.append("| %s | %.1f | %.1f%% | %.1f | %.1f%% |" % (

@@ -31,6 +31,23 @@ except ImportError:
 tf.logging.set_verbosity(tf.logging.INFO)
 tf.get_logger().propagate = False  # absl's root handler would print every line a second time
 
+
+
+def enable_xla_on_cpu() -> None:
+    """Lets XLA's auto-clustering (global_jit_level, --use_xla) take CPU ops too; it takes GPU ops either way.
+
+    Process-wide, and sessions that do not ask for XLA stay unclustered. TF 2 reads TF_XLA_FLAGS when it is
+    imported, so setting the variable later does nothing there (--use_xla compiled nothing on CPU under TF 2.15
+    until this setter); TF 1.15 has no setter and reads the variable at its first session.
+    """
+    try:
+        from tensorflow.python.pywrap_tfe import TF_SetTfXlaCpuGlobalJit
+    except ImportError:
+        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+    else:
+        TF_SetTfXlaCpuGlobalJit(True)
+
+
 # The TPU-aware Estimator; with use_tpu=False it runs on CPU/GPU like a plain Estimator.
 tpu_estimator = tf.estimator.tpu
 cluster_resolver = _tf.distribute.cluster_resolver

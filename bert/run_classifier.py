@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bert import modeling, optimization, processors, tokenization  # noqa: E402
-from bert.compat import TF_VERSION, cluster_resolver, tf, tpu_estimator  # noqa: E402
+from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
 from bert.files import write_atomically  # noqa: E402
@@ -503,8 +503,8 @@ def main(_):
     task = processors.get_task(FLAGS.task_name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     check_setup(bert_config, task)
-    if FLAGS.use_xla:  # XLA only auto-clusters CPU ops when asked to, once per process; GPUs are clustered either way.
-        os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
+    if FLAGS.use_xla:
+        enable_xla_on_cpu()
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
     cache = FeatureCache(FLAGS.feature_cache_dir or FLAGS.output_dir, tokenizer, FLAGS.vocab_file,
                          FLAGS.do_lower_case, FLAGS.max_seq_length)

@@ -4,6 +4,7 @@ Tiny-config runs (random initialisation, seconds each) cover every output path; 
 of the embedded checkpoint proves the pre-trained weights load and the loss goes down.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -15,14 +16,15 @@ from conftest import REPO_ROOT, TINY_BERT_CONFIG
 ALWAYS = {"eval_loss", "global_step", "loss", "train_time", "eval_time"}
 
 
-def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, as_module=True, python=sys.executable):
+def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, as_module=True, python=sys.executable,
+                   env=None):
     command = [str(python)] + (["-m", "bert.run_classifier"] if as_module else ["bert/run_classifier.py"])
     command += ["--task_name=" + task, "--data_dir=%s" % data_dir, "--vocab_file=%s" % vocab_file,
                 "--bert_config_file=%s" % config_file, "--output_dir=%s" % output_dir,
                 "--max_seq_length=48", "--train_batch_size=16", "--eval_batch_size=64",
                 "--predict_batch_size=64"] + list(extra)
     done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True)
+                          universal_newlines=True, env=None if env is None else dict(os.environ, **env))
     assert done.returncode == 0, done.stdout[-3000:]
     return done.stdout
 
@@ -150,9 +152,11 @@ def test_gradient_accumulation_trains_like_one_large_batch(tmp_path, glue_dir, v
 
 @pytest.mark.parametrize("flag", ["--use_xla=true", "--use_fp16=true"])
 def test_xla_and_mixed_precision_flags_train(tmp_path, glue_dir, vocab_file, tiny_config, flag):
-    run_classifier(tmp_path, glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, "--do_train=true",
-                   "--do_eval=true", "--num_train_epochs=0.2", flag)
+    log = run_classifier(tmp_path, glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, "--do_train=true",
+                         "--do_eval=true", "--num_train_epochs=0.2", flag, env={"TF_CPP_MIN_LOG_LEVEL": "0"})
     assert read_results(tmp_path)["global_step"] == int(635 / 16 * 0.2)
+    # XLA's one INFO line when it compiles (on CPU it compiles only when asked to, process-wide)
+    assert ("Compiled cluster using XLA" in log) == (flag == "--use_xla=true")
 
 
 def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glue_dir, bert_dir):

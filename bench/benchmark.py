@@ -13,7 +13,9 @@ on those of random weights):
   at Google's eval batch of 8, dynamic at 32; batches sorted by length differ in cost, so only whole
   passes give the rate of an evaluation);
 - achieved training FLOP/s against this machine's fp32 matrix-multiply peak (a 4096^3 matmul), counting
-  all computed (padded) tokens, and counting only the real ones: the work that was worth doing.
+  all computed (padded) tokens, and counting only the real ones: the work that was worth doing;
+- with XLA, the rates once every batch shape has compiled, and the seconds the compilations took (XLA
+  compiles once per batch shape; a run pays that once per shape and process).
 The settings are measured in turns (a chunk of steps or one dev pass each, then the next setting): this
 VM's speed drifts by ~10% within an hour, which would otherwise decide comparisons between rows.
 FLOP count of a training step = 3 x forward (backward costs twice the forward), counting the matmuls
@@ -45,7 +47,7 @@ LAUNCH_ENV = dict(os.environ)  # before bert.compat sets its defaults in os.envi
 import numpy as np  # noqa: E402
 
 from bert import features, modeling, processors, tokenization  # noqa: E402
-from bert.compat import TF_VERSION, tf  # noqa: E402
+from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
 from bert.report import read_eval_results  # noqa: E402
 from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
 
@@ -98,21 +100,38 @@ def session_config(use_xla: bool):
     return config
 
 
+def check_xla(session, fetches, use_xla: bool):
+    """Runs `fetches` once, traced, and fails unless XLA ran exactly when asked to.
+
+    On CPU, global_jit_level alone compiles nothing (see bert.compat.enable_xla_on_cpu): this bench's XLA rows
+    measured plain TensorFlow until this check.
+    """
+    metadata = tf.RunMetadata()
+    session.run(fetches, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    compiled = any(node.timeline_label.split(" = ")[-1].startswith("_XlaRun")
+                   for device in metadata.step_stats.dev_stats for node in device.node_stats)
+    if compiled != use_xla:
+        raise RuntimeError("XLA %s, but this session %s" % ("asked for" if use_xla else "not asked for",
+                                                           "ran XLA clusters" if compiled else "compiled nothing"))
+
+
 class Measurement:
     """One setting's training or evaluation loop, in a graph and session of its own, timed in chunks.
 
-    Training: `steps` steps after two warm-up steps (graph optimisation, XLA compilation of the first
-    shapes), in chunks of `steps / rounds`. Evaluation: `rounds` whole passes of the set after one
-    warm-up pass, which also meets every batch shape once; a chunk is one pass. `interleave` runs the
-    chunks of all settings in turns.
+    Training: `steps` steps after two warm-up steps (graph optimisation), in chunks of `steps / rounds`.
+    Evaluation: `rounds` whole passes of the set after one warm-up pass, which also meets every batch shape
+    once; a chunk is one pass. `interleave` runs the chunks of all settings in turns. XLA compiles each batch
+    shape when it first runs (see bert.compat.enable_xla_on_cpu), so with XLA, training first goes once
+    through every batch it will time; `compile_seconds` is what the warm-up took beyond the measured rate.
     """
 
     def __init__(self, task, cached, config, max_seq_length, batch_size, steps, rounds, dynamic, use_xla, towers,
                  training):
         lengths = cached.lengths
+        repeats = 2 if training and use_xla else 1  # training's input ends; evaluation's repeats for ever
         if training:
             order = features.training_order(lengths, batch_size, steps + 2, seed=1, group_by_length=dynamic)
-            warm_up, self.chunk = 2, max(1, steps // rounds)
+            warm_up, self.chunk = (repeats - 1) * (steps + 2) + 2, max(1, steps // rounds)
         else:
             order = features.inference_order(lengths, dynamic)
             warm_up = self.chunk = -(-len(order) // batch_size)
@@ -122,18 +141,22 @@ class Measurement:
         mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
         with tf.Graph().as_default() as graph:
             tf.set_random_seed(1)
-            iterator = tf.data.make_initializable_iterator(input_fn({}) if training else input_fn({}).repeat())
+            iterator = tf.data.make_initializable_iterator(input_fn({}).repeat(repeats if training else None))
             batch = iterator.get_next()
-            spec = model_fn_builder(config, task, os.path.join(BERT_DIR, "bert_model.ckpt"), 2e-5, steps + 2, 0,
-                                    use_tpu=False, towers=towers)(
+            spec = model_fn_builder(config, task, os.path.join(BERT_DIR, "bert_model.ckpt"), 2e-5,
+                                    (steps + 2) * repeats, 0, use_tpu=False, towers=towers)(
                 batch, None, mode, {})
             self.fetches = [spec.train_op if training else spec.predictions["outputs"], batch["input_ids"],
                             batch["input_mask"]]
             self.session = tf.Session(graph=graph, config=session_config(use_xla))
             self.session.run([tf.global_variables_initializer(), iterator.initializer])
-        for _ in range(warm_up):
-            self.session.run(self.fetches[0])
-        self.examples = self.real = self.padded = 0
+        # the same fetches as the timed runs: the session prepares (and XLA compiles) per set of fetches
+        start = time.time()
+        for _ in range(warm_up - 1):
+            self.session.run(self.fetches)
+        check_xla(self.session, self.fetches, use_xla)  # the last warm-up run
+        self.warm_up_runs, self.warm_up_seconds = warm_up, time.time() - start
+        self.runs = self.examples = self.real = self.padded = 0
         self.seconds = 0.0
 
     def run_chunk(self):
@@ -143,7 +166,12 @@ class Measurement:
             self.examples += ids.shape[0]
             self.real += int(mask.sum())
             self.padded += ids.size
+        self.runs += self.chunk
         self.seconds += time.time() - start
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.warm_up_seconds - self.warm_up_runs * self.seconds / self.runs
 
     def rates(self):
         """(examples/s, real tokens/s, padded tokens/s, mean padded length)."""
@@ -158,7 +186,7 @@ def interleave(measurements, rounds):
     for round_ in range(rounds):
         for measurement in measurements[::-1] if round_ % 2 else measurements:
             measurement.run_chunk()
-    return [measurement.rates() for measurement in measurements]
+    return measurements
 
 
 def task_flags(glue_dir: str, task_name: str, output_dir: str, bert_config_file: str) -> list:
@@ -239,7 +267,10 @@ def main():
     parser.add_argument("--google", action="store_true", help="and google-research/bert's (implies --full_mrpc)")
     parser.add_argument("--output", default=os.path.join(REPO, "bench", "results.md"))
     args = parser.parse_args()
+    if args.steps < 6:
+        parser.error("--steps must be at least 6: training is timed in 6 chunks of steps")
     tf.logging.set_verbosity(tf.logging.WARN)  # not the per-variable listing of every graph built here
+    enable_xla_on_cpu()  # as run_classifier.py does for --use_xla; only the XLA rows' sessions ask for XLA
 
     task = processors.get_task(args.task)
     config = modeling.BertConfig.from_json_file(os.path.join(BERT_DIR, "bert_config.json"))
@@ -256,21 +287,24 @@ def main():
                            for setting in settings], 6)
     evaluation = interleave([Measurement(task, dev, config, 128, 32 if setting[0] else 8, args.steps, 3, *setting,
                                          training=False) for setting in settings], 3)
-    for setting, (ex, real, padded, length), eval_rate in zip(settings, training, evaluation):
+    for setting, train_run, eval_run in zip(settings, training, evaluation):
         dynamic, use_xla, setting_towers = setting
-        eval_rates[setting] = eval_rate[0]
+        ex, real, padded, length = train_run.rates()
+        eval_rates[setting] = eval_run.rates()[0]
         flops = ex * train_flops_per_example(config, length)
         useful = flops * real / padded
-        rows.append("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f |" % (
+        rows.append("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f | %s |" % (
             "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", setting_towers, ex, real,
-            padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_rate[0]))
+            padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_rates[setting],
+            "%.0f / %.0f" % (train_run.compile_seconds, eval_run.compile_seconds) if use_xla else "-"))
         print(rows[-1], flush=True)
 
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,
                                                                      config.hidden_size), "",
              "Machine: %s. fp32 matmul peak: %.0f GFLOP/s." % (machine(), peak / 1e9), "",
              "| padding | XLA | towers | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
-             "| on real tokens (of peak) | eval examples/s |", "|---|---|---|---|---|---|---|---|---|"] + rows
+             "| on real tokens (of peak) | eval examples/s | XLA compile s (training / eval) |",
+             "|---|---|---|---|---|---|---|---|---|---|"] + rows
     runs = []
     if args.full_mrpc or args.google:
         runs.append(("this code (eval batch 32)", full_mrpc(args.glue_dir, os.path.join(
@@ -304,7 +338,7 @@ def main():
         cola = processors.get_task("CoLA")
         cola_dev = cached_split(cache, cola, args.glue_dir, "dev")
         ours = interleave([Measurement(cola, cola_dev, config, 128, 32, args.steps, 3, True, False, towers,
-                                       training=False)], 3)[0][0]
+                                       training=False)], 3)[0].rates()[0]
         google = google_eval_only(args.glue_dir, os.path.join(REPO, ".cache", "bench_google_cola_%d" % os.getpid()),
                                   "CoLA")
         lines += ["", "Eval rate on CoLA dev (%d sentences): this code %.1f examples/s (measured as in the table), "

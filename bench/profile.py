@@ -29,7 +29,7 @@ def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Count
     options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
     for _ in range(runs):
         metadata = tf.RunMetadata()
-        measurement.session.run(measurement.fetches[0], options=options, run_metadata=metadata)
+        measurement.session.run(measurement.fetches, options=options, run_metadata=metadata)  # as warmed up
         for device in metadata.step_stats.dev_stats:
             for node in device.node_stats:
                 # timeline_label: "name = OpType(inputs)"; empty for a few bookkeeping nodes

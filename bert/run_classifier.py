@@ -78,7 +78,8 @@ flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_w
                   "the chief, or worker 0, evaluates and writes the results). --train_batch_size stays the global batch.")
 flags.DEFINE_integer("towers", 0, "Split each batch into this many parts that run side by side on the CPU's cores, "
                      "with shared weights (0: 2 on CPU, 1 on GPU and TPU). Only dropout masks depend on it.")
-flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops.")
+flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops. It compiles once per "
+                  "batch shape, and dynamic padding makes up to max_seq_length / 8 of them per phase.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "

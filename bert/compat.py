@@ -32,22 +32,21 @@ tf.logging.set_verbosity(tf.logging.INFO)
 tf.get_logger().propagate = False  # absl's root handler would print every line a second time
 
 
-
 def enable_xla_on_cpu() -> None:
     """Lets XLA's auto-clustering (global_jit_level, --use_xla) take CPU ops too, and compile eagerly.
 
     Process-wide; sessions that do not ask for XLA stay unclustered. CPU ops are clustered only when asked for
     (GPU ops either way). TF 2 reads TF_XLA_FLAGS when it is imported, so setting the variable later does nothing
     there (--use_xla compiled nothing on CPU under TF 2.15 until this setter); TF 1.15 has no setter and reads
-    the variable when first asked about XLA. Eager: a cluster compiles the first time it runs with a shape;
-    by default XLA compiles lazily, after a shape has run uncompiled several times (up to six here), so
-    compilations would land at unforeseeable points of a run and of a benchmark.
+    the variable once, when its XLA flags are first used. Eager: a cluster compiles the first time it runs
+    with a shape; by default XLA compiles lazily, after a shape has run uncompiled several times (up to six
+    here), so compilations would land at unforeseeable points of a run and of a benchmark.
     """
     try:
         from tensorflow.python import pywrap_tfe as xla_setters
     except ImportError:
         os.environ["TF_XLA_FLAGS"] = (os.environ.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
-        from tensorflow.python import pywrap_tensorflow as xla_setters  # after the variable: this reads it
+        from tensorflow.python import pywrap_tensorflow as xla_setters  # its first setter call reads the variable
     else:
         xla_setters.TF_SetTfXlaCpuGlobalJit(True)
     xla_setters.TF_SetXlaEnableLazyCompilation(False)

@@ -100,16 +100,23 @@ def session_config(use_xla: bool):
     return config
 
 
+def traced_ops(session, fetches) -> list:
+    """Runs `fetches` once with TensorFlow's step stats: (op type, microseconds) of every op that ran."""
+    metadata = tf.RunMetadata()
+    session.run(fetches, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    # timeline_label: "name = OpType(inputs)"; empty for a few bookkeeping nodes
+    return [(node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "(other)",
+             node.op_end_rel_micros - node.op_start_rel_micros)
+            for device in metadata.step_stats.dev_stats for node in device.node_stats]
+
+
 def check_xla(session, fetches, use_xla: bool):
     """Runs `fetches` once, traced, and fails unless XLA ran exactly when asked to.
 
     On CPU, global_jit_level alone compiles nothing (see bert.compat.enable_xla_on_cpu): this bench's XLA rows
     measured plain TensorFlow until this check.
     """
-    metadata = tf.RunMetadata()
-    session.run(fetches, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
-    compiled = any(node.timeline_label.split(" = ")[-1].startswith("_XlaRun")
-                   for device in metadata.step_stats.dev_stats for node in device.node_stats)
+    compiled = any(op_type == "_XlaRun" for op_type, _ in traced_ops(session, fetches))
     if compiled != use_xla:
         raise RuntimeError("XLA %s, but this session %s" % ("asked for" if use_xla else "not asked for",
                                                            "ran XLA clusters" if compiled else "compiled nothing"))

@@ -24,17 +24,11 @@ from bert.run_classifier import default_towers
 
 
 def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Counter:
-    """Microseconds per op type over `runs` traced runs of the measurement's work."""
+    """Microseconds per op type over `runs` traced runs of the measurement's work (its fetches, as warmed up)."""
     totals = collections.Counter()
-    options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
     for _ in range(runs):
-        metadata = tf.RunMetadata()
-        measurement.session.run(measurement.fetches, options=options, run_metadata=metadata)  # as warmed up
-        for device in metadata.step_stats.dev_stats:
-            for node in device.node_stats:
-                # timeline_label: "name = OpType(inputs)"; empty for a few bookkeeping nodes
-                op_type = node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "(other)"
-                totals[op_type] += node.op_end_rel_micros - node.op_start_rel_micros
+        for op_type, micros in benchmark.traced_ops(measurement.session, measurement.fetches):
+            totals[op_type] += micros
     return totals
 
 

@@ -35,7 +35,8 @@ tf.get_logger().propagate = False  # absl's root handler would print every line 
 def enable_xla_on_cpu() -> None:
     """Lets XLA's auto-clustering (global_jit_level, --use_xla) take CPU ops too, and compile eagerly.
 
-    Process-wide; sessions that do not ask for XLA stay unclustered. CPU ops are clustered only when asked for
+    Process-wide, and only if called before the process's first session (called after one, it changed nothing
+    on either stack, by hand); sessions that do not ask for XLA stay unclustered. CPU ops are clustered only when asked for
     (GPU ops either way). TF 2 reads TF_XLA_FLAGS when it is imported, so setting the variable later does nothing
     there (--use_xla compiled nothing on CPU under TF 2.15 until this setter); TF 1.15 has no setter and reads
     the variable once, when its XLA flags are first used. Eager: a cluster compiles the first time it runs

@@ -4,9 +4,10 @@
 
 Measures, for fixed padding (google-research/bert's way) and dynamic padding with length-grouped
 batches, each with XLA off and on, in run_classifier.py's default number of towers here (and dynamic
-padding without XLA in one tower too, to show what towers bring), with the checkpoint's weights (the
-time of some ops depends on the values: TF 1.15's erf is slower on a trained model's activations than
-on those of random weights):
+padding without XLA in one tower too, to show what towers bring), with the fused CPU kernels where
+run_classifier.py uses them (not with XLA; and without them once, to show what they bring), with the
+checkpoint's weights (the time of some ops depends on the values: TF 1.15's erf is slower on a trained
+model's activations than on those of random weights):
 - training: examples/s, real tokens/s and padded tokens/s over `--steps` steps after two warm-up steps,
   with the real model_fn, optimizer and input pipeline of run_classifier.py;
 - evaluation: dev examples/s over three whole passes of the dev set after one warm-up pass (fixed padding
@@ -46,7 +47,7 @@ LAUNCH_ENV = dict(os.environ)  # before bert.compat sets its defaults in os.envi
 
 import numpy as np  # noqa: E402
 
-from bert import features, modeling, processors, tokenization  # noqa: E402
+from bert import features, kernels, modeling, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
 from bert.report import read_eval_results  # noqa: E402
 from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
@@ -133,7 +134,7 @@ class Measurement:
     """
 
     def __init__(self, task, cached, config, max_seq_length, batch_size, steps, rounds, dynamic, use_xla, towers,
-                 training):
+                 fused_kernels, training):
         lengths = cached.lengths
         repeats = 2 if training and use_xla else 1  # training's input ends; evaluation's repeats for ever
         if training:
@@ -146,6 +147,7 @@ class Measurement:
                                              batch_size, drop_remainder=training, dynamic_padding=dynamic,
                                              length_multiple=8 if use_xla else 1)  # as run_classifier.py on CPU
         mode = tf.estimator.ModeKeys.TRAIN if training else tf.estimator.ModeKeys.PREDICT
+        self.fused_kernels = kernels.use(fused_kernels)  # read while the graph is built
         with tf.Graph().as_default() as graph:
             tf.set_random_seed(1)
             iterator = tf.data.make_initializable_iterator(input_fn({}).repeat(repeats if training else None))
@@ -287,21 +289,25 @@ def main():
     peak = matmul_peak()
     rows, eval_rates = [], {}
     towers = default_towers(use_tpu=False)  # run_classifier.py's default here
-    # every padding x XLA setting with the default towers, and dynamic padding without XLA in one tower
-    settings = [(dynamic, use_xla, towers) for dynamic in (False, True) for use_xla in (False, True)]
-    settings += [(True, False, 1)] if towers != 1 else []
+    # every padding x XLA setting with the default towers and fused kernels where run_classifier.py uses them
+    # (without XLA), dynamic padding without XLA in one tower, and without the kernels (if they build here)
+    settings = [(dynamic, use_xla, towers, not use_xla) for dynamic in (False, True) for use_xla in (False, True)]
+    settings += [(True, False, 1, True)] if towers != 1 else []
+    settings += [(True, False, towers, False)] if kernels.use() else []
+    as_run = (True, False, towers, True)  # run_classifier.py's settings here
     training = interleave([Measurement(task, train, config, 128, 32, args.steps, 6, *setting, training=True)
                            for setting in settings], 6)
     evaluation = interleave([Measurement(task, dev, config, 128, 32 if setting[0] else 8, args.steps, 3, *setting,
                                          training=False) for setting in settings], 3)
     for setting, train_run, eval_run in zip(settings, training, evaluation):
-        dynamic, use_xla, setting_towers = setting
+        dynamic, use_xla, setting_towers, _ = setting
         ex, real, padded, length = train_run.rates()
         eval_rates[setting] = eval_run.rates()[0]
         flops = ex * train_flops_per_example(config, length)
         useful = flops * real / padded
-        rows.append("| %s | %s | %d | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f | %s |" % (
-            "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", setting_towers, ex, real,
+        rows.append("| %s | %s | %d | %s | %.1f | %.0f | %.0f | %.1f (%.0f%%) | %.1f (%.0f%%) | %.1f | %s |" % (
+            "dynamic, by length" if dynamic else "fixed 128", "on" if use_xla else "off", setting_towers,
+            "on" if train_run.fused_kernels else "off", ex, real,
             padded, flops / 1e9, 100 * flops / peak, useful / 1e9, 100 * useful / peak, eval_rates[setting],
             "%.0f / %.0f" % (train_run.compile_seconds, eval_run.compile_seconds) if use_xla else "-"))
         print(rows[-1], flush=True)
@@ -309,9 +315,10 @@ def main():
     lines = ["# Benchmark: %s, embedded checkpoint (L=%d, H=%d)" % (task.name, config.num_hidden_layers,
                                                                      config.hidden_size), "",
              "Machine: %s. fp32 matmul peak: %.0f GFLOP/s." % (machine(), peak / 1e9), "",
-             "| padding | XLA | towers | train examples/s | real tokens/s | padded tokens/s | train GFLOP/s (of peak) "
-             "| on real tokens (of peak) | eval examples/s | XLA compile s (training / eval) |",
-             "|---|---|---|---|---|---|---|---|---|---|"] + rows
+             "| padding | XLA | towers | fused kernels | train examples/s | real tokens/s | padded tokens/s "
+             "| train GFLOP/s (of peak) | on real tokens (of peak) | eval examples/s "
+             "| XLA compile s (training / eval) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"] + rows
     runs = []
     if args.full_mrpc or args.google:
         runs.append(("this code (eval batch 32)", full_mrpc(args.glue_dir, os.path.join(
@@ -336,15 +343,15 @@ def main():
             lines += ["", "Ratios, google-research/bert over this code: wall %.2fx, training %.2fx, eval phase %.2fx."
                       % (google["wall"] / ours["wall"], google["train_time"] / ours["train_time"],
                          google["eval_time"] / ours["eval_time"]),
-                      "Eval rate: this code %.1f examples/s (dynamic padding, batch 32, default towers, whole passes "
-                      "of the dev set, from the table), google-research/bert's script %.1f (batch 8, every batch of "
-                      "the same shape: its batches after the first two): %.2fx." % (
-                          eval_rates[True, False, towers], google["eval_steady"],
-                          eval_rates[True, False, towers] / google["eval_steady"])]
+                      "Eval rate: this code %.1f examples/s (dynamic padding, batch 32, default towers and kernels, "
+                      "whole passes of the dev set, from the table), google-research/bert's script %.1f (batch 8, "
+                      "every batch of the same shape: its batches after the first two): %.2fx." % (
+                          eval_rates[as_run], google["eval_steady"],
+                          eval_rates[as_run] / google["eval_steady"])]
     if args.google:  # the eval comparison on a dev set of short texts too: CoLA's real tokens are 9% of 128
         cola = processors.get_task("CoLA")
         cola_dev = cached_split(cache, cola, args.glue_dir, "dev")
-        ours = interleave([Measurement(cola, cola_dev, config, 128, 32, args.steps, 3, True, False, towers,
+        ours = interleave([Measurement(cola, cola_dev, config, 128, 32, args.steps, 3, *as_run,
                                        training=False)], 3)[0].rates()[0]
         google = google_eval_only(args.glue_dir, os.path.join(REPO, ".cache", "bench_google_cola_%d" % os.getpid()),
                                   "CoLA")

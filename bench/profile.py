@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile.py [--task MRPC] [--steps 12] [--output bench/profile.md]
 
 Runs run_classifier.py's model as bench/benchmark.py measures it (the embedded checkpoint's weights,
-dynamic padding, batch 32, the default towers, no XLA): `--steps` training steps and a pass of the dev
+dynamic padding, batch 32, the default towers and fused kernels, no XLA): `--steps` training steps and a pass of the dev
 set to warm up, then as many again with TensorFlow's per-op step stats. Op time is summed per op
 type. The towers' ops overlap and each op spreads over the cores, so the sums exceed the wall time;
 their shares are what compares. Matrix multiplies (MatMul, BatchMatMul and their fused and oneDNN
@@ -58,9 +58,10 @@ def main():
     cached = {split: benchmark.cached_split(cache, task, args.glue_dir, split) for split in ("train", "dev")}
     # training: `steps` steps to warm up (one chunk), then `steps` traced; eval: a pass to warm up, then one traced
     train = benchmark.Measurement(task, cached["train"], config, 128, 32, 2 * args.steps, 2, True, False, towers,
-                                  training=True)
+                                  True, training=True)
     train_ms, train_share = profile(train, 1, args.steps)
-    dev = benchmark.Measurement(task, cached["dev"], config, 128, 32, 0, 1, True, False, towers, training=False)
+    dev = benchmark.Measurement(task, cached["dev"], config, 128, 32, 0, 1, True, False, towers, True,
+                                training=False)
     eval_ms, eval_share = profile(dev, 1, dev.chunk)
 
     ranked = sorted(set(train_ms) | set(eval_ms), key=lambda op: -(train_ms.get(op, 0) + eval_ms.get(op, 0)))

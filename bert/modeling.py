@@ -14,6 +14,7 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
+from bert import kernels
 from bert.compat import VECTORIZED_ERF, tf
 
 
@@ -72,8 +73,11 @@ def gelu_exact(x):
     Its gradient is written out, Phi(x) + x * phi(x), reusing Phi from the forward pass: TensorFlow's own
     derivation of the formula makes ten element-wise passes over the model's largest activations
     ([tokens, intermediate_size]), this one seven (5% of a training step). On TF 1.15, whose Erf op is
-    scalar, Phi comes from `normal_cdf` instead.
+    scalar, Phi comes from `normal_cdf` instead, and with the fused kernels on (`kernels.use()`) from theirs.
     """
+    if kernels.active():
+        return kernels.gelu_exact(x, NORMAL_CDF_Q)
+
     @tf.custom_gradient
     def forward(x):
         cdf = 0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0)))) if VECTORIZED_ERF else normal_cdf(x)
@@ -140,12 +144,15 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
     """LayerNorm over the last axis with Google's variable names (`beta`, `gamma`) and epsilon.
 
     The gradient is the textbook closed form, dx = (g - mean(g) - x^ mean(g x^)) / sigma with g = dy * gamma,
-    which takes fewer element-wise passes than TensorFlow's derivation through tf.nn.moments.
+    which takes fewer element-wise passes than TensorFlow's derivation through tf.nn.moments. With the fused
+    kernels on (`kernels.use()`), one kernel computes each direction.
     """
     with tf.variable_scope(name):
         depth = x.shape[-1].value
         beta = tf.get_variable("beta", [depth], initializer=tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [depth], initializer=tf.ones_initializer())
+        if kernels.active():
+            return kernels.layer_norm(x, gamma, beta, epsilon)
 
         @tf.custom_gradient
         def normalize(x, gamma, beta):
@@ -301,10 +308,18 @@ def self_attention(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_
     query = split_heads(dense(asking, config.hidden_size, "query", config), asking_length)
     key = split_heads(dense(hidden, config.hidden_size, "key", config), seq_length)
     value = split_heads(dense(hidden, config.hidden_size, "value", config), seq_length)
-    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(head_size)) + mask_bias
-    probs = drop(tf.nn.softmax(scores), config.attention_probs_dropout_prob, name="attention_dropout")
+    scores = tf.matmul(query, key, transpose_b=True)
+    probs = drop(attention_probabilities(scores, mask_bias, 1.0 / math.sqrt(head_size)),
+                 config.attention_probs_dropout_prob, name="attention_dropout")
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
     return tf.reshape(context, [-1, config.hidden_size])
+
+
+def attention_probabilities(scores, mask_bias, scale: float):
+    """softmax(scores * scale + mask_bias) over the keys; one kernel with the fused kernels on."""
+    if kernels.active():
+        return kernels.masked_softmax(scores, mask_bias, scale)
+    return tf.nn.softmax(scores * scale + mask_bias)
 
 
 ClassifierOutputs = collections.namedtuple(

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import modeling, optimization, processors, tokenization  # noqa: E402
+from bert import kernels, modeling, optimization, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
@@ -80,6 +80,10 @@ flags.DEFINE_integer("towers", 0, "Split each batch into this many parts that ru
                      "with shared weights (0: 2 on CPU, 1 on GPU and TPU). Only dropout masks depend on it.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops. It compiles once per "
                   "batch shape, and dynamic padding makes up to max_seq_length / 8 of them per phase.")
+flags.DEFINE_bool("fused_kernels", True, "On CPU under TF 1.15, compute the GELU, attention's softmax and LayerNorm "
+                  "with this repository's fused kernels (bert/kernels.cc, built with g++ on first use); false: "
+                  "TensorFlow's own ops. "
+                  "Not with --use_xla (XLA fuses them itself) nor on GPU or TPU.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "
@@ -506,6 +510,8 @@ def main(_):
     check_setup(bert_config, task)
     if FLAGS.use_xla:
         enable_xla_on_cpu()
+    elif FLAGS.fused_kernels and not FLAGS.use_tpu and not has_gpu():
+        tf.logging.info("Fused CPU kernels (GELU, softmax, LayerNorm): %s", "on" if kernels.use() else "off")
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
     cache = FeatureCache(FLAGS.feature_cache_dir or FLAGS.output_dir, tokenizer, FLAGS.vocab_file,
                          FLAGS.do_lower_case, FLAGS.max_seq_length)

@@ -164,35 +164,39 @@ def test_padding_does_not_change_real_tokens():
     np.testing.assert_allclose(short[1], padded[1], atol=1e-5)
 
 
-def test_matches_reference_implementation_on_embedded_checkpoint(bert_dir, golden):
-    config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
-    assert config.hidden_act == "gelu_exact"  # all-MiniLM-L6-v2 was trained with the erf form
-    with tf.Graph().as_default():
+def run_on_golden_inputs(config, bert_dir, golden):
+    """The embedded checkpoint's sequence output (real tokens) and pooled output on the reference's inputs, the
+    names of the variables the checkpoint set, and the graph's op types."""
+    with tf.Graph().as_default() as graph:
         (ids, mask, types), model = build(config)
         assignment_map = modeling.init_from_checkpoint(str(bert_dir / "bert_model.ckpt"), log=lambda *a: None)
-        assert set(assignment_map) == set(google_variable_shapes(config))
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             sequence, pooled = session.run([model.sequence_output, model.pooled_output], {
                 ids: golden["input_ids"], mask: golden["input_mask"], types: golden["segment_ids"]})
     real = golden["input_mask"].astype(bool)
-    np.testing.assert_allclose(sequence[real], golden["sequence_output"][real], atol=1e-4)
+    return sequence[real], pooled, set(assignment_map), {op.type for op in graph.get_operations()}
+
+
+def assert_matches_reference(sequence, pooled, golden):
+    np.testing.assert_allclose(sequence, golden["sequence_output"][golden["input_mask"].astype(bool)], atol=1e-4)
     np.testing.assert_allclose(pooled, golden["pooled_output"], atol=1e-4)
+
+
+def test_matches_reference_implementation_on_embedded_checkpoint(bert_dir, golden):
+    config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
+    assert config.hidden_act == "gelu_exact"  # all-MiniLM-L6-v2 was trained with the erf form
+    sequence, pooled, initialised, _ = run_on_golden_inputs(config, bert_dir, golden)
+    assert initialised == set(google_variable_shapes(config))
+    assert_matches_reference(sequence, pooled, golden)
 
 
 def test_gelu_choice_matters_on_embedded_checkpoint(bert_dir, golden):
     """The same weights with the tanh GELU drift from the reference: the recorded hidden_act is needed."""
     config = modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json"))
     config.hidden_act = "gelu"
-    with tf.Graph().as_default():
-        (ids, mask, types), model = build(config)
-        modeling.init_from_checkpoint(str(bert_dir / "bert_model.ckpt"), log=lambda *a: None)
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            sequence = session.run(model.sequence_output, {
-                ids: golden["input_ids"], mask: golden["input_mask"], types: golden["segment_ids"]})
-    real = golden["input_mask"].astype(bool)
-    assert np.abs(sequence[real] - golden["sequence_output"][real]).max() > 1e-4
+    sequence = run_on_golden_inputs(config, bert_dir, golden)[0]
+    assert np.abs(sequence - golden["sequence_output"][golden["input_mask"].astype(bool)]).max() > 1e-4
 
 
 def test_checkpoint_with_other_shapes_is_refused(bert_dir):

@@ -1,0 +1,130 @@
+"""Fused CPU kernels for TensorFlow 1.15: the exact GELU, attention's softmax and LayerNorm, one pass each.
+
+TF 1.15 runs every element-wise op as its own pass over memory (no fusion without XLA, which compiles
+every batch shape anew), with kernels built for AVX without FMA. The exact GELU is sixteen such ops
+there (modeling.normal_cdf), attention's scaled and masked softmax three, LayerNorm nine forward and ten
+backward; kernels.cc computes each in one vectorised loop, compiled for this machine, from the same
+formulas (tests/test_kernels.py compares them).
+README, Speed, gives what they save.
+
+The library is built on first use with the C++ compiler (`$CXX`, default g++) against TensorFlow's
+headers, into .cache/kernels/ under a name keyed by the source, TensorFlow's version and the CPU's
+features, so an edited kernels.cc or another machine gets its own build. Without a compiler the model
+keeps TensorFlow's ops and a warning says why. TF 2 needs none of this (its erf is vectorised and oneDNN
+fuses the GELU into the matmul before it): there `use()` leaves TensorFlow's ops in place.
+
+The kernels are CPU-only: run_classifier.py turns them on (`use()`) when it runs on the CPU, and model
+code asks `active()` while building the graph.
+"""
+import hashlib
+import os
+import platform
+import subprocess
+import time
+from typing import Sequence
+
+from bert.compat import IS_TF2, tf
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.cc")
+BUILD_DIR = os.path.join(os.path.dirname(os.path.dirname(SOURCE)), ".cache", "kernels")
+
+_library = None
+_active = False
+
+
+def cpu_features() -> str:
+    """The CPU's instruction-set flags: the library is compiled for them (-march=native)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+
+
+def compile_command(output: str):
+    compiler = os.environ.get("CXX", "g++")
+    return ([compiler, "-std=c++14", "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", SOURCE,
+             "-o", output] + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
+
+
+def library_path(build_dir: str = BUILD_DIR) -> str:
+    key = hashlib.sha256()
+    for part in (open(SOURCE, "rb").read(), tf.__version__.encode(), cpu_features().encode(),
+                 os.environ.get("CXX", "g++").encode()):
+        key.update(part)
+    return os.path.join(build_dir, "kernels-%s.so" % key.hexdigest()[:16])
+
+
+def build(build_dir: str = BUILD_DIR) -> str:
+    """Compiles kernels.cc unless this source's build for this machine exists; returns the library's path.
+
+    Concurrent builders (the workers of a distributed run) each write their own file and rename it into
+    place, so none loads a half-written library. Raises RuntimeError with the compiler's message.
+    """
+    path = library_path(build_dir)
+    if os.path.exists(path):
+        return path
+    os.makedirs(build_dir, exist_ok=True)
+    temporary = "%s.tmp-%d" % (path, os.getpid())
+    started = time.time()
+    try:
+        result = subprocess.run(compile_command(temporary), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                universal_newlines=True)
+    except OSError as error:  # no compiler
+        raise RuntimeError("cannot run the C++ compiler: %s" % error) from None
+    if result.returncode:
+        errors = [line for line in result.stdout.splitlines() if "error" in line]
+        raise RuntimeError("compiling %s failed: %s" % (SOURCE, "\n".join(errors[:5]) or result.stdout[-2000:]))
+    os.replace(temporary, path)
+    tf.logging.info("Built the fused CPU kernels in %.1f s: %s", time.time() - started, path)
+    return path
+
+
+def use(on: bool = True, build_dir: str = BUILD_DIR) -> bool:
+    """Turns the fused kernels on (building them first if needed) or off; returns whether they are on.
+
+    Only graphs built afterwards change. On TF 2, or when the build fails (logged), they stay off.
+    """
+    global _library, _active
+    if on and not IS_TF2 and _library is None:
+        try:
+            _library = tf.load_op_library(build(build_dir))
+        except (RuntimeError, tf.errors.OpError) as error:
+            tf.logging.warning("Fused CPU kernels unavailable, using TensorFlow's ops for the GELU, softmax "
+                               "and LayerNorm (slower): %s", error)
+    _active = on and _library is not None
+    return _active
+
+
+def active() -> bool:
+    return _active
+
+
+def gelu_exact(x, q: Sequence[float]):
+    """x * Phi(x), Phi(x) = sigmoid(x * Q(x^2)) with Q's coefficients `q` (modeling.NORMAL_CDF_Q)."""
+    @tf.custom_gradient
+    def forward(x):
+        return _library.bert_gelu_exact(x, q=q), lambda dy: _library.bert_gelu_exact_grad(dy, x, q=q)
+
+    return forward(x)
+
+
+def masked_softmax(scores, mask_bias, scale: float):
+    """softmax(scores * scale + mask_bias) over the last axis; scores [batch, heads, queries, keys], mask_bias
+    [batch, 1, 1, keys]. No gradient flows to mask_bias (it comes from the input mask)."""
+    @tf.custom_gradient
+    def forward(scores):
+        probabilities = _library.bert_masked_softmax(scores, mask_bias, scale=scale)
+        return probabilities, lambda dp: _library.bert_masked_softmax_grad(dp, probabilities, scale=scale)
+
+    return forward(scores)
+
+
+def layer_norm(x, gamma, beta, epsilon: float):
+    """LayerNorm over the last axis, (x - mean) / sqrt(variance + epsilon) * gamma + beta."""
+    @tf.custom_gradient
+    def normalize(x, gamma, beta):
+        y, mean, inverse_sigma = _library.bert_layer_norm(x, gamma, beta, epsilon=epsilon)
+        return y, lambda dy: _library.bert_layer_norm_grad(dy, x, gamma, mean, inverse_sigma)
+
+    return normalize(x, gamma, beta)

@@ -1,7 +1,7 @@
-// Fused CPU kernels for TensorFlow 1.15 (see kernels.py): the exact GELU, attention's masked softmax and
-// LayerNorm, forward and backward, each one pass over memory instead of TensorFlow's chain of element-wise
-// ops (16 for the GELU, 3 for the softmax, 9 for LayerNorm). The formulas are modeling.py's;
-// tests/test_kernels.py compares the two.
+// Fused CPU kernels (see kernels.py): the exact GELU, attention's masked softmax and LayerNorm, forward and
+// backward, each one pass over memory instead of TensorFlow's chain of element-wise ops (16 for the GELU on
+// TF 1.15, 3 for the softmax, 9 for LayerNorm). The formulas are modeling.py's; tests/test_kernels.py compares
+// the two. Builds against TF 1.15's headers and TF 2's (Status() is OK on both).
 #define EIGEN_USE_THREADS
 #include <algorithm>
 #include <cmath>
@@ -23,28 +23,28 @@ REGISTER_OP("BertGeluExact")
     .Input("x: float")
     .Output("y: float")
     .Attr("q: list(float)")  // modeling.NORMAL_CDF_Q: Phi(x) = sigmoid(x * Q(x^2))
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status::OK(); });
+    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status(); });
 
 REGISTER_OP("BertGeluExactGrad")
     .Input("dy: float")
     .Input("x: float")
     .Output("dx: float")
     .Attr("q: list(float)")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status::OK(); });
+    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status(); });
 
 REGISTER_OP("BertMaskedSoftmax")
     .Input("scores: float")      // [batch, heads, queries, keys]
     .Input("mask_bias: float")   // [batch, 1, 1, keys]: 0 where attention is allowed, -10000 on padding
     .Output("probabilities: float")
     .Attr("scale: float")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status::OK(); });
+    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status(); });
 
 REGISTER_OP("BertMaskedSoftmaxGrad")
     .Input("dprobabilities: float")
     .Input("probabilities: float")
     .Output("dscores: float")
     .Attr("scale: float")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status::OK(); });
+    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status(); });
 
 REGISTER_OP("BertLayerNorm")
     .Input("x: float")
@@ -60,7 +60,7 @@ REGISTER_OP("BertLayerNorm")
       c->set_output(0, c->input(0));
       c->set_output(1, rows);
       c->set_output(2, rows);
-      return Status::OK();
+      return Status();
     });
 
 REGISTER_OP("BertLayerNormGrad")
@@ -76,7 +76,7 @@ REGISTER_OP("BertLayerNormGrad")
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(2));
       c->set_output(2, c->input(2));
-      return Status::OK();
+      return Status();
     });
 
 // Phi(x) as an Eigen expression: evaluated element by element in one vectorised loop.

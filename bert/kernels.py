@@ -1,17 +1,17 @@
-"""Fused CPU kernels for TensorFlow 1.15: the exact GELU, attention's softmax and LayerNorm, one pass each.
+"""Fused CPU kernels: the exact GELU, attention's softmax and LayerNorm, each one pass over memory.
 
-TF 1.15 runs every element-wise op as its own pass over memory (no fusion without XLA, which compiles
-every batch shape anew), with kernels built for AVX without FMA. The exact GELU is sixteen such ops
-there (modeling.normal_cdf), attention's scaled and masked softmax three, LayerNorm nine forward and ten
-backward; kernels.cc computes each in one vectorised loop, compiled for this machine, from the same
-formulas (tests/test_kernels.py compares them).
-README, Speed, gives what they save.
+TensorFlow runs every element-wise op as a pass over memory of its own (no fusion without XLA, which
+compiles anew for every batch shape); TF 1.15's kernels are built for AVX without FMA, too. The exact GELU
+is sixteen such ops on TF 1.15 (modeling.normal_cdf), attention's scaled and masked softmax three, LayerNorm
+nine forward and ten backward; kernels.cc computes each in one vectorised loop, compiled for this machine,
+from the same formulas (tests/test_kernels.py compares them). README, Speed, gives what they save on both
+stacks (TF 2's oneDNN fuses the GELU into the matmul before it, but not its gradient, LayerNorm or the
+softmax's scaling and mask).
 
-The library is built on first use with the C++ compiler (`$CXX`, default g++) against TensorFlow's
-headers, into .cache/kernels/ under a name keyed by the source, TensorFlow's version and the CPU's
-features, so an edited kernels.cc or another machine gets its own build. Without a compiler the model
-keeps TensorFlow's ops and a warning says why. TF 2 needs none of this (its erf is vectorised and oneDNN
-fuses the GELU into the matmul before it): there `use()` leaves TensorFlow's ops in place.
+The library is built on first use with the C++ compiler (`$CXX`, default g++) against the running
+TensorFlow's headers, into .cache/kernels/ under a name keyed by the source, TensorFlow's version and the
+CPU's features, so an edited kernels.cc, another stack or another machine gets its own build. Without a
+compiler the model keeps TensorFlow's ops and a warning says why.
 
 The kernels are CPU-only: run_classifier.py turns them on (`use()`) when it runs on the CPU, and model
 code asks `active()` while building the graph.
@@ -23,7 +23,7 @@ import subprocess
 import time
 from typing import Sequence
 
-from bert.compat import IS_TF2, tf
+from bert.compat import tf
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels.cc")
 BUILD_DIR = os.path.join(os.path.dirname(os.path.dirname(SOURCE)), ".cache", "kernels")
@@ -42,9 +42,10 @@ def cpu_features() -> str:
 
 
 def compile_command(output: str):
-    compiler = os.environ.get("CXX", "g++")
-    return ([compiler, "-std=c++14", "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", SOURCE,
-             "-o", output] + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
+    flags = tf.sysconfig.get_compile_flags()  # TF 2's name the C++ standard its headers need
+    standard = [] if any("std=" in flag for flag in flags) else ["-std=c++14"]
+    return ([os.environ.get("CXX", "g++")] + standard + ["-shared", "-fPIC", "-O3", "-march=native",
+            "-fopenmp-simd", SOURCE, "-o", output] + flags + tf.sysconfig.get_link_flags())
 
 
 def library_path(build_dir: str = BUILD_DIR) -> str:
@@ -83,10 +84,10 @@ def build(build_dir: str = BUILD_DIR) -> str:
 def use(on: bool = True, build_dir: str = BUILD_DIR) -> bool:
     """Turns the fused kernels on (building them first if needed) or off; returns whether they are on.
 
-    Only graphs built afterwards change. On TF 2, or when the build fails (logged), they stay off.
+    Only graphs built afterwards change. When the build fails (logged), they stay off.
     """
     global _library, _active
-    if on and not IS_TF2 and _library is None:
+    if on and _library is None:
         try:
             _library = tf.load_op_library(build(build_dir))
         except (RuntimeError, tf.errors.OpError) as error:

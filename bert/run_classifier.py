@@ -80,10 +80,9 @@ flags.DEFINE_integer("towers", 0, "Split each batch into this many parts that ru
                      "with shared weights (0: 2 on CPU, 1 on GPU and TPU). Only dropout masks depend on it.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops. It compiles once per "
                   "batch shape, and dynamic padding makes up to max_seq_length / 8 of them per phase.")
-flags.DEFINE_bool("fused_kernels", True, "On CPU under TF 1.15, compute the GELU, attention's softmax and LayerNorm "
-                  "with this repository's fused kernels (bert/kernels.cc, built with g++ on first use); false: "
-                  "TensorFlow's own ops. "
-                  "Not with --use_xla (XLA fuses them itself) nor on GPU or TPU.")
+flags.DEFINE_bool("fused_kernels", True, "On CPU, compute the GELU, attention's softmax and LayerNorm with this "
+                  "repository's fused kernels (bert/kernels.cc, built with g++ on first use); false: TensorFlow's "
+                  "own ops. Not with --use_xla (XLA fuses them itself) nor on GPU or TPU.")
 flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "

@@ -1,15 +1,12 @@
 """The fused CPU kernels (bert/kernels.cc) against the TensorFlow ops they replace, and the model built
-with them against the reference implementation. TF 1.15 only: TF 2 keeps its own ops."""
+with them against the reference implementation."""
 import numpy as np
 import pytest
 import scipy.special
 
 from bert import kernels, modeling
-from bert.compat import IS_TF2, tf
+from bert.compat import tf
 from test_modeling import TINY, assert_matches_reference, build, run_on_golden_inputs
-
-pytestmark = pytest.mark.skipif(IS_TF2, reason="the fused kernels are built for TF 1.15 only")
-
 
 @pytest.fixture
 def fused():

@@ -3,9 +3,9 @@
     .venv/bin/python bench/profile.py [--task MRPC] [--steps 12] [--output bench/profile.md]
 
 Runs run_classifier.py's model as bench/benchmark.py measures it (the embedded checkpoint's weights,
-dynamic padding, batch 32, the default towers and fused kernels, no XLA): `--steps` training steps and a pass of the dev
-set to warm up, then as many again with TensorFlow's per-op step stats. Op time is summed per op
-type. The towers' ops overlap and each op spreads over the cores, so the sums exceed the wall time;
+dynamic padding, batch 32, the default towers and fused kernels, no XLA): `--steps` training steps and a
+pass of the dev set to warm up, then as many again with TensorFlow's per-op step stats. Op time is summed
+per op type. The towers' ops overlap and each op spreads over the cores, so the sums exceed the wall time;
 their shares are what compares. Matrix multiplies (MatMul, BatchMatMul and their fused and oneDNN
 forms: every op type named *MatMul*) run near the machine's peak (see the benchmark), so their share
 bounds what any rewrite of the rest can gain: were every other op free, a step would take that share

@@ -42,17 +42,17 @@ def cpu_features() -> str:
 
 
 def compile_command(output: str):
-    flags = tf.sysconfig.get_compile_flags()  # TF 2's name the C++ standard its headers need
+    flags = tf.sysconfig.get_compile_flags()  # TF 2's flags name the C++ standard its headers need
     standard = [] if any("std=" in flag for flag in flags) else ["-std=c++14"]
     return ([os.environ.get("CXX", "g++")] + standard + ["-shared", "-fPIC", "-O3", "-march=native",
             "-fopenmp-simd", SOURCE, "-o", output] + flags + tf.sysconfig.get_link_flags())
 
 
 def library_path(build_dir: str = BUILD_DIR) -> str:
-    key = hashlib.sha256()
-    for part in (open(SOURCE, "rb").read(), tf.__version__.encode(), cpu_features().encode(),
-                 os.environ.get("CXX", "g++").encode()):
-        key.update(part)
+    with open(SOURCE, "rb") as source:
+        key = hashlib.sha256(source.read())
+    for part in (tf.__version__, cpu_features(), os.environ.get("CXX", "g++")):
+        key.update(part.encode())
     return os.path.join(build_dir, "kernels-%s.so" % key.hexdigest()[:16])
 
 

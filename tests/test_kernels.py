@@ -8,6 +8,7 @@ from bert import kernels, modeling
 from bert.compat import tf
 from test_modeling import TINY, assert_matches_reference, build, run_on_golden_inputs
 
+
 @pytest.fixture
 def fused():
     """Graphs built inside the test use the kernels."""
@@ -25,7 +26,7 @@ def run_both(make_outputs):
     AFTER_INIT collection run after the variables' initialisation."""
     values = []
     for on in (False, True):
-        kernels.use(on)
+        assert kernels.use(on) == on, "the fused kernels did not build: see the warning in the log"
         try:
             with tf.Graph().as_default():
                 tf.set_random_seed(3)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "third_party/eigen3/Eigen/Core"
+#include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -19,32 +20,38 @@ namespace {
 using shape_inference::InferenceContext;
 using shape_inference::ShapeHandle;
 
+// The gradient ops' first output has the shape of their second input (the forward op's input).
+Status ShapeOfSecondInput(InferenceContext* c) {
+  c->set_output(0, c->input(1));
+  return Status();
+}
+
 REGISTER_OP("BertGeluExact")
     .Input("x: float")
     .Output("y: float")
     .Attr("q: list(float)")  // modeling.NORMAL_CDF_Q: Phi(x) = sigmoid(x * Q(x^2))
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status(); });
+    .SetShapeFn(shape_inference::UnchangedShape);
 
 REGISTER_OP("BertGeluExactGrad")
     .Input("dy: float")
     .Input("x: float")
     .Output("dx: float")
     .Attr("q: list(float)")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status(); });
+    .SetShapeFn(ShapeOfSecondInput);
 
 REGISTER_OP("BertMaskedSoftmax")
     .Input("scores: float")      // [batch, heads, queries, keys]
     .Input("mask_bias: float")   // [batch, 1, 1, keys]: 0 where attention is allowed, -10000 on padding
     .Output("probabilities: float")
     .Attr("scale: float")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(0)); return Status(); });
+    .SetShapeFn(shape_inference::UnchangedShape);
 
 REGISTER_OP("BertMaskedSoftmaxGrad")
     .Input("dprobabilities: float")
     .Input("probabilities: float")
     .Output("dscores: float")
     .Attr("scale: float")
-    .SetShapeFn([](InferenceContext* c) { c->set_output(0, c->input(1)); return Status(); });
+    .SetShapeFn(ShapeOfSecondInput);
 
 REGISTER_OP("BertLayerNorm")
     .Input("x: float")

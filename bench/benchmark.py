@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 from bert import features, kernels, modeling, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
-from bert.report import read_eval_results  # noqa: E402
+from bert.runs import read_eval_results  # noqa: E402
 from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -288,13 +288,14 @@ def main():
 
     peak = matmul_peak()
     rows, eval_rates = [], {}
-    towers = default_towers(use_tpu=False)  # run_classifier.py's default here
+    # run_classifier.py's default for evaluation here; its training default (1 tower) has a row of its own
+    towers = default_towers(use_tpu=False, training=False)
     # every padding x XLA setting with the default towers and fused kernels where run_classifier.py uses them
     # (without XLA), dynamic padding without XLA in one tower, and without the kernels (if they build here)
     settings = [(dynamic, use_xla, towers, not use_xla) for dynamic in (False, True) for use_xla in (False, True)]
     settings += [(True, False, 1, True)] if towers != 1 else []
     settings += [(True, False, towers, False)] if kernels.use() else []
-    as_run = (True, False, towers, True)  # run_classifier.py's settings here
+    as_run = (True, False, towers, True)  # run_classifier.py's evaluation settings here
     training = interleave([Measurement(task, train, config, 128, 32, args.steps, 6, *setting, training=True)
                            for setting in settings], 6)
     evaluation = interleave([Measurement(task, dev, config, 128, 32 if setting[0] else 8, args.steps, 3, *setting,

@@ -2,10 +2,8 @@
 
     python -m bert.report [--output_dir fine_tune_outputs] [--glue_dir DIR]
 
-`run_all.sh` leaves one directory per run, `<output_dir>/<TASK>/lr_<LR>/` or, with several seeds,
-`<output_dir>/<TASK>/lr_<LR>_seed_<S>/`; a run counts as finished once its eval_results.txt holds the
-task's headline metric (`TaskSpec.headline_metric`, the BERT paper's), so a sweep can be summarised
-while it is still running. The files written into output_dir:
+`run_all.sh` leaves one tree per settings (checkpoint, epochs, batch size, ...; bert/runs.py), each with one
+directory per run. The files written into each tree:
 
 * summary.md   the BERT paper's GLUE table: a row per learning rate, a column per task (headline dev
                metric in percent; median (min-max, n=seeds) over seeds), a "best" and a "train time" row
@@ -16,7 +14,9 @@ while it is still running. The files written into output_dir:
 The best run of a task has the highest headline metric; ties go to the lower learning rate (then the
 lower seed), so the choice never depends on directory listing order. md, csv and json are byte-identical
 for the same inputs (sorted, relative paths, no timestamps). With --glue_dir the best runs' test
-predictions also become the leaderboard files (bert/submission.py).
+predictions also become the leaderboard files (bert/submission.py). The table and the JSON say which
+checkpoint and settings made the runs; `<output_dir>/summary.md` has every tree's table, each under its
+settings. An --output_dir that holds task folders itself (no settings trees) is summarised as one tree.
 """
 from __future__ import annotations
 
@@ -26,52 +26,19 @@ import io
 import json
 import math
 import os
-import re
 import statistics
 import sys
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert.files import write_atomically
-from bert.processors import TaskSpec, get_task
+from bert.processors import TaskSpec
+from bert.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
+                       settings_trees)
 
-Number = Union[int, float]
-
-# The BERT paper's column order (its Table 1); WNLI, which the paper left out, goes last.
-TASK_ORDER = ("MNLI", "QQP", "QNLI", "SST-2", "CoLA", "STS-B", "MRPC", "RTE", "WNLI")
-_RUN_DIR = re.compile(r"^lr_(?P<lr>[^_]+)(?:_seed_(?P<seed>\d+))?$")
 _METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
 _RUN_COLUMNS = ("train_time", "eval_time", "global_step")  # last in the CSV, after the metrics
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One finished run: the task, its sweep coordinates and the numbers in its eval_results.txt."""
-
-    task: TaskSpec
-    learning_rate: str  # as spelled in the directory name ("2e-5"), which is how users name it
-    seed: Optional[int]
-    run_dir: str  # relative to output_dir with "/", so summaries do not depend on where output_dir is
-    path: str  # where it is on disk, for readers of its other files (test predictions)
-    results: Dict[str, Number] = field(hash=False)
-
-    @property
-    def lr(self) -> float:
-        return float(self.learning_rate)
-
-    @property
-    def headline(self) -> float:
-        return float(self.results["eval_" + self.task.headline_metric])
-
-
-@dataclass(frozen=True)
-class Unfinished:
-    """A run directory without a complete eval_results.txt (still training, crashed, or damaged)."""
-
-    task: TaskSpec
-    run_dir: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -82,97 +49,6 @@ class Column:
     task: TaskSpec
     key: str
     is_headline: bool
-
-
-def read_eval_results(path: str) -> Dict[str, Number]:
-    """Parse `key = value` lines (ints stay ints: global_step); a malformed line raises ValueError."""
-    results: Dict[str, Number] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            key, sep, value = (part.strip() for part in line.partition("="))
-            try:
-                if not (sep and key):
-                    raise ValueError
-                results[key] = int(value) if re.fullmatch(r"-?\d+", value) else float(value)
-            except ValueError:
-                raise ValueError("%s line %d: expected `key = number`, got %r" % (path, line_no, line.rstrip("\n"))) \
-                    from None
-    return results
-
-
-def _task_rank(task: TaskSpec) -> int:
-    return TASK_ORDER.index(task.name)
-
-
-def _trained_task(directory_name: str) -> Optional[TaskSpec]:
-    """The task a top-level folder belongs to; None for anything else (glue_submission/, AX, ...)."""
-    try:
-        task = get_task(directory_name)
-    except ValueError:
-        return None
-    return task if task.name in TASK_ORDER else None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _run_key(run: Run) -> Tuple:
-    """Table order: task (paper order), learning rate high to low (as the sweep runs), seed."""
-    return (_task_rank(run.task), -run.lr, run.learning_rate, -1 if run.seed is None else run.seed, run.run_dir)
-
-
-def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
-    """Every run directory under output_dir, split into finished runs and unfinished ones (sorted)."""
-    finished: List[Run] = []
-    unfinished: List[Unfinished] = []
-    for task_dir in sorted(os.listdir(output_dir)):
-        task = _trained_task(task_dir)
-        if task is None or not os.path.isdir(os.path.join(output_dir, task_dir)):
-            continue
-        for name in sorted(os.listdir(os.path.join(output_dir, task_dir))):
-            match = _RUN_DIR.match(name)
-            path = os.path.join(output_dir, task_dir, name)
-            if not (match and _is_number(match.group("lr")) and os.path.isdir(path)):
-                continue
-            run_dir = task_dir + "/" + name
-            results_path = os.path.join(path, "eval_results.txt")
-            headline_key = "eval_" + task.headline_metric
-            if not os.path.isfile(results_path):
-                unfinished.append(Unfinished(task, run_dir, "no eval_results.txt"))
-                continue
-            try:
-                results = read_eval_results(results_path)
-            except ValueError as error:
-                unfinished.append(Unfinished(task, run_dir, "damaged eval_results.txt: %s" % error))
-                continue
-            if headline_key not in results:
-                unfinished.append(Unfinished(task, run_dir, "eval_results.txt has no %s" % headline_key))
-                continue
-            seed = match.group("seed")
-            finished.append(Run(task, match.group("lr"), None if seed is None else int(seed), run_dir, path, results))
-    finished.sort(key=_run_key)
-    unfinished.sort(key=lambda u: (_task_rank(u.task), u.run_dir))
-    return finished, unfinished
-
-
-def _nan_last(value: float) -> float:
-    return -math.inf if math.isnan(value) else value
-
-
-def best_runs(runs: Sequence[Run]) -> Dict[str, Run]:
-    """{task name: its best run}: highest headline metric; ties to the lower learning rate, then seed."""
-    best: Dict[str, Run] = {}
-    for run in sorted(runs, key=lambda r: (-_nan_last(r.headline), r.lr, -1 if r.seed is None else r.seed,
-                                           r.run_dir)):
-        best.setdefault(run.task.name, run)
-    return {name: best[name] for name in TASK_ORDER if name in best}
 
 
 # ---------------------------------------------------------------- summary.csv / summary.json
@@ -205,9 +81,10 @@ def _json_safe(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def render_json(runs: Sequence[Run], best: Dict[str, Run]) -> str:
+def render_json(runs: Sequence[Run], best: Dict[str, Run], settings: Optional[Dict] = None) -> str:
     _, rows = run_rows(runs)
     summary = {
+        "settings": settings,
         "runs": [{key: _json_safe(value) for key, value in row.items()} for row in rows],
         "best": {name: {"learning_rate": run.learning_rate, "seed": run.seed, "metric": run.task.headline_metric,
                         "value": _json_safe(run.headline), "run_dir": run.run_dir}
@@ -284,8 +161,9 @@ def _time_cell(runs: Sequence[Run], column: Column) -> str:
     return format_duration(statistics.median(times)) if times else "-"
 
 
-def render_markdown(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run]) -> str:
-    lines = ["# GLUE dev results", ""]
+def markdown_table(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run]) -> List[str]:
+    """The table's lines, then notes on unfinished runs."""
+    lines = []
     columns = table_columns(runs)
     if columns:
         lines += [
@@ -312,6 +190,26 @@ def render_markdown(runs: Sequence[Run], unfinished: Sequence[Unfinished], best:
         notes.append("Tasks with no finished run: " + ", ".join(waiting) + ".")
     for note in notes:
         lines += ["", note]
+    return lines
+
+
+def settings_line(settings: Optional[Dict]) -> List[str]:
+    return [] if settings is None else ["Settings: %s." % describe_settings(settings), ""]
+
+
+def render_markdown(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run],
+                    settings: Optional[Dict] = None) -> str:
+    lines = ["# GLUE dev results", ""] + settings_line(settings) + markdown_table(runs, unfinished, best)
+    return "\n".join(lines) + "\n"
+
+
+def render_index(trees: Sequence[Tuple[str, Optional[Dict], List[Run], List[Unfinished]]]) -> str:
+    """<output_dir>/summary.md: every settings tree's table under its name and settings."""
+    lines = ["# GLUE dev results", "", "One table per settings tree (its folder in this directory, with its own "
+             "summary files); runs made with other settings are never mixed into a table."]
+    for name, settings, finished, unfinished in trees:
+        lines += ["", "## " + name, ""] + settings_line(settings) + markdown_table(finished, unfinished,
+                                                                                 best_runs(finished))
     return "\n".join(lines) + "\n"
 
 
@@ -371,13 +269,14 @@ def render_png(runs: Sequence[Run], best: Dict[str, Run]) -> bytes:
 # ---------------------------------------------------------------- entry points
 
 def write_report(output_dir: str, runs: Optional[Tuple[List[Run], List[Unfinished]]] = None) -> List[str]:
-    """Write the four summary files into output_dir; return their paths."""
+    """Write the four summary files into a tree (output_dir); return their paths."""
     finished, unfinished = runs if runs is not None else collect_runs(output_dir)
     best = best_runs(finished)
+    settings = read_settings(output_dir)
     contents = {
-        "summary.md": render_markdown(finished, unfinished, best).encode("utf-8"),
+        "summary.md": render_markdown(finished, unfinished, best, settings).encode("utf-8"),
         "summary.csv": render_csv(finished).encode("utf-8"),
-        "summary.json": render_json(finished, best).encode("utf-8"),
+        "summary.json": render_json(finished, best, settings).encode("utf-8"),
         "summary.png": render_png(finished, best),
     }
     paths = []
@@ -394,13 +293,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not os.path.isdir(args.output_dir):
         parser.error("--output_dir %s is not a directory" % args.output_dir)
-    runs = collect_runs(args.output_dir)
-    for path in write_report(args.output_dir, runs):
+    trees = settings_trees(args.output_dir)
+    status, index = 0, []
+    for tree in trees or [args.output_dir]:
+        runs = collect_runs(tree)
+        for path in write_report(tree, runs):
+            print("wrote %s" % path)
+        if args.glue_dir:
+            from bert import submission  # here, not at the top: the sweep's report without --glue_dir needs none
+            status |= submission.run_cli(tree, args.glue_dir, runs[0])
+        index.append((os.path.basename(tree), read_settings(tree)) + runs)
+    if trees:
+        path = os.path.join(args.output_dir, "summary.md")
+        write_atomically(path, render_index(index))
         print("wrote %s" % path)
-    if args.glue_dir:
-        from bert import submission  # here, not at the top: submission builds on this module
-        return submission.run_cli(args.output_dir, args.glue_dir, runs[0])
-    return 0
+    return status
 
 
 if __name__ == "__main__":

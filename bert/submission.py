@@ -2,7 +2,7 @@
 
     python -m bert.submission --output_dir fine_tune_outputs --glue_dir DIR
 
-(also run by `python -m bert.report --glue_dir DIR`). For each task, the best run (bert.report's choice:
+(also run by `python -m bert.report --glue_dir DIR`). For each task, the best run (bert.runs's choice:
 highest headline dev metric) is looked at; if it has test predictions they become
 `<output_dir>/glue_submission/<NAME>.tsv` with the header `index<TAB>prediction`, one row per test
 example in test-file order: the test file's own index, then the label name (STS-B: the score clipped
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 from bert.files import write_atomically
 from bert.processors import TaskSpec, get_task, read_examples
-from bert.report import Run, best_runs, collect_runs
+from bert.runs import Run, best_runs, collect_runs
 
 SUBMISSION_DIR = "glue_submission"
 

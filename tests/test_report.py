@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from bert import report
+from bert import report, runs
 from bert.processors import TASKS
 
 # run dir -> eval_results.txt contents. MRPC has 3 seeds at 5e-5 and 2 at 2e-5; CoLA ties at 5e-5 and
@@ -62,7 +62,7 @@ def test_headline_metric_is_the_bert_papers():
 
 
 def test_collect_runs_and_best(sweep):
-    finished, unfinished = report.collect_runs(str(sweep))
+    finished, unfinished = runs.collect_runs(str(sweep))
     assert [r.run_dir for r in finished] == [
         "MNLI/lr_3e-5", "CoLA/lr_5e-5", "CoLA/lr_2e-5", "STS-B/lr_2e-5",
         "MRPC/lr_5e-5_seed_1", "MRPC/lr_5e-5_seed_2", "MRPC/lr_5e-5_seed_3", "MRPC/lr_2e-5_seed_1",
@@ -71,7 +71,7 @@ def test_collect_runs_and_best(sweep):
     assert finished[0].results["global_step"] == 343 and isinstance(finished[0].results["global_step"], int)
     assert [(u.run_dir, u.reason) for u in unfinished] == [
         ("MRPC/lr_3e-5_seed_1", "no eval_results.txt"), ("RTE/lr_2e-5", "eval_results.txt has no eval_accuracy")]
-    best = report.best_runs(finished)
+    best = runs.best_runs(finished)
     assert list(best) == ["MNLI", "CoLA", "STS-B", "MRPC"]
     assert best["MRPC"].run_dir == "MRPC/lr_5e-5_seed_2"
     assert best["CoLA"].run_dir == "CoLA/lr_2e-5"  # a tie goes to the lower learning rate
@@ -159,14 +159,42 @@ def test_cli_prints_paths_and_handles_empty_dir(sweep, tmp_path, capsys):
     markdown = (empty / "summary.md").read_text()
     assert "No finished runs." in markdown and "Tasks with no finished run: QNLI." in markdown
     assert (empty / "summary.png").read_bytes().startswith(b"\x89PNG")
-    assert json.loads((empty / "summary.json").read_text()) == {"runs": [], "best": {}}
+    assert json.loads((empty / "summary.json").read_text()) == {"settings": None, "runs": [], "best": {}}
+
+
+def _settings(checkpoint_dir, epochs):
+    return {"checkpoint": {"dir": checkpoint_dir, "weights_sha1": "ab12", "model": {
+        "num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12}},
+        "epochs": epochs, "batch_size": 32, "max_seq_length": 128, "extra_flags": []}
+
+
+def test_settings_trees_get_a_table_each_under_their_settings(tmp_path, capsys):
+    """Runs of two sweeps with other settings: each tree is summarised on its own, and the top-level
+    summary.md shows both tables, each under the checkpoint and settings that made it."""
+    out = tmp_path / "out"
+    for tree, epochs, f1 in (("minilm-3ep", 3.0, 0.80), ("minilm-5ep", 5.0, 0.90)):
+        _write_run(out / tree, "MRPC/lr_2e-5", dict(eval_accuracy=0.7, eval_f1=f1, train_time=10.0))
+        (out / tree / "settings.json").write_text(json.dumps(_settings("/models/minilm", epochs)))
+    (out / "feature_cache").mkdir()  # no settings.json: not a tree
+    assert report.main(["--output_dir", str(out)]) == 0
+    for tree, epochs, cell in (("minilm-3ep", "3.0", "80.0"), ("minilm-5ep", "5.0", "90.0")):
+        tree_md = (out / tree / "summary.md").read_text()
+        caption = ("Settings: checkpoint /models/minilm (L=6 H=384 A=12), pre-trained weights; %s epochs, batch 32, "
+                   "max_seq_length 128; extra flags: none." % epochs)
+        assert caption in tree_md and _table(tree_md)["2e-5"]["MRPC (F1)"] == cell
+        assert json.loads((out / tree / "summary.json").read_text())["settings"]["epochs"] == float(epochs)
+    index = (out / "summary.md").read_text()
+    sections = index.split("\n## ")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["minilm-3ep", "minilm-5ep"]
+    assert "3.0 epochs" in sections[0] and "| 2e-5 | 80.0 |" in sections[0] and "90.0" not in sections[0]
+    assert "5.0 epochs" in sections[1] and "| 2e-5 | 90.0 |" in sections[1] and "80.0" not in sections[1]
 
 
 def test_damaged_results_file_is_unfinished(tmp_path):
     (tmp_path / "SST-2" / "lr_1e-4").mkdir(parents=True)
     (tmp_path / "SST-2" / "lr_1e-4" / "eval_results.txt").write_text("eval_accuracy = 0.9\ngarbage\n")
     _write_run(tmp_path, "SST-2/lr_5e-5", dict(eval_accuracy=0.9))
-    finished, unfinished = report.collect_runs(str(tmp_path))
+    finished, unfinished = runs.collect_runs(str(tmp_path))
     assert [r.run_dir for r in finished] == ["SST-2/lr_5e-5"]
     assert unfinished[0].run_dir == "SST-2/lr_1e-4" and "line 2" in unfinished[0].reason
 

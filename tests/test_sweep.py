@@ -1,4 +1,5 @@
-"""The sweep behind run_all.sh, on real GLUE data with a tiny model: runs, interruption, resumption."""
+"""The sweep behind run_all.sh, on real GLUE data with a tiny model: runs, interruption, resumption, and one
+tree of runs per settings."""
 import json
 import os
 import re
@@ -33,6 +34,13 @@ def start_sweep(env):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 
+def only_tree(out):
+    """The one settings tree a sweep made in OUTPUT_DIR (beside feature_cache/)."""
+    trees = [path for path in out.iterdir() if (path / "settings.json").exists()]
+    assert len(trees) == 1, trees
+    return trees[0]
+
+
 def latest_checkpoint_step(run_dir) -> int:
     """The step a restart resumes from: the `checkpoint` state file names a checkpoint only once its
     variables are saved, so an .index file alone may belong to a save that was cut short."""
@@ -43,16 +51,21 @@ def latest_checkpoint_step(run_dir) -> int:
 
 def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp_path):
     out = tmp_path / "out"
-    first, second = out / "RTE" / "lr_5e-5", out / "RTE" / "lr_2e-5"
     sweep = start_sweep(sweep_env)
     deadline = time.time() + 300
-    while not ((first / "eval_results.txt").exists() and latest_checkpoint_step(second) > 0):
+    while not list(out.glob("*/RTE/lr_5e-5/eval_results.txt")):
+        assert sweep.poll() is None, sweep.stdout.read()
+        assert time.time() < deadline, "the sweep did not finish its first run"
+        time.sleep(0.2)
+    tree = only_tree(out)
+    first, second = tree / "RTE" / "lr_5e-5", tree / "RTE" / "lr_2e-5"
+    while latest_checkpoint_step(second) <= 0:
         assert sweep.poll() is None, sweep.stdout.read()
         assert time.time() < deadline, "the sweep did not reach the second run's first checkpoint"
         time.sleep(0.2)
     sweep.send_signal(signal.SIGTERM)  # as a shutdown or `kill` would
     log = sweep.communicate(timeout=120)[0]
-    assert sweep.returncode == 130, log
+    assert sweep.returncode == 143, log
     assert "QQP: no training data" in log and "run the same command again to resume" in log
     assert not (second / "eval_results.txt").exists()
     interrupted_at = latest_checkpoint_step(second)
@@ -67,19 +80,20 @@ def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp
     assert "Restoring parameters from %s" % (second / ("model.ckpt-%d" % interrupted_at)) in (second / "log.txt").read_text()
     assert "global_step = %d" % int(2490 / 16 * 2) in (second / "eval_results.txt").read_text()
     for task, rows in (("RTE", 3000), ("WNLI", 146)):
-        for run_dir in (out / task).iterdir():
+        for run_dir in (tree / task).iterdir():
             assert (run_dir / "eval_results.txt").exists()
             assert len((run_dir / "test_results.tsv").read_text().splitlines()) == rows
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
-    summary = (out / "summary.md").read_text()
+    summary = (tree / "summary.md").read_text()
 
     again = start_sweep(sweep_env)
     log = again.communicate(timeout=300)[0]
     assert again.returncode == 0, log
     assert "4 runs planned, 4 done before, 0 to do" in log and "started" not in log
-    assert (out / "summary.md").read_text() == summary
+    assert (tree / "summary.md").read_text() == summary
     for name in ("summary.csv", "summary.json", "summary.png", "glue_submission.zip"):
-        assert (out / name).exists(), name
+        assert (tree / name).exists(), name
+    assert summary.split("\n\n", 2)[1] in (out / "summary.md").read_text()  # the settings line, in the index
 
 
 def test_failed_run_is_reported_and_the_sweep_goes_on(sweep_env, tmp_path):
@@ -88,4 +102,88 @@ def test_failed_run_is_reported_and_the_sweep_goes_on(sweep_env, tmp_path):
     log = sweep.communicate(timeout=300)[0]
     assert sweep.returncode == 1, log
     assert "WNLI lr=not-a-number: FAILED" in log and "1 run(s) failed: WNLI lr=not-a-number" in log
-    assert (tmp_path / "out" / "WNLI" / "lr_5e-5" / "eval_results.txt").exists()
+    assert (only_tree(tmp_path / "out") / "WNLI" / "lr_5e-5" / "eval_results.txt").exists()
+
+
+def run_sweep(env):
+    done = subprocess.run([sys.executable, "-m", "bert.sweep"], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert done.returncode == 0, done.stdout
+    return done.stdout
+
+
+def test_other_settings_train_their_own_runs_and_each_table_says_which(sweep_env, tmp_path):
+    """EPOCHS, then the checkpoint's config, changed between sweeps: each setting trains its own runs in its own
+    tree; no run of one is reported as the other's, and the summary titles each table with its settings."""
+    out = tmp_path / "out"
+    env = dict(sweep_env, TASKS="WNLI", LRS="5e-5", EPOCHS="0.5")
+    assert "1 run planned, 0 done before, 1 to do" in run_sweep(env)
+    assert "1 run planned, 1 done before, 0 to do" in run_sweep(env)
+    log = run_sweep(dict(env, EPOCHS="1"))
+    assert "1 run planned, 0 done before, 1 to do" in log
+    config = json.loads((tmp_path / "tiny_bert" / "bert_config.json").read_text())
+    (tmp_path / "tiny_bert" / "bert_config.json").write_text(json.dumps(dict(config, intermediate_size=48)))
+    assert "1 run planned, 0 done before, 1 to do" in run_sweep(dict(env, EPOCHS="1"))
+    trees = sorted(path for path in out.iterdir() if (path / "settings.json").exists())
+    assert len(trees) == 3
+    steps = {}
+    for tree in trees:
+        settings = json.loads((tree / "settings.json").read_text())
+        results = (tree / "WNLI" / "lr_5e-5" / "eval_results.txt").read_text()
+        steps[(settings["epochs"], settings["checkpoint"]["model"]["intermediate_size"])] = int(
+            re.search(r"global_step = (\d+)", results).group(1))
+        assert tree.name.startswith("tiny_bert_ep%g_bs16_len32_" % settings["epochs"])
+    assert steps == {(0.5, 64): 19, (1.0, 64): 39, (1.0, 48): 39}
+    index = (out / "summary.md").read_text()
+    assert [section.splitlines()[0] for section in index.split("\n## ")[1:]] == [tree.name for tree in trees]
+    for tree in trees:
+        section = index.split("\n## " + tree.name + "\n")[1].split("\n## ")[0]
+        settings = json.loads((tree / "settings.json").read_text())
+        assert ("Settings: checkpoint %s (L=2 H=32 A=4), no weights: trained from scratch; %s epochs, batch 16, "
+                "max_seq_length 32; extra flags: %s." % (tmp_path / "tiny_bert", settings["epochs"],
+                                                         sweep_env["EXTRA_FLAGS"])) in section
+
+
+def start_run_all(env, *prefix):
+    """`bash run_all.sh` as a user starts it, in a session (process group) of its own, as a terminal would."""
+    return subprocess.Popen(list(prefix) + ["bash", "run_all.sh"], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
+
+
+@pytest.mark.parametrize("how", ["timeout -s INT", "Ctrl-C to the process group"])
+def test_interrupting_run_all_keeps_the_running_fine_tune(sweep_env, tmp_path, how):
+    """`timeout -s INT N bash run_all.sh` sends SIGINT to the sweep and then to its whole process group, as a
+    terminal's Ctrl-C does: the fine-tune must stop once, with a checkpoint at the step it stopped at (a second
+    SIGINT used to kill it inside the save), and the next `bash run_all.sh` resumes from that checkpoint."""
+    env = dict(sweep_env, TASKS="RTE", LRS="5e-5", EPOCHS="1", PYTHON=sys.executable)
+    out = tmp_path / "out"
+    if how.startswith("timeout"):
+        sweep = start_run_all(env, "timeout", "-s", "INT", "600")
+    else:
+        sweep = start_run_all(env)
+    deadline = time.time() + 300
+    while not list(out.glob("*/RTE/lr_5e-5/checkpoint")) or latest_checkpoint_step(
+            only_tree(out) / "RTE" / "lr_5e-5") < 20:
+        assert sweep.poll() is None, sweep.stdout.read()
+        assert time.time() < deadline, "no checkpoint of step 20 after 300 s"
+        time.sleep(0.05)
+    if how.startswith("timeout"):
+        sweep.send_signal(signal.SIGALRM)  # timeout's own timer going off: it signals the sweep, then the group
+    else:
+        os.killpg(sweep.pid, signal.SIGINT)
+    log = sweep.communicate(timeout=120)[0]
+    assert sweep.returncode == (124 if how.startswith("timeout") else 130), log
+    run_dir = only_tree(out) / "RTE" / "lr_5e-5"
+    run_log = (run_dir / "log.txt").read_text()
+    stopped = re.search(r"^interrupted: stopped by SIGINT at step (\d+) of 155, with a checkpoint", run_log, re.M)
+    assert stopped and "Traceback" not in run_log, run_log[-3000:]
+    assert latest_checkpoint_step(run_dir) == int(stopped.group(1)) >= 20
+    assert "interrupted during RTE lr=5e-5: run the same command again to resume" in log
+    assert not (run_dir / "eval_results.txt").exists()
+
+    resumed = start_run_all(env)
+    log = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, log
+    assert "Restoring parameters from %s" % (run_dir / ("model.ckpt-%s" % stopped.group(1))) in (
+        run_dir / "log.txt").read_text().split("=====")[-1]
+    assert "global_step = 155" in (run_dir / "eval_results.txt").read_text()

@@ -53,21 +53,21 @@ def main():
 
     task = processors.get_task(args.task)
     config = modeling.BertConfig.from_json_file(os.path.join(benchmark.BERT_DIR, "bert_config.json"))
-    towers = default_towers(use_tpu=False)
+    train_towers, eval_towers = (default_towers(use_tpu=False, training=training) for training in (True, False))
     cache = benchmark.feature_cache()
     cached = {split: benchmark.cached_split(cache, task, args.glue_dir, split) for split in ("train", "dev")}
     # training: `steps` steps to warm up (one chunk), then `steps` traced; eval: a pass to warm up, then one traced
-    train = benchmark.Measurement(task, cached["train"], config, 128, 32, 2 * args.steps, 2, True, False, towers,
+    train = benchmark.Measurement(task, cached["train"], config, 128, 32, 2 * args.steps, 2, True, False, train_towers,
                                   True, training=True)
     train_ms, train_share = profile(train, 1, args.steps)
-    dev = benchmark.Measurement(task, cached["dev"], config, 128, 32, 0, 1, True, False, towers, True,
+    dev = benchmark.Measurement(task, cached["dev"], config, 128, 32, 0, 1, True, False, eval_towers, True,
                                 training=False)
     eval_ms, eval_share = profile(dev, 1, dev.chunk)
 
     ranked = sorted(set(train_ms) | set(eval_ms), key=lambda op: -(train_ms.get(op, 0) + eval_ms.get(op, 0)))
     train_total, eval_total = sum(train_ms.values()), sum(eval_ms.values())
-    lines = ["# Op time by type: %s, embedded checkpoint (L=%d, H=%d), dynamic padding, batch 32, %d towers"
-             % (task.name, config.num_hidden_layers, config.hidden_size, towers), "",
+    lines = ["# Op time by type: %s, embedded checkpoint (L=%d, H=%d), dynamic padding, batch 32, %d tower(s) "
+             "training, %d evaluating" % (task.name, config.num_hidden_layers, config.hidden_size, train_towers, eval_towers), "",
              "Machine: %s." % benchmark.machine(), "", "| op type | training: ms per step | share | eval: ms per batch | share |", "|---|---|---|---|---|"]
     for op in ranked:
         if max(train_ms.get(op, 0) / train_total, eval_ms.get(op, 0) / eval_total) >= 0.005:

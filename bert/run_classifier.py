@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import kernels, modeling, optimization, processors, tokenization  # noqa: E402
+from bert import kernels, modeling, optimization, processors, run_info, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
@@ -77,7 +77,8 @@ flags.DEFINE_enum("distribution_strategy", "none", ["none", "mirrored", "multi_w
                   "across the machines that the TF_CONFIG environment variable lists (run the same command on each; "
                   "the chief, or worker 0, evaluates and writes the results). --train_batch_size stays the global batch.")
 flags.DEFINE_integer("towers", 0, "Split each batch into this many parts that run side by side on the CPU's cores, "
-                     "with shared weights (0: 2 on CPU, 1 on GPU and TPU). Only dropout masks depend on it.")
+                     "with shared weights (0: on CPU 1 for training and 2 for evaluation and prediction, as measured "
+                     "fastest in bench/results.md; 1 on GPU and TPU). Only dropout masks depend on it.")
 flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses element-wise ops. It compiles once per "
                   "batch shape, and dynamic padding makes up to max_seq_length / 8 of them per phase.")
 flags.DEFINE_bool("fused_kernels", True, "On CPU, compute the GELU, attention's softmax and LayerNorm with this "
@@ -87,6 +88,9 @@ flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic los
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "
                      "resumed ones too.")
+flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_dir that holds a model trained with "
+                  "other settings (its checkpoints and results are deleted); without it such a dir is refused, and "
+                  "one trained with the same settings is resumed.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
 
@@ -137,15 +141,20 @@ def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool,
 
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
-                     accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1):
-    """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode."""
+                     accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1,
+                     inference_towers: Optional[int] = None):
+    """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode.
+
+    Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
+    """
 
     def model_fn(features, labels, mode, params):
         del labels, params  # the labels travel inside features, so predict mode has them too
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         # tf.distribute replicas (one without a strategy) each run this function on their part of the batch
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        pooled_output = pooled_output_in_towers(bert_config, is_training, features, towers, replica, use_tpu)
+        parts = towers if is_training else inference_towers or towers
+        pooled_output = pooled_output_in_towers(bert_config, is_training, features, parts, replica, use_tpu)
         head = modeling.classifier_head(pooled_output, task.num_labels, task.is_regression, is_training,
                                         labels=features["label_ids"],
                                         dropout_rate=bert_config.hidden_dropout_prob,
@@ -244,10 +253,9 @@ class ProgressHook(tf.train.SessionRunHook):
             write_atomically(self.history_path,
                              "".join("%d\t%.6f\n" % (step, loss) for step, loss in self.history if step <= up_to))
 
-    def stop_soon(self, signum, frame) -> None:
-        """A signal handler: finish the current step, save a checkpoint and stop; a second signal kills."""
+    def stop_soon(self, signum: int) -> None:
+        """Finish the current step, save a checkpoint and stop (StopSignals calls it for the first signal)."""
         self.stop_signal = signum
-        signal.signal(signum, signal.SIG_DFL)
 
     def listener(self) -> tf.train.CheckpointSaverListener:
         """Writes the losses with each checkpoint. Estimator's saver runs before any other hook, so the loss of
@@ -277,12 +285,44 @@ class CheckpointSaver(tf.train.CheckpointSaverHook):
 
 
 class Interrupted(Exception):
-    """Training stopped early by SIGINT or SIGTERM, after saving a checkpoint; exits with 128 + the signal."""
+    """The run stopped for SIGINT or SIGTERM (`what`: where, and what to do); exits with 128 + the signal."""
 
-    def __init__(self, signum: int, step: int, num_steps: int):
-        super().__init__("stopped by %s at step %d of %d, with a checkpoint: run the same command again to resume"
-                         % (signal.Signals(signum).name, step, num_steps))
+    def __init__(self, signum: int, what: str):
+        super().__init__("stopped by %s %s" % (signal.Signals(signum).name, what))
         self.signum = signum
+
+
+class StopSignals:
+    """The handler of SIGINT and SIGTERM for the whole run.
+
+    While training (`training` is the ProgressHook) the first signal asks it to stop after the current step,
+    which saves a checkpoint; later signals only say that the run is stopping. So no number of signals, from
+    a terminal, a sweep or a job system, cuts a checkpoint save short (`kill -9` still ends the run at once,
+    and it resumes from the last periodic checkpoint). Outside training a signal ends the run where it is
+    (Interrupted): every file is written atomically, so nothing is left half-written.
+    """
+
+    def __init__(self):
+        self.phase = "preparing the run"
+        self.training: Optional[ProgressHook] = None
+        self.stopping = False
+
+    def __call__(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping:  # straight to the descriptor: the logging stream may be in the middle of a write
+            os.write(sys.stderr.fileno(), ("%s again: the run stops once the current step's checkpoint is saved\n"
+                                           % name).encode("utf-8"))
+            return
+        self.stopping = True
+        if self.training is None:
+            raise Interrupted(signum, "while %s: run the same command again to continue" % self.phase)
+        self.training.stop_soon(signum)
+
+    @staticmethod
+    def ignore_from_now_on() -> None:
+        """For the exit: Python's shutdown puts back the default handlers, which a late signal would die of."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def read_loss_history(history_path: Optional[str]) -> List[Tuple[int, float]]:
@@ -392,13 +432,15 @@ def length_multiple() -> int:
     return 8 if FLAGS.use_xla or has_gpu() else 1
 
 
-def default_towers(use_tpu: bool) -> int:
-    """2 on CPU (see pooled_output_in_towers); one model keeps a GPU or TPU busy by itself."""
-    return 1 if use_tpu or has_gpu() else 2
+def default_towers(use_tpu: bool, training: bool) -> int:
+    """On CPU 1 for training and 2 for inference (see pooled_output_in_towers): with the fused kernels, two
+    towers evaluate 8% faster than one and train 3% slower (bench/results.md). One model keeps a GPU or
+    TPU busy by itself."""
+    return 1 if use_tpu or has_gpu() or training else 2
 
 
-def num_towers() -> int:
-    return FLAGS.towers or default_towers(FLAGS.use_tpu)
+def num_towers(training: bool) -> int:
+    return FLAGS.towers or default_towers(FLAGS.use_tpu, training)
 
 
 def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[str, float]:
@@ -491,22 +533,66 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         except (tf.errors.OpError, IndexError, ValueError) as error:  # TF 2's reader raises IndexError here
             raise UserError("--init_checkpoint %s cannot be read (%s): is it a complete download?"
                             % (FLAGS.init_checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
-    run_info = os.path.join(FLAGS.output_dir, "run_info.json")
-    if tf.gfile.Exists(run_info):
-        with tf.gfile.GFile(run_info) as f:
-            earlier = json.load(f).get("task")
-        if earlier != task.name and tf.train.latest_checkpoint(FLAGS.output_dir):
-            raise UserError("--output_dir %s holds a %s model, not %s: choose another --output_dir"
-                            % (FLAGS.output_dir, earlier, task.name))
-    tf.gfile.MakeDirs(FLAGS.output_dir)
-    write_atomically(run_info, json.dumps({"task": task.name, "tensorflow": TF_VERSION}) + "\n")
+
+
+def training_settings(task: processors.TaskSpec) -> Dict:
+    """The flags that shape the trained model, as run_info.json records them (bert/run_info.py)."""
+    data_file = os.path.join(FLAGS.data_dir, task.splits["train"].file)
+    checkpoint = FLAGS.init_checkpoint
+    return {
+        "task_name": task.name, "learning_rate": FLAGS.learning_rate, "train_batch_size": FLAGS.train_batch_size,
+        "num_train_epochs": FLAGS.num_train_epochs, "warmup_proportion": FLAGS.warmup_proportion,
+        "max_seq_length": FLAGS.max_seq_length, "seed": FLAGS.seed, "do_lower_case": FLAGS.do_lower_case,
+        "gradient_accumulation_steps": FLAGS.gradient_accumulation_steps, "dynamic_padding": dynamic_padding(),
+        "towers": num_towers(training=True), "use_fp16": FLAGS.use_fp16,
+        "init_checkpoint": run_info.file_setting(checkpoint, checkpoint and checkpoint + ".index"),
+        "bert_config_file": run_info.file_setting(FLAGS.bert_config_file),
+        "vocab_file": run_info.file_setting(FLAGS.vocab_file), "data_dir": run_info.file_setting(FLAGS.data_dir, data_file),
+    }
+
+
+def claim_output_dir(task: processors.TaskSpec) -> None:
+    """Makes --output_dir this run's: a model trained there with other settings is refused (or, with
+    --overwrite_output_dir, removed); the settings of a training run are recorded in run_info.json."""
+    output_dir = FLAGS.output_dir
+    if FLAGS.overwrite_output_dir:
+        if not FLAGS.do_train:
+            raise UserError("--overwrite_output_dir deletes the model in --output_dir: it needs --do_train=true")
+        removed = run_info.clear_output_dir(output_dir)
+        if removed:
+            tf.logging.info("--overwrite_output_dir: removed %s from %s", ", ".join(removed), output_dir)
+    info = run_info.read(output_dir)
+    has_model = tf.train.latest_checkpoint(output_dir) is not None
+    if has_model and info.get("task", task.name) != task.name:
+        raise UserError("--output_dir %s holds a %s model, not %s: choose another --output_dir"
+                        % (output_dir, info["task"], task.name))
+    if FLAGS.do_train:
+        settings = training_settings(task)
+        if has_model and "settings" not in info:
+            tf.logging.warning("%s has a checkpoint but no recorded settings (an older run): resuming it unchecked",
+                               output_dir)
+        differing = run_info.differences(info["settings"], settings) if has_model and "settings" in info else []
+        if differing:
+            raise UserError("--output_dir %s holds a model trained with other settings: %s. Run its own command to "
+                            "resume it, or choose another --output_dir, or pass --overwrite_output_dir to start "
+                            "afresh" % (output_dir, ", ".join(differing)))
+        if not has_model:
+            info.pop("invocations", None)  # times of a model that is gone (an earlier attempt that saved nothing)
+        info["settings"] = settings
+    info.update(task=task.name, tensorflow=TF_VERSION)
+    tf.gfile.MakeDirs(output_dir)
+    run_info.write(output_dir, info)
 
 
 def main(_):
+    stop_signals = StopSignals()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_signals)
     tf.logging.info("TensorFlow %s, task %s", TF_VERSION, FLAGS.task_name)
     task = processors.get_task(FLAGS.task_name)
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     check_setup(bert_config, task)
+    claim_output_dir(task)
     if FLAGS.use_xla:
         enable_xla_on_cpu()
     elif FLAGS.fused_kernels and not FLAGS.use_tpu and not has_gpu():
@@ -526,7 +612,8 @@ def main(_):
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
-                                use_fp16=FLAGS.use_fp16, towers=num_towers())
+                                use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
+                                inference_towers=num_towers(training=False))
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}
@@ -549,8 +636,7 @@ def main(_):
         hooks = [] if FLAGS.use_tpu else [progress]
         if hooks and FLAGS.distribution_strategy == "none":
             hooks.append(CheckpointSaver(FLAGS.output_dir, save_steps=FLAGS.save_checkpoints_steps))
-        for signum in (signal.SIGINT, signal.SIGTERM) if hooks else ():
-            signal.signal(signum, progress.stop_soon)
+        stop_signals.training = progress if hooks else None
         if FLAGS.distribution_strategy == "multi_worker_mirrored":
             # Estimator.train refuses TF_CONFIG's workers; train_and_evaluate runs them. Its EvalSpec is
             # never used: TF_CONFIG lists no evaluator, and evaluation happens below, on the chief.
@@ -560,8 +646,10 @@ def main(_):
         else:
             estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks,
                             saving_listeners=[progress.listener()] if hooks else None)
+        stop_signals.training = None
         if progress.stop_signal is not None:
-            raise Interrupted(progress.stop_signal, latest_global_step(), num_train_steps)
+            raise Interrupted(progress.stop_signal, "at step %d of %d, with a checkpoint: run the same command "
+                              "again to resume" % (latest_global_step(), num_train_steps))
         results["train_time"] = round(time.time() - start, 2)
         if not is_chief():
             tf.logging.info("Training finished on this worker; the chief evaluates and writes the results")
@@ -578,6 +666,7 @@ def main(_):
             results["loss"] = final_loss
 
     if FLAGS.do_eval:
+        stop_signals.phase = "evaluating"
         start = time.time()
         # Evaluation runs in PREDICT mode (per-example outputs feed the official metrics): a TPUEstimator of its
         # own batches it by --eval_batch_size. A plain Estimator (--distribution_strategy) leaves that to input_fn.
@@ -589,6 +678,7 @@ def main(_):
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
 
     if FLAGS.do_predict:
+        stop_signals.phase = "predicting"
         predict(estimator, cache, task)
 
 
@@ -613,6 +703,7 @@ def main_with_clear_errors(argv):
     try:
         main(argv)
     except Interrupted as stop:
+        StopSignals.ignore_from_now_on()
         sys.stderr.write("interrupted: %s\n" % stop)
         sys.exit(128 + stop.signum)
     except Exception as error:  # noqa: B902 - sorted by clear_message: what it cannot explain is re-raised

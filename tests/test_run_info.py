@@ -1,0 +1,131 @@
+"""A result belongs to the settings that made it: an --output_dir holding a model trained with other settings is
+refused in one line (or cleared with --overwrite_output_dir), the same command resumes, and a resumed run reports
+the training time of all its invocations. Real GLUE data (WNLI), a tiny model, run_classifier as a user runs it."""
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO_ROOT, TINY_BERT_CONFIG
+from bert import run_info
+
+
+@pytest.fixture
+def flags(tmp_path, glue_dir, vocab_file):
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(TINY_BERT_CONFIG))
+    return {"--task_name": "WNLI", "--data_dir": str(glue_dir / "WNLI"), "--vocab_file": vocab_file,
+            "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out"), "--do_train": "true",
+            "--do_eval": "true", "--max_seq_length": "32", "--train_batch_size": "16", "--eval_batch_size": "64",
+            "--num_train_epochs": "0.5", "--learning_rate": "5e-5", "--save_checkpoints_steps": "5"}
+
+
+def command(flags, *extra):
+    return [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
+
+
+def run(flags, *extra):
+    done = subprocess.run(command(flags, *extra), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    return done.returncode, done.stderr
+
+
+def results(output_dir):
+    return {key: float(value) for key, value in
+            (line.split(" = ") for line in (output_dir / "eval_results.txt").read_text().splitlines())}
+
+
+def test_other_settings_are_refused_the_same_resume_and_overwrite_starts_afresh(flags, tmp_path):
+    out = tmp_path / "out"
+    code, stderr = run(flags)
+    assert code == 0, stderr[-2000:]
+    first = results(out)
+    assert first["global_step"] == 19
+    recorded = json.loads((out / "run_info.json").read_text())["settings"]
+    assert recorded["learning_rate"] == 5e-5 and recorded["task_name"] == "WNLI"
+
+    code, stderr = run(dict(flags, **{"--learning_rate": "2e-5", "--seed": "3"}))
+    last = stderr.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
+    assert last == ("error: --output_dir %s holds a model trained with other settings: --learning_rate 5e-05 "
+                    "(now 2e-05), --seed 42 (now 3). Run its own command to resume it, or choose another "
+                    "--output_dir, or pass --overwrite_output_dir to start afresh (--verbose shows where)" % out), last
+    assert results(out) == first  # nothing touched
+
+    config = json.loads((tmp_path / "bert_config.json").read_text())
+    (tmp_path / "bert_config.json").write_text(json.dumps(dict(config, hidden_dropout_prob=0.2)))
+    code, stderr = run(flags)  # the same flags, but the file they name has changed
+    assert code == 1 and "--bert_config_file %s (its contents changed since)" % (tmp_path / "bert_config.json") \
+        in stderr, stderr[-2000:]
+    (tmp_path / "bert_config.json").write_text(json.dumps(config))
+
+    code, stderr = run(flags)  # the same command: the finished model is kept, evaluated again
+    assert code == 0, stderr[-2000:]
+    assert results(out)["global_step"] == 19 and results(out)["eval_accuracy"] == first["eval_accuracy"]
+
+    (out / "notes.txt").write_text("mine")
+    code, stderr = run(dict(flags, **{"--learning_rate": "2e-5"}), "--overwrite_output_dir")
+    assert code == 0, stderr[-2000:]
+    assert "--overwrite_output_dir: removed checkpoint, data_stats.json, eval_results.txt" in stderr
+    assert "Restoring parameters" not in stderr.split("***** Eval on")[0]  # trained afresh, from step 0
+    assert json.loads((out / "run_info.json").read_text())["settings"]["learning_rate"] == 2e-5
+    assert results(out)["global_step"] == 19 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_without_training_is_refused(flags):
+    code, stderr = run(dict(flags, **{"--do_train": "false"}), "--overwrite_output_dir")
+    assert code == 1 and "--overwrite_output_dir deletes the model in --output_dir: it needs --do_train=true" in stderr
+
+
+def test_differences_compare_files_by_contents():
+    old = {"learning_rate": 5e-5, "init_checkpoint": {"path": "/a/bert_model.ckpt", "sha1": "1"}, "towers": 1}
+    moved = dict(old, init_checkpoint={"path": "/b/bert_model.ckpt", "sha1": "1"})
+    assert run_info.differences(old, moved) == []
+    other = dict(old, init_checkpoint={"path": "/b/bert_model.ckpt", "sha1": "2"}, towers=2)
+    assert run_info.differences(old, other) == ["--init_checkpoint /a/bert_model.ckpt (now /b/bert_model.ckpt)",
+                                                "--towers 1 (now 2)"]
+    assert run_info.differences(old, dict(old, init_checkpoint=None)) == [
+        "--init_checkpoint /a/bert_model.ckpt (now none)"]
+
+
+def checkpoint_step(output_dir) -> int:
+    state = output_dir / "checkpoint"
+    found = re.search(r'^model_checkpoint_path: "model\.ckpt-(\d+)"', state.read_text(), re.M) if state.exists() else None
+    return int(found.group(1)) if found else -1
+
+
+def test_signals_during_the_checkpoint_save_never_kill_the_run(flags, tmp_path):
+    """SIGINT, then more of them at once (an impatient Ctrl-C, or a sweep and a terminal both forwarding one):
+    the run finishes its step, saves its checkpoint and exits 130 with one line; the same command resumes it."""
+    out = tmp_path / "out"
+    flags = dict(flags, **{"--task_name": "RTE", "--data_dir": flags["--data_dir"].replace("WNLI", "RTE"),
+                           "--num_train_epochs": "1", "--save_checkpoints_steps": "20"})
+    with open(str(tmp_path / "log.txt"), "w") as log:
+        process = subprocess.Popen(command(flags), cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while checkpoint_step(out) < 20:
+            assert process.poll() is None and time.time() < deadline, (tmp_path / "log.txt").read_text()[-3000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        for _ in range(5):
+            time.sleep(0.02)
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = (tmp_path / "log.txt").read_text()
+    stopped = re.search(r"^interrupted: stopped by SIGINT at step (\d+) of 155, with a checkpoint: run the same "
+                        r"command again to resume$", log, re.M)
+    assert code == 130 and stopped and "Traceback" not in log, log[-3000:]
+    assert int(stopped.group(1)) == checkpoint_step(out), log[-3000:]
+    assert "SIGINT again: the run stops once the current step's checkpoint is saved" in log
+    code, stderr = run(flags)
+    assert code == 0, stderr[-2000:]
+    assert "Restoring parameters from %s" % (out / ("model.ckpt-%s" % stopped.group(1))) in stderr
+    assert results(out)["global_step"] == 155

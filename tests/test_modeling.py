@@ -60,6 +60,19 @@ def test_gelu_variants():
         modeling.get_activation("swish")
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"hidden_act": "swish"}, "cfg.json: unknown hidden_act 'swish'; known: gelu, gelu_exact, relu, tanh"),
+    ({"hidden_act": 1}, "cfg.json: hidden_act must be a string, not 1"),
+    ({"hidden_size": 30}, "cfg.json: hidden_size 30 is not a multiple of num_attention_heads 4"),
+])
+def test_config_no_model_can_be_built_from_is_refused_when_read(change, message):
+    """Refused by from_dict, with the file's name, not later when the graph is built."""
+    with pytest.raises(ValueError) as error:
+        modeling.BertConfig.from_dict(dict(vars(TINY), **change), source="cfg.json")
+    assert str(error.value) == message
+    assert modeling.BertConfig.from_dict(dict(vars(TINY), hidden_act="GELU_exact")).hidden_act == "GELU_exact"
+
+
 def test_normal_cdf_is_as_exact_as_erf_in_float32():
     """TF 1.15's gelu_exact computes Phi with a polynomial in a sigmoid (modeling.normal_cdf): it must be
     exact to float32 rounding, over the whole range and at the extremes."""

@@ -47,7 +47,14 @@ class BertConfig:
                 raise ValueError("%s: %s must be a positive integer, not %r" % (source, f.name, value))
             if f.type is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
                 raise ValueError("%s: %s must be a non-negative number, not %r" % (source, f.name, value))
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+            if f.type is str and not isinstance(value, str):
+                raise ValueError("%s: %s must be a string, not %r" % (source, f.name, value))
+        config = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        try:
+            config.check()
+        except ValueError as error:
+            raise ValueError("%s: %s" % (source, error)) from None
+        return config
 
     @classmethod
     def from_json_file(cls, path: str) -> "BertConfig":
@@ -57,6 +64,13 @@ class BertConfig:
             except ValueError as error:
                 raise ValueError("%s is not valid JSON: %s" % (path, error)) from None
         return cls.from_dict(values, source=path)
+
+    def check(self) -> None:
+        """Refuses values no model can be built from, when the config is read rather than deep in graph building."""
+        get_activation(self.hidden_act)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
+                             % (self.hidden_size, self.num_attention_heads))
 
     def to_json_string(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -216,9 +230,7 @@ class BertModel:
 
     def __init__(self, config: BertConfig, is_training: bool, input_ids, input_mask=None,
                  token_type_ids=None, use_one_hot_embeddings: bool = False, scope: str = "bert", stream=0):
-        if config.hidden_size % config.num_attention_heads:
-            raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
-                             % (config.hidden_size, config.num_attention_heads))
+        config.check()  # a config built or changed in code has not been through from_dict
         shape = tf.shape(input_ids)
         batch_size, seq_length = shape[0], shape[1]
         if input_mask is None:

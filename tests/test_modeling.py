@@ -60,6 +60,19 @@ def test_gelu_variants():
         modeling.get_activation("swish")
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"hidden_act": "swish"}, "cfg.json: unknown hidden_act 'swish'; known: gelu, gelu_exact, relu, tanh"),
+    ({"hidden_act": 1}, "cfg.json: hidden_act must be a string, not 1"),
+    ({"hidden_size": 30}, "cfg.json: hidden_size 30 is not a multiple of num_attention_heads 4"),
+])
+def test_config_no_model_can_be_built_from_is_refused_when_read(change, message):
+    """Refused by from_dict, with the file's name, not later when the graph is built."""
+    with pytest.raises(ValueError) as error:
+        modeling.BertConfig.from_dict(dict(vars(TINY), **change), source="cfg.json")
+    assert str(error.value) == message
+    assert modeling.BertConfig.from_dict(dict(vars(TINY), hidden_act="GELU_exact")).hidden_act == "GELU_exact"
+
+
 def test_normal_cdf_is_as_exact_as_erf_in_float32():
     """TF 1.15's gelu_exact computes Phi with a polynomial in a sigmoid (modeling.normal_cdf): it must be
     exact to float32 rounding, over the whole range and at the extremes."""
@@ -142,6 +155,32 @@ def test_pooled_output_skips_the_last_layer_for_all_but_cls():
                     mask: [[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4]}
             pooled, expected = session.run([model.pooled_output, from_sequence], feed)
     np.testing.assert_allclose(pooled, expected, atol=1e-6)
+
+
+def test_one_hot_embeddings_match_the_gather_lookup():
+    """TPUs look embeddings up as a one-hot matmul: the same outputs and embedding gradients as tf.gather."""
+    rng = np.random.RandomState(4)
+    feed_values = [rng.randint(0, TINY.vocab_size, size=[3, 6]), [[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4],
+                   rng.randint(0, TINY.type_vocab_size, size=[3, 6])]
+    sequence_weights, pooled_weights = rng.normal(size=[3, 6, TINY.hidden_size]), rng.normal(size=[3, TINY.hidden_size])
+    with tf.Graph().as_default(), tf.Session() as session:
+        inputs = [tf.placeholder(tf.int32, [None, None]) for _ in range(3)]
+        results = []
+        for one_hot in (False, True):
+            with tf.variable_scope(tf.get_variable_scope(), reuse=tf.AUTO_REUSE):
+                model = modeling.BertModel(TINY, False, *inputs, use_one_hot_embeddings=one_hot)
+            assert ("OneHot" in {op.type for op in tf.get_default_graph().get_operations()}) == one_hot
+            tables = [v for v in tf.trainable_variables() if v.op.name.startswith("bert/embeddings/")
+                      and v.op.name.endswith("_embeddings")]
+            loss = (tf.reduce_sum(model.sequence_output * sequence_weights)
+                    + tf.reduce_sum(model.pooled_output * pooled_weights))
+            results.append([model.sequence_output, model.pooled_output]
+                           + [tf.convert_to_tensor(g) for g in tf.gradients(loss, tables)])
+        assert len(tables) == 3
+        session.run(tf.global_variables_initializer())
+        gathered, one_hot = session.run(results, dict(zip(inputs, feed_values)))
+    for got, expected in zip(one_hot, gathered):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_padding_does_not_change_real_tokens():

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bert import kernels
 from bert.compat import VECTORIZED_ERF, tf
+from bert.errors import UserError
 
 
 @dataclass
@@ -40,20 +41,20 @@ class BertConfig:
         """Unknown keys are ignored (converters add some); missing or ill-typed known ones are errors."""
         missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
         if missing:
-            raise ValueError("%s lacks %s" % (source, ", ".join(missing)))
+            raise UserError("%s lacks %s" % (source, ", ".join(missing)))
         for f in fields(cls):
             value = values.get(f.name, f.default)
             if f.type is int and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError("%s: %s must be a positive integer, not %r" % (source, f.name, value))
+                raise UserError("%s: %s must be a positive integer, not %r" % (source, f.name, value))
             if f.type is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-                raise ValueError("%s: %s must be a non-negative number, not %r" % (source, f.name, value))
+                raise UserError("%s: %s must be a non-negative number, not %r" % (source, f.name, value))
             if f.type is str and not isinstance(value, str):
-                raise ValueError("%s: %s must be a string, not %r" % (source, f.name, value))
+                raise UserError("%s: %s must be a string, not %r" % (source, f.name, value))
         config = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
         try:
             config.check()
         except ValueError as error:
-            raise ValueError("%s: %s" % (source, error)) from None
+            raise UserError("%s: %s" % (source, error)) from None
         return config
 
     @classmethod
@@ -62,14 +63,14 @@ class BertConfig:
             try:
                 values = json.load(f)
             except ValueError as error:
-                raise ValueError("%s is not valid JSON: %s" % (path, error)) from None
+                raise UserError("%s is not valid JSON: %s" % (path, error)) from None
         return cls.from_dict(values, source=path)
 
     def check(self) -> None:
         """Refuses values no model can be built from, when the config is read rather than deep in graph building."""
         get_activation(self.hidden_act)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size %d is not a multiple of num_attention_heads %d"
+            raise UserError("hidden_size %d is not a multiple of num_attention_heads %d"
                              % (self.hidden_size, self.num_attention_heads))
 
     def to_json_string(self) -> str:
@@ -128,7 +129,7 @@ def get_activation(name: str):
     try:
         return ACTIVATIONS[name.lower()]
     except KeyError:
-        raise ValueError("unknown hidden_act %r; known: %s" % (name, ", ".join(sorted(ACTIVATIONS))))
+        raise UserError("unknown hidden_act %r; known: %s" % (name, ", ".join(sorted(ACTIVATIONS))))
 
 
 def scoped_seed(name: str) -> int:
@@ -380,7 +381,7 @@ def assignment_map_from_checkpoint(variables: List, checkpoint: str) -> Tuple[Di
             missing.append(name)
             continue
         if list(in_checkpoint[name]) != var.shape.as_list():
-            raise ValueError("checkpoint %s has %s with shape %s but the model wants %s: does bert_config.json "
+            raise UserError("checkpoint %s has %s with shape %s but the model wants %s: does bert_config.json "
                              "describe this checkpoint?" % (checkpoint, name, in_checkpoint[name], var.shape))
         assignment_map[name] = name
     return assignment_map, missing

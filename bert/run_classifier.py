@@ -30,6 +30,7 @@ from absl import app, flags  # noqa: E402
 
 from bert import kernels, modeling, optimization, processors, run_info, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
+from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
 from bert.files import write_atomically  # noqa: E402
@@ -93,10 +94,6 @@ flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_di
                   "one trained with the same settings is resumed.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
-
-
-class UserError(Exception):
-    """A problem with the flags or input files: reported in one line, without a traceback."""
 
 
 def read_split(task: processors.TaskSpec, data_dir: str, split: str) -> List[processors.InputExample]:
@@ -500,6 +497,8 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
     if FLAGS.use_tpu and FLAGS.distribution_strategy != "none":
         raise UserError("--distribution_strategy is for GPUs and CPUs: on TPU, TPUEstimator shards over --num_tpu_cores")
+    if FLAGS.use_tpu and FLAGS.gradient_accumulation_steps > 1:
+        raise UserError("--gradient_accumulation_steps does not work on TPU: use a smaller --train_batch_size")
     if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
     if FLAGS.towers < 0:
@@ -683,8 +682,7 @@ def main(_):
 
 
 # What users cause (missing or malformed files, wrong flags, a diverging run): one line, not a traceback.
-USER_ERRORS = (UserError, FileNotFoundError, ValueError, tf.errors.NotFoundError, tf.errors.DataLossError,
-               tf.train.NanLossDuringTrainingError)
+USER_ERRORS = (UserError, tf.errors.NotFoundError, tf.errors.DataLossError, tf.train.NanLossDuringTrainingError)
 
 
 def clear_message(error: BaseException) -> Optional[str]:

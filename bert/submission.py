@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from bert.errors import UserError
 from bert.files import write_atomically
 from bert.processors import TaskSpec, get_task, read_examples
 from bert.runs import Run, best_runs, collect_runs
@@ -31,7 +32,7 @@ from bert.runs import Run, best_runs, collect_runs
 SUBMISSION_DIR = "glue_submission"
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError):
     """Predictions that cannot be turned into a leaderboard file (wrong row or column count, NaN)."""
 
 
@@ -183,7 +184,7 @@ def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None
     """Write the submission and print what happened; 1 with a one-line error for unusable predictions."""
     try:
         submission = write_submission(output_dir, glue_dir, runs)
-    except (SubmissionError, FileNotFoundError) as error:
+    except (UserError, FileNotFoundError) as error:  # a SubmissionError, or a test file missing or malformed
         print("error: %s" % error, file=sys.stderr)
         return 1
     for line in submission.describe():

@@ -128,6 +128,15 @@ def test_output_dir_of_another_task_is_refused(setup, glue_dir):
     assert_clear_error(setup, "holds a WNLI model, not RTE")
 
 
+def test_only_user_errors_lose_their_traceback():
+    """A ValueError from a bug of ours is not the user's to fix: it keeps its traceback (clear_message None)."""
+    from bert.errors import UserError
+    from bert.run_classifier import clear_message
+    assert clear_message(UserError("RTE dev file not found: x\nmore")) == "RTE dev file not found: x"
+    assert clear_message(ValueError("operands could not be broadcast together")) is None
+    assert clear_message(KeyError("input_ids")) is None
+
+
 def test_verbose_shows_the_traceback(setup):
     code, stderr = run(dict(setup, **{"--task_name": "MRCP"}), "--verbose")
     assert code != 0 and "Traceback" in stderr

@@ -121,7 +121,7 @@ class FeatureCache:
     it, `<file>.lengths.npy` keeps each example's token count for batching by length.
     """
 
-    VERSION = "1"  # bump when convert_example changes what it produces
+    VERSION = "2"  # bump when convert_example changes what it produces (2: Co, Cn and Cs characters kept)
 
     def __init__(self, cache_dir: str, tokenizer: FullTokenizer, vocab_file: str, do_lower_case: bool,
                  max_seq_length: int):

@@ -40,9 +40,15 @@ def _is_whitespace(char: str) -> bool:
 
 
 def _is_control(char: str) -> bool:
+    """Control (Cc) and format (Cf) characters, which the cleaning step deletes.
+
+    Only these two categories, as in Google's tokenizer since its "support emojis" change: private-use
+    (Co), unassigned (Cn) and surrogate (Cs) code points stay in their word, which is then [UNK] unless
+    the vocab has them.
+    """
     if char in ("\t", "\n", "\r"):
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 def _is_punctuation(char: str) -> bool:
@@ -80,7 +86,7 @@ class BasicTokenizer(object):
 
     @staticmethod
     def _clean_text(text: str) -> str:
-        """Drop NUL, U+FFFD and control chars; map every whitespace char to a plain space."""
+        """Drop NUL, U+FFFD and control/format chars; map every whitespace char to a plain space."""
         out = []
         for char in text:
             cp = ord(char)

@@ -14,8 +14,8 @@ from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
+from bert import files
 from bert.compat import tf
-from bert.files import replaced_atomically, write_atomically
 from bert.processors import InputExample, TaskSpec
 from bert.tokenization import FullTokenizer
 
@@ -136,18 +136,18 @@ class FeatureCache:
                                                       _file_digest(data_file)]).encode("utf-8")).hexdigest()
         path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
         lengths_path = path + ".lengths.npy"
-        if tf.gfile.Exists(path) and tf.gfile.Exists(lengths_path):
+        if files.exists(path) and files.exists(lengths_path):
             tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split, path)
-            with tf.gfile.GFile(lengths_path, "rb") as f:
-                return CachedFeatures(path, np.load(f))
-        tf.gfile.MakeDirs(self.cache_dir)
+            with files.open(lengths_path, "rb") as f:  # as bytes: numpy 1.18 takes any buffered file for a local one
+                return CachedFeatures(path, np.load(io.BytesIO(f.read())))
+        files.makedirs(self.cache_dir)
         features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
         features += padding_features(padding, self.max_seq_length, task)
         lengths = np.array([sum(f.input_mask) for f in features], dtype=np.int32)
         buffer = io.BytesIO()
         np.save(buffer, lengths)
-        write_atomically(lengths_path, buffer.getvalue())
-        with replaced_atomically(path) as temporary:  # last: the record file marks a complete entry
+        files.write_atomically(lengths_path, buffer.getvalue())
+        with files.replaced_atomically(path) as temporary:  # last: the record file marks a complete entry
             write_tfrecord(features, temporary, task.is_regression)
         tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
         return CachedFeatures(path, lengths)
@@ -155,7 +155,7 @@ class FeatureCache:
 
 def _file_digest(path: str) -> str:
     digest = hashlib.sha1()
-    with tf.gfile.GFile(path, "rb") as f:
+    with files.open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -2,11 +2,14 @@
 
 A pretrained checkpoint only works if text is split into the same pieces it saw in pre-training, so
 every rule here (what counts as whitespace, control or punctuation, when accents are stripped) mirrors
-Google's tokenizer. Pure Python (stdlib `unicodedata` only) so data preparation needs no TensorFlow.
+Google's tokenizer. Pure Python (stdlib `unicodedata`; bert.files loads TensorFlow only for a vocab at a
+URL) so data preparation needs no TensorFlow.
 """
 import collections
 import unicodedata
 from typing import Dict, Iterable, List, Union
+
+from bert import files
 
 # Code point ranges of the CJK Unified Ideograph blocks. BERT's vocab holds these as single
 # characters, so each one becomes its own word (Hangul, Kana etc. are *not* in this list).
@@ -28,7 +31,7 @@ def convert_to_unicode(text: Union[str, bytes]) -> str:
 def load_vocab(vocab_file: str) -> Dict[str, int]:
     """Read a WordPiece vocab: one token per line, its id is the 0-based line number."""
     vocab = collections.OrderedDict()  # type: Dict[str, int]
-    with open(vocab_file, "r", encoding="utf-8") as reader:
+    with files.open(vocab_file) as reader:
         for index, line in enumerate(reader):
             vocab[line.rstrip()] = index
     return vocab

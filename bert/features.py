@@ -10,7 +10,7 @@ import io
 import multiprocessing
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -118,7 +118,9 @@ class FeatureCache:
     Tokenizing is the slow part of preparing a run, and a sweep runs the same task many times: each
     file is built once and reused while every input that shapes it is unchanged. The file name holds a
     digest of those inputs (file contents included), so an edited TSV or vocab makes a new file. Beside
-    it, `<file>.lengths.npy` keeps each example's token count for batching by length.
+    it, `<file>.lengths.npy` keeps each example's token count for batching by length. An entry whose
+    record or length count is not that of the examples (a copy cut short, a file overwritten) is
+    rebuilt, with a warning.
     """
 
     VERSION = "2"  # bump when convert_example changes what it produces (2: Co, Cn and Cs characters kept)
@@ -136,10 +138,18 @@ class FeatureCache:
                                                       _file_digest(data_file)]).encode("utf-8")).hexdigest()
         path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
         lengths_path = path + ".lengths.npy"
+        needed = len(examples) + padding
         if files.exists(path) and files.exists(lengths_path):
-            tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split, path)
             with files.open(lengths_path, "rb") as f:  # as bytes: numpy 1.18 takes any buffered file for a local one
-                return CachedFeatures(path, np.load(io.BytesIO(f.read())))
+                lengths = np.load(io.BytesIO(f.read()))
+            records, complete = _count_records(path)
+            if complete and records == len(lengths) == needed:
+                tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split,
+                                path)
+                return CachedFeatures(path, lengths)
+            tf.logging.warning("Rebuilding %s: it holds %d records%s and %d lengths, not %d (%d %s %s examples, %d "
+                               "padding)", path, records, "" if complete else " then a damaged one", len(lengths),
+                               needed, len(examples), task.name, split, padding)
         files.makedirs(self.cache_dir)
         features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
         features += padding_features(padding, self.max_seq_length, task)
@@ -151,6 +161,21 @@ class FeatureCache:
             write_tfrecord(features, temporary, task.is_regression)
         tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
         return CachedFeatures(path, lengths)
+
+
+def _count_records(path: str) -> Tuple[int, bool]:
+    """The intact records of a TFRecord file, and whether the file ends after them (not in a damaged one).
+
+    Reads the file once, checking each record's CRC: 0.05-0.11 s on this 2-core machine for SST-2 train
+    (67k records, 36 MB at 128 tokens), on both stacks; tokenizing it takes 13 s.
+    """
+    count = 0
+    try:
+        for _ in tf.python_io.tf_record_iterator(path):
+            count += 1
+    except tf.errors.DataLossError:
+        return count, False
+    return count, True
 
 
 def _file_digest(path: str) -> str:

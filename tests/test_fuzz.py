@@ -26,6 +26,7 @@ FEW = settings(FUZZ, max_examples=100)  # the slower ones: files on disk, whole 
 
 SURROGATES = ["\ud800", "\udbff\udc00", "\udfff"]  # lone halves: possible in a str, never in UTF-8 files
 # Hand-picked characters per kind (each list is drawn from as often as a whole random-text strategy).
+# CONTROL_AND_SPACE ends with the other C* kinds, unassigned (Cn) and private use (Co), which stay in their word.
 CONTROL_AND_SPACE = ["", " ", "  ", "\t", "\n", "\r", "\r\n", "\x00", "\x07", "\x1b", "\x1c", "\x7f", "\x80", "\x85",
                      "\x0b", "\x0c", "\u00a0", "\u1680", "\u2009", "\u200b", "\u200d", "\u2028", "\u2029", "\u3000",
                      "\ufeff", "\ufffd", "\u00ad", "\u0378", "\ue000", "\U0010ffff"]

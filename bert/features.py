@@ -10,12 +10,12 @@ import io
 import multiprocessing
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from bert import files
 from bert.compat import tf
-from bert.files import replaced_atomically, write_atomically
 from bert.processors import InputExample, TaskSpec
 from bert.tokenization import FullTokenizer
 
@@ -118,10 +118,12 @@ class FeatureCache:
     Tokenizing is the slow part of preparing a run, and a sweep runs the same task many times: each
     file is built once and reused while every input that shapes it is unchanged. The file name holds a
     digest of those inputs (file contents included), so an edited TSV or vocab makes a new file. Beside
-    it, `<file>.lengths.npy` keeps each example's token count for batching by length.
+    it, `<file>.lengths.npy` keeps each example's token count for batching by length. An entry whose
+    record or length count is not that of the examples (a copy cut short, a file overwritten) is
+    rebuilt, with a warning.
     """
 
-    VERSION = "1"  # bump when convert_example changes what it produces
+    VERSION = "2"  # bump when convert_example changes what it produces (2: Co, Cn and Cs characters kept)
 
     def __init__(self, cache_dir: str, tokenizer: FullTokenizer, vocab_file: str, do_lower_case: bool,
                  max_seq_length: int):
@@ -136,26 +138,49 @@ class FeatureCache:
                                                       _file_digest(data_file)]).encode("utf-8")).hexdigest()
         path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
         lengths_path = path + ".lengths.npy"
-        if tf.gfile.Exists(path) and tf.gfile.Exists(lengths_path):
-            tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split, path)
-            with tf.gfile.GFile(lengths_path, "rb") as f:
-                return CachedFeatures(path, np.load(f))
-        tf.gfile.MakeDirs(self.cache_dir)
+        needed = len(examples) + padding
+        if files.exists(path) and files.exists(lengths_path):
+            with files.open(lengths_path, "rb") as f:  # as bytes: numpy 1.18 takes any buffered file for a local one
+                lengths = np.load(io.BytesIO(f.read()))
+            records, complete = _count_records(path)
+            if complete and records == len(lengths) == needed:
+                tf.logging.info("Reusing the features of %d %s %s examples in %s", len(examples), task.name, split,
+                                path)
+                return CachedFeatures(path, lengths)
+            tf.logging.warning("Rebuilding %s: it holds %d records%s and %d lengths, not %d (%d %s %s examples, %d "
+                               "padding)", path, records, "" if complete else " then a damaged one", len(lengths),
+                               needed, len(examples), task.name, split, padding)
+        files.makedirs(self.cache_dir)
         features = convert_examples(examples, task, self.max_seq_length, self.tokenizer)
         features += padding_features(padding, self.max_seq_length, task)
         lengths = np.array([sum(f.input_mask) for f in features], dtype=np.int32)
         buffer = io.BytesIO()
         np.save(buffer, lengths)
-        write_atomically(lengths_path, buffer.getvalue())
-        with replaced_atomically(path) as temporary:  # last: the record file marks a complete entry
+        files.write_atomically(lengths_path, buffer.getvalue())
+        with files.replaced_atomically(path) as temporary:  # last: the record file marks a complete entry
             write_tfrecord(features, temporary, task.is_regression)
         tf.logging.info("Tokenized %d %s %s examples into %s", len(examples), task.name, split, path)
         return CachedFeatures(path, lengths)
 
 
+def _count_records(path: str) -> Tuple[int, bool]:
+    """The intact records of a TFRecord file, and whether the file ends after them (not in a damaged one).
+
+    Reads the file once, checking each record's CRC: 0.05-0.11 s on this 2-core machine for SST-2 train
+    (67k records, 36 MB at 128 tokens), on both stacks; tokenizing it takes 13 s.
+    """
+    count = 0
+    try:
+        for _ in tf.python_io.tf_record_iterator(path):
+            count += 1
+    except tf.errors.DataLossError:
+        return count, False
+    return count, True
+
+
 def _file_digest(path: str) -> str:
     digest = hashlib.sha1()
-    with tf.gfile.GFile(path, "rb") as f:
+    with files.open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

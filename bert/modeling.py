@@ -14,7 +14,7 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
-from bert import kernels
+from bert import files, kernels
 from bert.compat import VECTORIZED_ERF, tf
 from bert.errors import UserError
 
@@ -59,7 +59,7 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path: str) -> "BertConfig":
-        with tf.gfile.GFile(path, "r") as f:
+        with files.open(path) as f:
             try:
                 values = json.load(f)
             except ValueError as error:

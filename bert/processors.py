@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
+from bert import files
+
 logger = logging.getLogger(__name__)
 
 Label = Union[str, float]
@@ -182,7 +184,7 @@ def _read_rows(path: str):
     Lines are split on LF only (a trailing CR is dropped) and decoded one by one, so that bytes that
     are not UTF-8 are reported with their file and line.
     """
-    with open(path, "rb") as f:
+    with files.open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
@@ -259,9 +261,9 @@ def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str, split: s
                              strict: bool = False) -> Tuple[List[InputExample], SplitStats]:
     """Read one split; return the examples and the problems found on the way (see SplitStats).
 
-    `data_dir` is the task's own folder (e.g. <glue>/MRPC). Guids are "<split>-<i>" where i is
-    the file's index/id column if it has one, else the 0-based data-row number (skipped rows
-    keep their number, so guids do not shift when a row is dropped).
+    `data_dir` is the task's own folder (e.g. <glue>/MRPC, or gs://bucket/glue/MRPC). Guids are
+    "<split>-<i>" where i is the file's index/id column if it has one, else the 0-based data-row
+    number (skipped rows keep their number, so guids do not shift when a row is dropped).
 
     Rows that cannot be examples (too few columns; a header line in a file that has none) are
     skipped; an empty sentence is kept (the model still sees [CLS] [SEP]; QQP has real ones), and a
@@ -274,7 +276,7 @@ def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str, split: s
         raise ValueError(f"{task.name} has no split {split!r}; it has {', '.join(task.splits)}")
     spec = task.splits[split]
     path = os.path.join(data_dir, spec.file)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise FileNotFoundError(f"{task.name} {split} file not found: {path}")
     stats = SplitStats(path)
 

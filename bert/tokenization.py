@@ -2,11 +2,14 @@
 
 A pretrained checkpoint only works if text is split into the same pieces it saw in pre-training, so
 every rule here (what counts as whitespace, control or punctuation, when accents are stripped) mirrors
-Google's tokenizer. Pure Python (stdlib `unicodedata` only) so data preparation needs no TensorFlow.
+Google's tokenizer. Pure Python (stdlib `unicodedata`; bert.files loads TensorFlow only for a vocab at a
+URL) so data preparation needs no TensorFlow.
 """
 import collections
 import unicodedata
 from typing import Dict, Iterable, List, Union
+
+from bert import files
 
 # Code point ranges of the CJK Unified Ideograph blocks. BERT's vocab holds these as single
 # characters, so each one becomes its own word (Hangul, Kana etc. are *not* in this list).
@@ -28,7 +31,7 @@ def convert_to_unicode(text: Union[str, bytes]) -> str:
 def load_vocab(vocab_file: str) -> Dict[str, int]:
     """Read a WordPiece vocab: one token per line, its id is the 0-based line number."""
     vocab = collections.OrderedDict()  # type: Dict[str, int]
-    with open(vocab_file, "r", encoding="utf-8") as reader:
+    with files.open(vocab_file) as reader:
         for index, line in enumerate(reader):
             vocab[line.rstrip()] = index
     return vocab
@@ -40,9 +43,15 @@ def _is_whitespace(char: str) -> bool:
 
 
 def _is_control(char: str) -> bool:
+    """Control (Cc) and format (Cf) characters, which the cleaning step deletes.
+
+    Only these two categories, as in Google's tokenizer since its "support emojis" change: private-use
+    (Co), unassigned (Cn) and surrogate (Cs) code points stay in their word, which is then [UNK] unless
+    the vocab has them.
+    """
     if char in ("\t", "\n", "\r"):
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicodedata.category(char) in ("Cc", "Cf")
 
 
 def _is_punctuation(char: str) -> bool:
@@ -80,7 +89,7 @@ class BasicTokenizer(object):
 
     @staticmethod
     def _clean_text(text: str) -> str:
-        """Drop NUL, U+FFFD and control chars; map every whitespace char to a plain space."""
+        """Drop NUL, U+FFFD and control/format chars; map every whitespace char to a plain space."""
         out = []
         for char in text:
             cp = ord(char)

@@ -13,6 +13,13 @@ TINY_BERT_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers":
                     "initializer_range": 0.02}
 
 
+def tfrecord_examples(path: str) -> list:
+    """The tf.train.Examples of a TFRecord file (local or a URL). Compare these, not the files' bytes: TF 1.15
+    serializes an Example's features in no fixed order (two writes of the same features can differ)."""
+    from bert.compat import tf
+    return [tf.train.Example.FromString(record) for record in tf.python_io.tf_record_iterator(path)]
+
+
 def _first_existing(env_var, defaults):
     """$env_var if set (it must then exist: a typo should not silently pick another copy), else the
     first default that exists, else None."""

@@ -1,8 +1,13 @@
 """Examples to model inputs: layout, truncation, labels, TFRecords and the training order."""
+import logging
+import os
+
 import numpy as np
+import pytest
 
 from bert.compat import tf
 from bert import features, processors, tokenization
+from conftest import tfrecord_examples
 
 MRPC, STSB = processors.get_task("MRPC"), processors.get_task("STS-B")
 
@@ -127,6 +132,49 @@ def test_feature_cache_key_follows_the_data_file(tmp_path):
     assert cache.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first
     uncased = features.FeatureCache(str(tmp_path / "cache"), tok, str(tmp_path / "vocab.txt"), False, 16)
     assert uncased.tfrecord(task, str(data), "dev", processors.read_examples(task, str(data), "dev")) != first
+
+
+@pytest.fixture
+def tf_warnings(caplog):
+    """The warnings TensorFlow's logger gets (it does not propagate to the root logger that caplog watches)."""
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(caplog.handler)
+    yield lambda: [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    logger.removeHandler(caplog.handler)
+
+
+@pytest.mark.parametrize("damage", ["fewer records", "cut inside a record", "fewer lengths"])
+def test_feature_cache_rebuilds_an_entry_with_the_wrong_record_count(tmp_path, glue_dir, vocab_file, monkeypatch,
+                                                                      tf_warnings, damage):
+    """A cached file overwritten or cut short (an interrupted copy, another writer) is found out on reuse by its
+    record count, warned about and rebuilt; an intact entry, TPU padding included, is reused as it is."""
+    task, data_dir = processors.get_task("RTE"), str(glue_dir / "RTE")
+    examples = processors.read_examples(task, data_dir, "dev")
+    cache = features.FeatureCache(str(tmp_path), tokenization.FullTokenizer(vocab_file), vocab_file, True, 64)
+    built = cache.tfrecord(task, data_dir, "dev", examples, padding=3)
+    intact = tfrecord_examples(built.path)
+    monkeypatch.setattr(features, "convert_examples", lambda *args: pytest.fail("an intact entry was rebuilt"))
+    reused = cache.tfrecord(task, data_dir, "dev", examples, padding=3)
+    assert reused.path == built.path and list(reused.lengths) == list(built.lengths) and not tf_warnings()
+    monkeypatch.undo()
+
+    if damage == "fewer records":
+        records = list(tf.python_io.tf_record_iterator(built.path))
+        with tf.python_io.TFRecordWriter(built.path) as writer:
+            for record in records[:100]:
+                writer.write(record)
+    elif damage == "cut inside a record":
+        with open(built.path, "r+b") as f:
+            f.truncate(os.path.getsize(built.path) // 2)
+    else:
+        np.save(built.path + ".lengths.npy", built.lengths[:100])
+    again = cache.tfrecord(task, data_dir, "dev", examples, padding=3)
+    assert again.path == built.path and list(again.lengths) == list(built.lengths)
+    assert tfrecord_examples(built.path) == intact
+    expected = {"fewer records": "100 records and 280 lengths", "cut inside a record": "then a damaged one",
+                "fewer lengths": "280 records and 100 lengths"}[damage]
+    assert [w for w in tf_warnings() if built.path in w and expected in w and "280 (277 RTE dev examples" in w], \
+        tf_warnings()
 
 
 def test_parallel_conversion_gives_the_same_features_in_order(glue_dir, vocab_file):

@@ -26,6 +26,7 @@ FEW = settings(FUZZ, max_examples=100)  # the slower ones: files on disk, whole 
 
 SURROGATES = ["\ud800", "\udbff\udc00", "\udfff"]  # lone halves: possible in a str, never in UTF-8 files
 # Hand-picked characters per kind (each list is drawn from as often as a whole random-text strategy).
+# CONTROL_AND_SPACE ends with the other C* kinds, unassigned (Cn) and private use (Co), which stay in their word.
 CONTROL_AND_SPACE = ["", " ", "  ", "\t", "\n", "\r", "\r\n", "\x00", "\x07", "\x1b", "\x1c", "\x7f", "\x80", "\x85",
                      "\x0b", "\x0c", "\u00a0", "\u1680", "\u2009", "\u200b", "\u200d", "\u2028", "\u2029", "\u3000",
                      "\ufeff", "\ufffd", "\u00ad", "\u0378", "\ue000", "\U0010ffff"]
@@ -103,10 +104,10 @@ SPECIAL = {"[CLS]", "[SEP]", "[PAD]", "[MASK]"}
 
 
 def _is_removed(char: str) -> bool:
-    """What basic tokenization deletes: NUL, U+FFFD, every C* character (control, format, unassigned,
-    private use, surrogate) and whitespace - as Google's tokenizer does."""
-    return char in "\x00\ufffd" or unicodedata.category(char)[0] == "C" or char.isspace() \
-        or unicodedata.category(char) == "Zs"
+    """What basic tokenization deletes: NUL, U+FFFD, control and format characters (Cc, Cf) and
+    whitespace - as Google's tokenizer does. Private-use, unassigned and surrogate code points (Co, Cn,
+    Cs) are kept."""
+    return char in "\x00\ufffd" or unicodedata.category(char) in ("Cc", "Cf", "Zs") or char.isspace()
 
 
 def _is_punct(char: str) -> bool:
@@ -156,13 +157,13 @@ def test_whitespace_separates_independent_words(uncased, a, b, separator):
 @given(text=texts(), lower=st.booleans())
 @with_every_tricky_piece()
 def test_basic_tokenizer_words(uncased, cased, text, lower):
-    """Basic tokenization yields clean words: no whitespace or C* characters, every punctuation
-    character and CJK ideograph alone; uncased words are lower-case and accent-free. Re-tokenizing
-    the words joined by spaces gives them back (tokenization is idempotent)."""
+    """Basic tokenization yields clean words: no whitespace, control or format characters, every
+    punctuation character and CJK ideograph alone; uncased words are lower-case and accent-free.
+    Re-tokenizing the words joined by spaces gives them back (tokenization is idempotent)."""
     basic = (uncased if lower else cased).basic_tokenizer
     words = basic.tokenize(text)
     for word in words:
-        assert word and not any(c.isspace() or unicodedata.category(c)[0] == "C" for c in word), repr(word)
+        assert word and not any(_is_removed(c) for c in word), repr(word)
         if any(_is_punct(c) or 0x4E00 <= ord(c) <= 0x9FFF for c in word):
             assert len(word) == 1, repr(word)
         if lower:

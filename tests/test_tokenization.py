@@ -52,17 +52,41 @@ def test_each_punctuation_char_is_its_own_token() -> None:
     assert BasicTokenizer().tokenize(u"a×b") == [u"a×b"]  # "×" is Sm and not ASCII -> not punctuation
 
 
-def test_google_semantics_where_hugging_face_differs() -> None:
-    """Cases where `tokenizers` (0.13/0.15) is not Google's tokenizer; we follow Google. None occurs in
-    the GLUE dev sets, so the agreement test below is unaffected."""
+@pytest.mark.parametrize("char", [u"\ue000", u"\U000f0000", u"\u0378", u"\U0010ffff"],
+                         ids=["Co U+E000", "Co U+F0000", "Cn U+0378", "Cn U+10FFFF"])
+def test_private_use_and_unassigned_code_points_stay_in_their_word(toy_vocab_file: str, tmp_path: Path,
+                                                                    char: str) -> None:
+    """Google deletes only Cc and Cf characters: a private-use (Co) or unassigned (Cn) one is text."""
     basic = BasicTokenizer()
+    assert basic.tokenize(u"Wa%sNT" % char) == [u"wa%snt" % char]  # inside a word
+    assert basic.tokenize(u"hello %s world" % char) == ["hello", char, "world"]  # alone
+    assert basic.tokenize(u"(%s), it%s!" % (char, char)) == ["(", char, ")", ",", u"it%s" % char, "!"]
+    tokenizer = FullTokenizer(toy_vocab_file)
+    # Not in the vocab: the whole word is unknown (not "hello" with the character dropped).
+    assert tokenizer.tokenize(u"hello%s world" % char) == ["[UNK]", "world"]
+    assert tokenizer.tokenize(u"%s, hello!%s" % (char, char)) == ["[UNK]", ",", "hello", "!", "[UNK]"]
+    with_char = tmp_path / "with_char.txt"
+    with_char.write_text("\n".join(TOY_VOCAB + ["##" + char]) + "\n", encoding="utf-8")
+    assert FullTokenizer(str(with_char)).tokenize(u"hello%s" % char) == ["hello", "##" + char]
+
+
+# Texts where `tokenizers` (0.13/0.15) is not Google's tokenizer, with Google's words; we follow Google.
+# None occurs in the GLUE dev sets, so the agreement test below is unaffected.
+KNOWN_DIFFERENCES = [
     # Google lower-cases with Python's str.lower(), which maps a word-final capital sigma to "ς"
     # (Unicode Final_Sigma rule); `tokenizers` lower-cases char by char and always gives "σ".
-    assert basic.tokenize(u"ΟΔΟΣ ΣΟΣ.") == [u"οδος", u"σος", "."]
+    (u"ΟΔΟΣ ΣΟΣ.", [u"οδος", u"σος", "."]),
     # Google's last ideograph range starts at U+2B820 (CJK Ext. E); `tokenizers` starts it at U+2B920.
-    assert basic.tokenize(u"a\U0002B820b") == ["a", u"\U0002B820", "b"]
-    # Unassigned code points (category Cn) are "control" for Google and dropped; `tokenizers` keeps them.
-    assert basic.tokenize(u"a\u0378b") == ["ab"]
+    (u"a\U0002B820b", ["a", u"\U0002B820", "b"]),
+    # Private-use code points (Co) are text for Google (only Cc and Cf are control); `tokenizers` drops
+    # them. Unassigned ones (Cn) both keep (TRICKY_TEXTS below).
+    (u"a\ue000b", [u"a\ue000b"]),
+]
+
+
+@pytest.mark.parametrize("text,words", KNOWN_DIFFERENCES, ids=[repr(text) for text, _ in KNOWN_DIFFERENCES])
+def test_google_semantics_where_hugging_face_differs(text: str, words: List[str]) -> None:
+    assert BasicTokenizer().tokenize(text) == words
 
 
 def test_wordpiece_uses_greedy_longest_match_with_continuation_pieces() -> None:
@@ -147,6 +171,7 @@ TRICKY_TEXTS = [
     u"Ünïcödé ÀÉÎÕÜ çañón Øresund straße İstanbul ﬁne",  # accents, ligature, dotted capital I
     u"tab\tnl\ncr\rnbsp\u00a0ideo\u3000ogham\u1680thin\u2009ls\u2028ps\u2029vt\x0bff\x0cnel\x85end",
     u"zero\u200bwidth\ufeffbom\u00adshy\x00nul\ufffdrepl\x07bell\x1besc\x80c1",
+    u"un\u0378known \u0378 (\u0378) end\U0010ffff.",  # unassigned (Cn): kept, so the word is [UNK]
     u"中文字符和日本語のテキスト、한국어도。",
     u"\"Quotes\" — dashes – 'apostrophes' … ¿¡ $5.00 50% a+b=c <tag> [CLS] ~@#^&*_`|\\{}",
     u"e\u0301 combining o\u0308 Ä\u0323 \u0301\u0301",
@@ -160,6 +185,13 @@ def test_ids_match_reference_on_tricky_texts(full_tokenizer: FullTokenizer, refe
         ours = full_tokenizer.tokenize(text)
         theirs = full_tokenizer.convert_ids_to_tokens(reference_tokenizer.encode(text, add_special_tokens=False).ids)
         assert ours == theirs, repr(text)
+
+
+@pytest.mark.parametrize("text", [text for text, _ in KNOWN_DIFFERENCES], ids=repr)
+def test_known_differences_are_real(full_tokenizer: FullTokenizer, reference_tokenizer, text: str) -> None:
+    """Each entry of KNOWN_DIFFERENCES still tokenizes differently in `tokenizers` (else it is no longer one)."""
+    theirs = reference_tokenizer.encode(text, add_special_tokens=False).ids
+    assert full_tokenizer.convert_tokens_to_ids(full_tokenizer.tokenize(text)) != theirs
 
 
 @pytest.mark.parametrize("relative_path,has_header,columns,expected_rows", GLUE_DEV_FILES,

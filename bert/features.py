@@ -128,14 +128,14 @@ class FeatureCache:
     def __init__(self, cache_dir: str, tokenizer: FullTokenizer, vocab_file: str, do_lower_case: bool,
                  max_seq_length: int):
         self.cache_dir, self.tokenizer, self.max_seq_length = cache_dir, tokenizer, max_seq_length
-        self.settings = [self.VERSION, _file_digest(vocab_file), str(do_lower_case), str(max_seq_length)]
+        self.settings = [self.VERSION, files.sha1(vocab_file), str(do_lower_case), str(max_seq_length)]
 
     def tfrecord(self, task: TaskSpec, data_dir: str, split: str, examples: Sequence[InputExample],
                  padding: int = 0) -> CachedFeatures:
         """The TFRecord file for `examples` (plus `padding` TPU filler examples) and their lengths."""
         data_file = os.path.join(data_dir, task.splits[split].file)
         key = hashlib.sha1("\0".join(self.settings + [task.name, split, str(padding),
-                                                      _file_digest(data_file)]).encode("utf-8")).hexdigest()
+                                                      files.sha1(data_file)]).encode("utf-8")).hexdigest()
         path = os.path.join(self.cache_dir, "%s-%s-%d-%s.tf_record" % (task.name, split, self.max_seq_length, key[:16]))
         lengths_path = path + ".lengths.npy"
         needed = len(examples) + padding
@@ -176,14 +176,6 @@ def _count_records(path: str) -> Tuple[int, bool]:
     except tf.errors.DataLossError:
         return count, False
     return count, True
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha1()
-    with files.open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def training_order(lengths: np.ndarray, batch_size: int, num_steps: int, seed: int,

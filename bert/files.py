@@ -18,9 +18,11 @@ import builtins
 import contextlib
 import errno
 import glob as _glob
+import hashlib
 import io
 import os
 import re
+import shutil
 from typing import IO, Iterator, List, Union
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://")
@@ -115,6 +117,23 @@ def remove(path: str) -> None:
         _gfile().remove(path)
     else:
         os.remove(path)
+
+
+def rmtree(path: str) -> None:
+    """Removes a folder and everything in it."""
+    if _is_url(path):
+        _gfile().rmtree(path)
+    else:
+        shutil.rmtree(path)
+
+
+def sha1(path: str) -> str:
+    """The SHA-1 of the file's bytes, read a MiB at a time: what names a file's contents in caches and records."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def replace(source: str, target: str) -> None:

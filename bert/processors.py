@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 from bert import files
+from bert.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def get_task(name: Union[str, TaskSpec]) -> TaskSpec:
     try:
         return _LOOKUP[_normalize(name)]
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"Unknown GLUE task {name!r}; known tasks: {', '.join(TASKS)} "
             "(case and punctuation are ignored; 'diagnostic' is an alias of AX)") from None
 
@@ -189,7 +190,7 @@ def _read_rows(path: str):
             try:
                 line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as error:
-                raise ValueError(f"{path} line {line_no}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+                raise UserError(f"{path} line {line_no}: not UTF-8 text ({error.reason} at byte {error.start})") from None
             yield line_no, line.rstrip("\n").rstrip("\r").split("\t")
 
 
@@ -198,12 +199,12 @@ def _parse_label(task: TaskSpec, raw: str, where: str) -> Label:
         try:
             score = float(raw)
         except ValueError:
-            raise ValueError(f"{where}: score {raw!r} is not a number") from None
+            raise UserError(f"{where}: score {raw!r} is not a number") from None
         if not 0.0 <= score <= 5.0:
-            raise ValueError(f"{where}: score {score} is outside [0, 5]")
+            raise UserError(f"{where}: score {score} is outside [0, 5]")
         return score
     if raw not in task.labels:
-        raise ValueError(f"{where}: unknown label {raw!r} for {task.name}; expected one of {task.labels}")
+        raise UserError(f"{where}: unknown label {raw!r} for {task.name}; expected one of {task.labels}")
     return raw
 
 
@@ -253,7 +254,7 @@ class SplitStats:
                 "kept_with_warning": {problem: len(lines) for problem, lines in self.kept.items()}}
 
 
-class BadRowError(ValueError):
+class BadRowError(UserError):
     """A row that --strict_data refuses (without it, the row is skipped or kept, and counted)."""
 
 
@@ -277,7 +278,7 @@ def read_examples_with_stats(task: Union[str, TaskSpec], data_dir: str, split: s
     spec = task.splits[split]
     path = os.path.join(data_dir, spec.file)
     if not files.isfile(path):
-        raise FileNotFoundError(f"{task.name} {split} file not found: {path}")
+        raise UserError(f"{task.name} {split} file not found: {path}")
     stats = SplitStats(path)
 
     def problem(kind: Dict[str, List[int]], description: str, line_no: int) -> None:

@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from bert import files
 from bert.files import write_atomically
 from bert.processors import TaskSpec
 from bert.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
@@ -291,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", help="GLUE data: also write the leaderboard files (glue_submission.zip)")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.output_dir):
+    if not files.isdir(args.output_dir):
         parser.error("--output_dir %s is not a directory" % args.output_dir)
     trees = settings_trees(args.output_dir)
     status, index = 0, []

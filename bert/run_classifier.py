@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import kernels, modeling, optimization, processors, run_info, tokenization  # noqa: E402
+from bert import files, kernels, modeling, optimization, processors, run_info, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -101,8 +101,8 @@ def read_split(task: processors.TaskSpec, data_dir: str, split: str) -> List[pro
     examples, stats = processors.read_examples_with_stats(task, data_dir, split, strict=FLAGS.strict_data)
     path = os.path.join(FLAGS.output_dir, "data_stats.json")
     recorded = {}
-    if tf.gfile.Exists(path):
-        with tf.gfile.GFile(path) as f:
+    if files.exists(path):
+        with files.open(path) as f:
             recorded = json.load(f)
     recorded["%s %s" % (task.name, split)] = stats.as_dict()
     write_atomically(path, json.dumps(recorded, indent=1, sort_keys=True) + "\n")
@@ -324,9 +324,9 @@ class StopSignals:
 
 def read_loss_history(history_path: Optional[str]) -> List[Tuple[int, float]]:
     """(step, loss) pairs of train_loss.tsv; none when there is no file (yet)."""
-    if not history_path or not tf.gfile.Exists(history_path):
+    if not history_path or not files.exists(history_path):
         return []
-    with tf.gfile.GFile(history_path) as f:
+    with files.open(history_path) as f:
         return [(int(step), float(loss)) for step, loss in (line.split("\t") for line in f if line.strip())]
 
 
@@ -467,7 +467,7 @@ def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
     if task.name == "MNLI":
         ax = processors.get_task("AX")
         ax_dir = os.path.join(os.path.dirname(os.path.normpath(FLAGS.data_dir)), ax.directory)
-        if tf.gfile.Exists(os.path.join(ax_dir, ax.splits["test"].file)):
+        if files.exists(os.path.join(ax_dir, ax.splits["test"].file)):
             jobs.append((ax, ax_dir, "test", "test_results_ax.tsv"))
         else:
             tf.logging.warning("No diagnostic set in %s: AX is not predicted", ax_dir)
@@ -511,7 +511,7 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
     if FLAGS.max_seq_length > bert_config.max_position_embeddings:
         raise UserError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d (%s)"
                         % (FLAGS.max_seq_length, bert_config.max_position_embeddings, FLAGS.bert_config_file))
-    with tf.gfile.GFile(FLAGS.vocab_file) as f:
+    with files.open(FLAGS.vocab_file) as f:
         vocab_size = sum(1 for _ in f)
     if vocab_size != bert_config.vocab_size:
         raise UserError("%s has %d tokens but %s says vocab_size=%d: they belong to different models"
@@ -521,7 +521,7 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
     if casing and (casing.group(1) == "uncased") != FLAGS.do_lower_case:
         raise UserError("--init_checkpoint %s is %s but --do_lower_case=%s: use --do_lower_case=%s"
                         % (FLAGS.init_checkpoint, casing.group(1), FLAGS.do_lower_case, casing.group(1) == "uncased"))
-    if FLAGS.init_checkpoint and not tf.gfile.Exists(FLAGS.init_checkpoint + ".index"):
+    if FLAGS.init_checkpoint and not files.exists(FLAGS.init_checkpoint + ".index"):
         raise UserError("--init_checkpoint %s not found (no %s.index): pass the checkpoint's prefix, e.g. "
                         "$BERT_DIR/bert_model.ckpt" % (FLAGS.init_checkpoint, FLAGS.init_checkpoint))
     if FLAGS.init_checkpoint:
@@ -579,7 +579,7 @@ def claim_output_dir(task: processors.TaskSpec) -> None:
             info.pop("invocations", None)  # times of a model that is gone (an earlier attempt that saved nothing)
         info["settings"] = settings
     info.update(task=task.name, tensorflow=TF_VERSION)
-    tf.gfile.MakeDirs(output_dir)
+    files.makedirs(output_dir)
     run_info.write(output_dir, info)
 
 
@@ -589,6 +589,9 @@ def main(_):
         signal.signal(signum, stop_signals)
     tf.logging.info("TensorFlow %s, task %s", TF_VERSION, FLAGS.task_name)
     task = processors.get_task(FLAGS.task_name)
+    for flag in ("bert_config_file", "vocab_file"):
+        if not files.isfile(FLAGS[flag].value):
+            raise UserError("--%s %s not found" % (flag, FLAGS[flag].value))
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     check_setup(bert_config, task)
     claim_output_dir(task)

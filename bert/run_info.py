@@ -12,10 +12,8 @@ first one and their seconds, which leave out graph building, restore and the fir
 updated at each checkpoint, so that a run resumed any number of times reports the time of all of them.
 """
 import fnmatch
-import hashlib
 import json
 import os
-import shutil
 from typing import Dict, List, Optional
 
 from bert import files
@@ -30,15 +28,14 @@ def file_setting(path: Optional[str], digest_path: Optional[str] = None) -> Opti
     """A setting that names a file: its path (as given) and the digest of `digest_path` (default: the file)."""
     if not path:
         return None
-    with open(digest_path or path, "rb") as f:
-        return {"path": path, "sha1": hashlib.sha1(f.read()).hexdigest()}
+    return {"path": path, "sha1": files.sha1(digest_path or path)}
 
 
 def read(output_dir: str) -> Dict:
     path = os.path.join(output_dir, RUN_INFO)
-    if not os.path.exists(path):
+    if not files.exists(path):
         return {}
-    with open(path) as f:
+    with files.open(path) as f:
         return json.load(f)
 
 
@@ -75,16 +72,15 @@ def differences(recorded: Dict, current: Dict) -> List[str]:
 def clear_output_dir(output_dir: str) -> List[str]:
     """Removes what a run left in output_dir (RUN_OUTPUTS) and returns the names removed; other files stay
     (a sweep's log.txt, cached features, anything of the user's)."""
-    if not os.path.isdir(output_dir):
+    if not files.isdir(output_dir):
         return []
-    removed = sorted(name for name in os.listdir(output_dir)
-                     if any(fnmatch.fnmatch(name.rstrip("/"), pattern) for pattern in RUN_OUTPUTS))
+    removed = [name for name in files.listdir(output_dir) if any(fnmatch.fnmatch(name, p) for p in RUN_OUTPUTS)]
     for name in removed:
-        path = os.path.join(output_dir, name.rstrip("/"))
-        if os.path.isdir(path):
-            shutil.rmtree(path)
+        path = os.path.join(output_dir, name)
+        if files.isdir(path):
+            files.rmtree(path)
         else:
-            os.remove(path)
+            files.remove(path)
     return removed
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from bert import files
 from bert.processors import TaskSpec, get_task
 
 Number = Union[int, float]
@@ -59,7 +60,7 @@ class Unfinished:
 def read_eval_results(path: str) -> Dict[str, Number]:
     """Parse `key = value` lines (ints stay ints: global_step); a malformed line raises ValueError."""
     results: Dict[str, Number] = {}
-    with open(path, encoding="utf-8") as f:
+    with files.open(path) as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -104,19 +105,19 @@ def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
     """Every run directory under output_dir, split into finished runs and unfinished ones (sorted)."""
     finished: List[Run] = []
     unfinished: List[Unfinished] = []
-    for task_dir in sorted(os.listdir(output_dir)):
+    for task_dir in files.listdir(output_dir):
         task = _trained_task(task_dir)
-        if task is None or not os.path.isdir(os.path.join(output_dir, task_dir)):
+        if task is None or not files.isdir(os.path.join(output_dir, task_dir)):
             continue
-        for name in sorted(os.listdir(os.path.join(output_dir, task_dir))):
+        for name in files.listdir(os.path.join(output_dir, task_dir)):
             match = RUN_DIR.match(name)
             path = os.path.join(output_dir, task_dir, name)
-            if not (match and _is_number(match.group("lr")) and os.path.isdir(path)):
+            if not (match and _is_number(match.group("lr")) and files.isdir(path)):
                 continue
             run_dir = task_dir + "/" + name
             results_path = os.path.join(path, "eval_results.txt")
             headline_key = "eval_" + task.headline_metric
-            if not os.path.isfile(results_path):
+            if not files.isfile(results_path):
                 unfinished.append(Unfinished(task, run_dir, "no eval_results.txt"))
                 continue
             try:
@@ -152,16 +153,16 @@ def best_runs(runs: Sequence[Run]) -> Dict[str, Run]:
 def read_settings(tree: str) -> Optional[Dict]:
     """The settings.json of a sweep tree; None where there is none (a tree laid out by hand, or before them)."""
     path = os.path.join(tree, SETTINGS_FILE)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
+    with files.open(path) as f:
         return json.load(f)
 
 
 def settings_trees(output_dir: str) -> List[str]:
     """The sweep trees under output_dir (folders with a settings.json), by name."""
-    return [os.path.join(output_dir, name) for name in sorted(os.listdir(output_dir))
-            if os.path.isfile(os.path.join(output_dir, name, SETTINGS_FILE))]
+    return [os.path.join(output_dir, name) for name in files.listdir(output_dir)
+            if files.isfile(os.path.join(output_dir, name, SETTINGS_FILE))]
 
 
 def describe_settings(settings: Optional[Dict]) -> str:

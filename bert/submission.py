@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
+from bert import files
 from bert.errors import UserError
 from bert.files import write_atomically
 from bert.processors import TaskSpec, get_task, read_examples
@@ -82,7 +83,7 @@ class Submission:
 def read_predictions(path: str, task: TaskSpec) -> List[List[float]]:
     """Rows of floats from a test_results file; each row must have one value per label (STS-B: one)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with files.open(path) as f:
         for line_no, line in enumerate(f, start=1):
             try:
                 row = [float(value) for value in line.rstrip("\n").split("\t")]
@@ -119,11 +120,11 @@ def leaderboard_file(entry: Entry, run: Run, glue_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _zip(files: Dict[str, bytes]) -> bytes:
+def _zip(members: Dict[str, bytes]) -> bytes:
     """A flat zip with fixed timestamps, so the same predictions give the same archive."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
+        for name, data in members.items():
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -156,7 +157,7 @@ def write_submission(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run
     missing: List[Entry] = []
     for entry in ENTRIES:
         run = best.get(entry.source)
-        if run is None or not os.path.isfile(os.path.join(run.path, entry.predictions)):
+        if run is None or not files.isfile(os.path.join(run.path, entry.predictions)):
             missing.append(entry)
             continue
         contents[entry.name + ".tsv"] = leaderboard_file(entry, run, glue_dir).encode("utf-8")
@@ -165,26 +166,26 @@ def write_submission(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run
     zip_path = os.path.join(output_dir, SUBMISSION_DIR + ".zip")
     for entry in missing:
         stale = os.path.join(folder, entry.name + ".tsv")
-        if os.path.isfile(stale):
-            os.remove(stale)
+        if files.isfile(stale):
+            files.remove(stale)
     if not contents:
-        if os.path.isfile(zip_path):
-            os.remove(zip_path)
+        if files.isfile(zip_path):
+            files.remove(zip_path)
         return Submission([], None, _missing_names(missing))
-    os.makedirs(folder, exist_ok=True)
-    files = []
+    files.makedirs(folder)
+    written = []
     for name, data in contents.items():
-        files.append(os.path.join(folder, name))
-        write_atomically(files[-1], data)
+        written.append(os.path.join(folder, name))
+        write_atomically(written[-1], data)
     write_atomically(zip_path, _zip(contents))
-    return Submission(files, zip_path, _missing_names(missing))
+    return Submission(written, zip_path, _missing_names(missing))
 
 
 def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None) -> int:
     """Write the submission and print what happened; 1 with a one-line error for unusable predictions."""
     try:
         submission = write_submission(output_dir, glue_dir, runs)
-    except (UserError, FileNotFoundError) as error:  # a SubmissionError, or a test file missing or malformed
+    except UserError as error:  # a SubmissionError, or a test file missing or malformed
         print("error: %s" % error, file=sys.stderr)
         return 1
     for line in submission.describe():
@@ -197,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", required=True, help="GLUE data root (for the test files' index columns)")
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.output_dir):
+    if not files.isdir(args.output_dir):
         parser.error("--output_dir %s is not a directory" % args.output_dir)
     return run_cli(args.output_dir, args.glue_dir)
 

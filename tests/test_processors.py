@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from bert.errors import UserError
 from bert.processors import (BadRowError, TASKS, InputExample, get_task, read_examples,
                              read_examples_with_stats)
 
@@ -232,7 +233,7 @@ def _write(path, text):
 
 
 def test_missing_file_names_path_task_and_split(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(UserError) as err:
         read_examples("RTE", str(tmp_path), "dev")
     message = str(err.value)
     assert str(tmp_path / "dev.tsv") in message and "RTE" in message and "dev" in message

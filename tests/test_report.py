@@ -3,8 +3,12 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
+
+from conftest import REPO_ROOT
 
 from bert import report, runs
 from bert.processors import TASKS
@@ -209,3 +213,14 @@ def test_format_cell(values, cell):
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.6, "1m00s"), (692, "11m32s"), (3600, "1h00m00s")])
 def test_format_duration(seconds, text):
     assert report.format_duration(seconds) == text
+
+
+def test_the_report_and_the_sweep_never_load_tensorflow(sweep):
+    """The sweep's terminal shows our lines only: TensorFlow (and its deprecation warnings) stays out of the sweep
+    process and of its report step, which read and write local files."""
+    code = ("import sys; from bert import report, sweep; assert report.main(['--output_dir', %r]) == 0; "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'" % str(sweep))
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 0, done.stdout
+    assert [line for line in done.stdout.splitlines() if not line.startswith("wrote ")] == []

@@ -488,7 +488,13 @@ def write_eval_results(results: Dict[str, float]) -> str:
 
 def latest_global_step() -> int:
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
-    return int(tf.train.load_variable(checkpoint, "global_step")) if checkpoint else 0
+    return int(checkpoint_reader(checkpoint).get_tensor("global_step")) if checkpoint else 0
+
+
+def checkpoint_reader(prefix: str):
+    """A reader of the checkpoint `prefix` (tf.train.load_checkpoint would first ask whether `prefix` is a folder,
+    which an in-memory file system answers yes to)."""
+    return tf.train.NewCheckpointReader(prefix)
 
 
 def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
@@ -526,7 +532,7 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
                         "$BERT_DIR/bert_model.ckpt" % (FLAGS.init_checkpoint, FLAGS.init_checkpoint))
     if FLAGS.init_checkpoint:
         try:  # read every tensor once: a truncated download fails here, not deep inside a training loop
-            reader = tf.train.load_checkpoint(FLAGS.init_checkpoint)
+            reader = checkpoint_reader(FLAGS.init_checkpoint)
             for name in reader.get_variable_to_shape_map():
                 reader.get_tensor(name)
         except (tf.errors.OpError, IndexError, ValueError) as error:  # TF 2's reader raises IndexError here

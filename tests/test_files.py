@@ -176,3 +176,43 @@ def test_local_files_need_no_tensorflow(glue_dir, vocab_file):
     done = subprocess.run([sys.executable, "-c", script, str(glue_dir / "RTE"), vocab_file], cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert done.returncode == 0, done.stderr
+
+
+WHOLE_RUN_AT_A_URL = r'''
+import json, sys
+from bert import files, run_classifier
+glue, vocab, config, out = sys.argv[1:5]
+for name in ("train.tsv", "dev.tsv", "test.tsv"):
+    files.makedirs("ram://glue/WNLI")
+    with open("%s/WNLI/%s" % (glue, name), "rb") as source, files.open("ram://glue/WNLI/" + name, "wb") as target:
+        target.write(source.read())
+for path, url in ((vocab, "ram://model/vocab.txt"), (config, "ram://model/bert_config.json")):
+    with open(path, "rb") as source, files.open(url, "wb") as target:
+        target.write(source.read())
+run_classifier.FLAGS(["run_classifier", "--task_name=WNLI", "--data_dir=ram://glue/WNLI",
+                      "--vocab_file=ram://model/vocab.txt", "--bert_config_file=ram://model/bert_config.json",
+                      "--output_dir=ram://out", "--do_train=true", "--do_eval=true", "--do_predict=true",
+                      "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=0.5",
+                      "--eval_batch_size=64", "--predict_batch_size=64"])
+run_classifier.main(None)
+with open(out, "w") as f:  # what the run left at the URL, for the test to read
+    json.dump({name: files.open("ram://out/" + name).read() for name in files.listdir("ram://out")
+               if name.endswith((".txt", ".tsv", ".json"))}, f)
+'''
+
+
+@ON_TF2_ONLY
+def test_a_whole_run_reads_and_writes_at_a_url(tmp_path, glue_dir, vocab_file):
+    """A TPU user's layout: data, vocab, config and output dir all at URLs (ram:// standing in for gs://)."""
+    import json
+    from conftest import TINY_BERT_CONFIG
+    (tmp_path / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
+    done = subprocess.run([sys.executable, "-c", WHOLE_RUN_AT_A_URL, str(glue_dir), vocab_file,
+                           str(tmp_path / "bert_config.json"), str(tmp_path / "out.json")], cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert {"eval_results.txt", "test_results.tsv", "run_info.json", "data_stats.json", "train_loss.tsv"} <= set(written)
+    assert "global_step = 19" in written["eval_results.txt"]
+    assert len(written["test_results.tsv"].splitlines()) == 146
+    assert json.loads(written["run_info.json"])["settings"]["data_dir"]["path"] == "ram://glue/WNLI"

@@ -23,7 +23,7 @@ import json  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, List, Optional, Tuple  # noqa: E402
+from typing import Dict, List, NamedTuple, Optional, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -395,24 +395,40 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.esti
                                       predict_batch_size=predict_batch_size)
 
 
+class Predictions(NamedTuple):
+    outputs: np.ndarray  # per example, in file order: class probabilities, or the STS-B score
+    per_example_loss: np.ndarray
+    timed_examples: int  # the examples after the first batch, and the seconds they took: a rate that leaves out
+    timed_seconds: float  # graph building, the checkpoint's restore and the first batch's one-off work
+
+
 def run_predictions(estimator, cache: FeatureCache, task: processors.TaskSpec, data_dir: str, split: str,
-                    examples: List[processors.InputExample], batch_size: int) -> Dict[str, np.ndarray]:
-    """The model's outputs and per-example losses for `examples`, in order (TPU padding removed)."""
-    # TPUs run fixed-size batches: the last one is filled with padding examples.
-    padding = -len(examples) % batch_size if FLAGS.use_tpu else 0
+                    examples: List[processors.InputExample], batch_size: int, full_batches: bool) -> Predictions:
+    """The model's outputs and per-example losses for `examples`, in order.
+
+    With `full_batches` (TPUs, which run one batch shape), the last batch is filled up with padding examples,
+    which `is_real_example` then tells apart and which are dropped.
+    """
+    padding = -len(examples) % batch_size if full_batches else 0
     cached = cache.tfrecord(task, data_dir, split, examples, padding)
     order = inference_order(cached.lengths, dynamic_padding())
     input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(order), order,
-                                batch_size, drop_remainder=FLAGS.use_tpu, dynamic_padding=dynamic_padding(),
+                                batch_size, drop_remainder=full_batches, dynamic_padding=dynamic_padding(),
                                 length_multiple=length_multiple())
-    rows = list(estimator.predict(input_fn))
+    rows, first_batch_done = [], None
+    for row in estimator.predict(input_fn):  # a batch is computed, then its rows come one by one
+        rows.append(row)
+        if len(rows) == batch_size:
+            first_batch_done = time.time()
+    timed = (len(rows) - batch_size, time.time() - first_batch_done) if len(rows) > batch_size else (0, 0.0)
     in_file_order = [None] * len(rows)
     for position, row in zip(order, rows):
         in_file_order[position] = row
     real = [row for row in in_file_order if row is not None and row["is_real_example"]]
     if len(real) != len(examples):
         raise RuntimeError("got %d predictions for %d %s examples" % (len(real), len(examples), split))
-    return {key: np.array([row[key] for row in real]) for key in ("outputs", "per_example_loss")}
+    return Predictions(np.array([row["outputs"] for row in real]), np.array([row["per_example_loss"] for row in real]),
+                       *timed)
 
 
 def dynamic_padding() -> bool:
@@ -442,18 +458,22 @@ def num_towers(training: bool) -> int:
 
 def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[str, float]:
     """Official metrics on each dev split; MNLI's mismatched split gets an `eval_mismatched_` prefix."""
-    results = {}
+    results, timed_examples, timed_seconds = {}, 0, 0.0
     for split in task.eval_splits:
         examples = read_split(task, FLAGS.data_dir, split)
         tf.logging.info("***** Eval on %s: %d examples, batch %d *****", split, len(examples), FLAGS.eval_batch_size)
-        out = run_predictions(estimator, cache, task, FLAGS.data_dir, split, examples, FLAGS.eval_batch_size)
+        out = run_predictions(estimator, cache, task, FLAGS.data_dir, split, examples, FLAGS.eval_batch_size,
+                              full_batches=FLAGS.use_tpu)
         labels = [label_id(example, task) for example in examples]
-        predictions = out["outputs"] if task.is_regression else out["outputs"].argmax(axis=-1)
-        metrics = dict(compute_metrics(task, labels, predictions), loss=float(out["per_example_loss"].mean()))
+        predictions = out.outputs if task.is_regression else out.outputs.argmax(axis=-1)
+        metrics = dict(compute_metrics(task, labels, predictions), loss=float(out.per_example_loss.mean()))
         prefix = "eval_" if split == "dev" else "eval_%s_" % split.replace("dev_", "")
         results.update({prefix + name: value for name, value in metrics.items()})
+        timed_examples, timed_seconds = timed_examples + out.timed_examples, timed_seconds + out.timed_seconds
     if "dev_mismatched" in task.eval_splits:
         results["eval_matched_accuracy"] = results["eval_accuracy"]
+    if timed_seconds > 0:
+        results["eval_examples_per_second"] = round(timed_examples / timed_seconds, 2)
     return results
 
 
@@ -474,8 +494,8 @@ def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
     for job_task, data_dir, split, name in jobs:
         examples = read_split(job_task, data_dir, split)
         tf.logging.info("***** Predict %s %s: %d examples *****", job_task.name, split, len(examples))
-        outputs = run_predictions(estimator, cache, job_task, data_dir, split, examples,
-                                  FLAGS.predict_batch_size)["outputs"]
+        outputs = run_predictions(estimator, cache, job_task, data_dir, split, examples, FLAGS.predict_batch_size,
+                                  full_batches=FLAGS.use_tpu).outputs
         lines = ["\t".join("%.8f" % p for p in np.atleast_1d(row)) + "\n" for row in outputs]
         write_atomically(os.path.join(FLAGS.output_dir, name), "".join(lines))
 

@@ -45,6 +45,7 @@ def test_other_settings_are_refused_the_same_resume_and_overwrite_starts_afresh(
     assert code == 0, stderr[-2000:]
     first = results(out)
     assert first["global_step"] == 19
+    assert first["eval_examples_per_second"] > 0  # WNLI dev: 71 examples, the 7 after the first batch of 64 timed
     recorded = json.loads((out / "run_info.json").read_text())["settings"]
     assert recorded["learning_rate"] == 5e-5 and recorded["task_name"] == "WNLI"
 

@@ -2,18 +2,46 @@
 
 - learning rate: linear warmup from 0 over the first `num_warmup_steps`, then linear decay to 0 at
   `num_train_steps`;
-- gradients clipped to a global norm of 1.0;
+- gradients averaged over the replicas that computed parts of the batch (TPU cores, tf.distribute replicas),
+  then clipped to a global norm of 1.0: the update one device would make on the whole batch;
 - Adam (beta1 0.9, beta2 0.999, epsilon 1e-6) without bias correction, as in Google's recipe (the
   warmup makes the correction immaterial), and weight decay 0.01 added to the update itself
   ("decoupled", Loshchilov & Hutter), not to the loss, for every weight except LayerNorm and biases.
 Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in Google's fine-tuned checkpoints.
 """
 import re
-from typing import Optional, Sequence
+from typing import Callable, List, Optional, Sequence
+
+from tensorflow.python.tpu import tpu_function  # the shard count of the TPU computation being built
 
 from bert.compat import tf
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+
+
+def mean_over_replicas(use_tpu: bool) -> Callable[[List], List]:
+    """The all-reduce that averages gradients over the replicas that each computed them on a part of the batch.
+
+    TPUEstimator replicates the model over TPU cores without tf.distribute: a cross-replica sum over the
+    shards of the TPU computation being built, divided by their number. Under a tf.distribute strategy:
+    its replica context's mean. Otherwise there is one replica and the gradients stay as they are.
+    """
+    if use_tpu:
+        shards = tpu_function.get_tpu_context().number_of_shards
+        return lambda grads: [tf.tpu.cross_replica_sum(tf.convert_to_tensor(grad)) / shards for grad in grads]
+    if tf.distribute.has_strategy():
+        return lambda grads: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(grad) for grad in grads])
+    return lambda grads: grads
+
+
+def clipped_mean_gradient(grads: List, all_reduce_mean: Callable[[List], List], clip_norm: float) -> List:
+    """The replicas' mean gradient, clipped to `clip_norm` as a whole: what one device with the whole batch would
+    compute. Clipping each replica's gradient before averaging clips other vectors; TPU's CrossShardOptimizer,
+    used before, sums in apply_gradients, so a clip before it clipped each core's gradient divided by the
+    number of cores (with 8 cores, gradients of norm up to 8 went through unclipped)."""
+    clipped, _ = tf.clip_by_global_norm(all_reduce_mean(grads), clip_norm=clip_norm)
+    return clipped
 
 
 def learning_rate_schedule(init_lr: float, global_step, num_train_steps: int, num_warmup_steps: int):
@@ -115,8 +143,8 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     """Builds the training op and returns (train_op, learning_rate tensor).
 
     With `accumulation_steps` N > 1 each run of train_op takes one micro-batch: its gradients are
-    summed into `<variable>/grad_accum`, and every N-th run applies their mean (clipped, as one
-    large batch would be) and advances global_step. The schedule counts applied updates.
+    summed into `<variable>/grad_accum`, and every N-th run applies their mean (averaged over replicas
+    and clipped, as one large batch would be) and advances global_step. The schedule counts applied updates.
     With `use_fp16`, TensorFlow's automatic mixed precision rewrites the graph to float16 where that is
     safe (on GPUs; elsewhere it changes nothing) and scales the loss dynamically, skipping updates
     whose gradients overflow.
@@ -126,24 +154,21 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     adam = optimizer = AdamWeightDecayOptimizer(learning_rate)
     if use_fp16:
         optimizer = tf.train.experimental.enable_mixed_precision_graph_rewrite(optimizer, loss_scale="dynamic")
-    if use_tpu:
-        optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     variables = tf.trainable_variables()
     adam.create_slots(variables)  # outside any tf.cond that accumulation or loss scaling adds
     if tf.distribute.has_strategy():
         if accumulation_steps > 1 or use_fp16:
             raise ValueError("gradient accumulation and fp16 loss scaling are not implemented under a tf.distribute "
                              "strategy")
-        # Every replica gets the mean gradient of the global batch before clipping: the same update as
-        # one device with the whole batch would make.
-        grads = [tf.convert_to_tensor(grad) for grad in tf.gradients(loss, variables)]
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-    else:
-        # compute_gradients, not tf.gradients: on TPU the CrossShardOptimizer sums across cores here.
+        # Not compute_gradients: under a strategy it divides the loss by the number of replicas, and
+        # mean_over_replicas averages already.
+        grads = tf.gradients(loss, variables)
+    else:  # compute_gradients: with use_fp16, it scales the loss up and the gradients back down
         grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
+    all_reduce_mean = mean_over_replicas(use_tpu)
 
     def apply(gradients):
-        clipped, _ = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
+        clipped = clipped_mean_gradient(gradients, all_reduce_mean, clip_norm)
         return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
 
     if accumulation_steps == 1:

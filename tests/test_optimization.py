@@ -156,3 +156,56 @@ def test_tpu_train_op_clips_the_cross_replica_mean():
     assert set(sums) <= ancestors(clip)
     assert not any(ancestors([op]) & set(clip) for op in sums)
 
+
+def tiny_bert_loss(config, features, accumulation_steps):
+    """A tiny BERT's training loss on fixed features, and its train op."""
+    from bert import modeling
+    model = modeling.BertModel(config, True, tf.constant(features["input_ids"]), tf.constant(features["input_mask"]))
+    head = modeling.classifier_head(model.pooled_output, 2, False, True, labels=tf.constant(features["labels"]),
+                                    dropout_rate=config.hidden_dropout_prob)
+    train_op, _ = optimization.create_train_op(head.loss, 1e-3, num_train_steps=4, num_warmup_steps=0,
+                                               accumulation_steps=accumulation_steps)
+    return head.loss, train_op
+
+
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_micro_batches_of_one_update_draw_their_own_dropout_masks(dropout):
+    """The same micro-batch twice in one accumulated update: the weights do not change between the two runs,
+    so their losses differ only by their dropout masks, which (with global_step in the seed, as before)
+    were the same. Without dropout the two losses are equal."""
+    from bert import modeling
+    from conftest import TINY_BERT_CONFIG
+
+    config = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=dropout,
+                                                attention_probs_dropout_prob=dropout))
+    rng = np.random.RandomState(0)
+    features = {"input_ids": rng.randint(1, 1000, size=(4, 9)).astype(np.int32),
+                "input_mask": np.ones((4, 9), np.int32), "labels": np.array([0, 1, 1, 0], np.int32)}
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        loss, train_op = tiny_bert_loss(config, features, accumulation_steps=2)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            first, second = [session.run([loss, train_op])[0] for _ in range(2)]
+            step, batches = session.run([tf.train.get_global_step(), optimization.batches_read()])
+    assert (step, batches) == (1, 2)
+    if dropout:
+        assert abs(first - second) > 1e-4, (first, second)
+    else:
+        assert first == second
+
+
+@pytest.mark.parametrize("scale,applied", [(2.0 ** 15, 3), (float("inf"), 0)])
+def test_batches_read_counts_every_run_and_global_step_the_applied_updates(scale, applied):
+    """fp16 loss scaling skips updates whose gradients overflow (an infinite scale overflows every one): global_step
+    stays where it was, the batches read go on."""
+    with tf.Graph().as_default():
+        kernel = tf.get_variable("dense/kernel", initializer=np.ones((3, 2), np.float32))
+        loss = tf.reduce_mean(tf.square(tf.matmul(tf.ones([4, 3]), kernel)))
+        train_op, _ = optimization.create_train_op(loss, 0.1, num_train_steps=10, num_warmup_steps=0, use_fp16=True,
+                                                   initial_loss_scale=scale)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for _ in range(3):
+                session.run(train_op)
+            assert session.run([tf.train.get_global_step(), optimization.batches_read()]) == [applied, 3]

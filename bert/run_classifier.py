@@ -193,7 +193,8 @@ class ProgressHook(tf.train.SessionRunHook):
     """Logs training progress (step, loss, learning rate, speed, time left, updates skipped), records the
     losses, stops a diverging run with its step and learning rate (Estimator's own NaN check names
     neither), and ends the training cleanly, with a checkpoint, when `stop_soon` is called (by SIGINT or
-    SIGTERM).
+    SIGTERM): after the run that completes an update, since a checkpoint between the micro-batches of an
+    accumulated update would hold part of its gradient sum, which the resumed run would add again.
 
     Every batch's loss goes to `history_path` (`batch<TAB>loss` lines, train_loss.tsv, where batch counts
     the batches read, optimization.batches_read: the step, unless gradient accumulation or skipped
@@ -233,7 +234,7 @@ class ProgressHook(tf.train.SessionRunHook):
         self.history.append((batches + 1, loss))
         self.write_checkpointed_history()
         update_done = (batches + 1) % self.accumulation_steps == 0
-        if self.stop_signal is not None:
+        if self.stop_signal is not None and update_done:
             tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
                             step + 1, signal.Signals(self.stop_signal).name)
             run_context.request_stop()
@@ -266,7 +267,7 @@ class ProgressHook(tf.train.SessionRunHook):
                                                         if up_to is None or batch <= up_to))
 
     def stop_soon(self, signum, frame) -> None:
-        """A signal handler: finish the current step, save a checkpoint and stop; a second signal kills."""
+        """A signal handler: finish the current update, save a checkpoint and stop; a second signal kills."""
         self.stop_signal = signum
         signal.signal(signum, signal.SIG_DFL)
 

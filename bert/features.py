@@ -179,28 +179,36 @@ def _count_records(path: str) -> Tuple[int, bool]:
 
 
 def training_order(lengths: np.ndarray, batch_size: int, num_steps: int, seed: int,
-                   group_by_length: bool, window: int = 64) -> np.ndarray:
-    """The example index for every training step, batch after batch.
+                   group_by_length: bool, window: int = 64, extra_steps: int = 0) -> np.ndarray:
+    """The example index for every training batch, batch after batch: `num_steps` batches, then `extra_steps`.
 
     Each epoch is a fresh permutation. With `group_by_length`, every `window` consecutive batches are
     re-cut from their examples sorted by length and then shuffled, so a batch holds examples of
     similar length (little padding) while which examples meet, and in what order, stays random.
     Computed here rather than by tf.data's shuffle because that one orders examples differently on
     TF 1 and TF 2, and restarts its order after a resume; this order is the same on both stacks, and
-    a run resumed at step k simply continues at element k * batch_size.
+    a run that has read k batches simply continues at element k * batch_size.
+    The extra batches are for updates that fp16 loss scaling skips: they continue the epoch in progress
+    (then new ones) and are grouped by length among themselves, so the first `num_steps` batches are
+    those of an order without them.
     """
     rng = np.random.RandomState(seed)
     num_examples = len(lengths)
-    needed = num_steps * batch_size
-    epochs = -(-needed // max(num_examples, 1))
-    order = np.concatenate([rng.permutation(num_examples) for _ in range(epochs)] or [[]])[:needed].astype(np.int32)
-    if group_by_length:
-        span = window * batch_size
-        for start in range(0, needed, span):
-            chunk = order[start:start + span]
-            batches = chunk[np.argsort(lengths[chunk], kind="stable")].reshape(-1, batch_size)
-            order[start:start + span] = batches[rng.permutation(len(batches))].reshape(-1)
-    return order
+    unread = np.zeros(0, np.int64)  # the rest of the epoch in progress
+    parts = []
+    for steps in (num_steps, extra_steps):
+        needed = steps * batch_size
+        epochs = -(-max(needed - len(unread), 0) // max(num_examples, 1))
+        examples = np.concatenate([unread] + [rng.permutation(num_examples) for _ in range(epochs)])
+        part, unread = examples[:needed].astype(np.int32), examples[needed:]
+        if group_by_length:
+            span = window * batch_size
+            for start in range(0, needed, span):
+                chunk = part[start:start + span]
+                batches = chunk[np.argsort(lengths[chunk], kind="stable")].reshape(-1, batch_size)
+                part[start:start + span] = batches[rng.permutation(len(batches))].reshape(-1)
+        parts.append(part)
+    return np.concatenate(parts)
 
 
 def inference_order(lengths: np.ndarray, group_by_length: bool) -> np.ndarray:
@@ -254,3 +262,4 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
         return dataset.map(parse_batch, num_parallel_calls=2).prefetch(2)
 
     return input_fn
+

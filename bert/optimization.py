@@ -2,18 +2,81 @@
 
 - learning rate: linear warmup from 0 over the first `num_warmup_steps`, then linear decay to 0 at
   `num_train_steps`;
-- gradients clipped to a global norm of 1.0;
+- gradients averaged over the replicas that computed parts of the batch (TPU cores, tf.distribute replicas),
+  then clipped to a global norm of 1.0: the update one device would make on the whole batch;
 - Adam (beta1 0.9, beta2 0.999, epsilon 1e-6) without bias correction, as in Google's recipe (the
   warmup makes the correction immaterial), and weight decay 0.01 added to the update itself
   ("decoupled", Loshchilov & Hutter), not to the loss, for every weight except LayerNorm and biases.
 Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in Google's fine-tuned checkpoints.
 """
 import re
-from typing import Optional, Sequence
+from typing import Callable, List, Optional, Sequence
+
+from tensorflow.python.tpu import tpu_function  # the shard count of the TPU computation being built
 
 from bert.compat import tf
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+BATCHES_READ = "batches_read"  # the variable's name and its graph collection
+
+
+def batches_read():
+    """The int64 variable `batches_read`: how many batches train_op has read, one per run (micro-batches with
+    gradient accumulation; batches whose update fp16 loss scaling skipped count too). Created on first use.
+
+    global_step counts applied updates, so it cannot say where in the data order a run stands once an
+    update takes several batches or is skipped; this counter can, and it is saved in the checkpoint: a
+    resumed run continues at this batch, and dropout draws its masks from it (see modeling.dropout). In a
+    run without accumulation or skips it equals global_step at every step. A resource variable, like
+    TPUEstimator's global_step: a read is a snapshot, so what a run reads (the masks, ProgressHook's fetch)
+    is the count before this run's increment.
+    """
+    found = tf.get_collection(BATCHES_READ)
+    if found:
+        return found[0]
+    return _create_batches_read(initial_value=0, collections=[tf.GraphKeys.GLOBAL_VARIABLES])
+
+
+def count_batches_from_global_step(accumulation_steps: int):
+    """`batches_read` for a run resumed from a checkpoint written before the counter existed, which a saver that
+    expects it could not restore: a local variable, not saved, that starts at global_step * accumulation_steps
+    (where those runs resumed). Call it before anything uses batches_read()."""
+    step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
+    return _create_batches_read(initial_value=step * accumulation_steps, collections=[tf.GraphKeys.LOCAL_VARIABLES])
+
+
+def _create_batches_read(initial_value, collections: List[str]):
+    with tf.get_default_graph().name_scope(None):  # top level, wherever the first use is
+        counter = tf.Variable(initial_value, dtype=tf.int64, trainable=False, name=BATCHES_READ, use_resource=True,
+                              collections=collections + [BATCHES_READ],
+                              # one count for all tf.distribute replicas, as for global_step
+                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    return counter
+
+
+def mean_over_replicas(use_tpu: bool) -> Callable[[List], List]:
+    """The all-reduce that averages gradients over the replicas that each computed them on a part of the batch.
+
+    TPUEstimator replicates the model over TPU cores without tf.distribute: a cross-replica sum over the
+    shards of the TPU computation being built, divided by their number. Under a tf.distribute strategy:
+    its replica context's mean. Otherwise there is one replica and the gradients stay as they are.
+    """
+    if use_tpu:
+        shards = tpu_function.get_tpu_context().number_of_shards
+        return lambda grads: [tf.tpu.cross_replica_sum(tf.convert_to_tensor(grad)) / shards for grad in grads]
+    if tf.distribute.has_strategy():
+        return lambda grads: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(grad) for grad in grads])
+    return lambda grads: grads
+
+
+def clipped_mean_gradient(grads: List, all_reduce_mean: Callable[[List], List], clip_norm: float) -> List:
+    """The replicas' mean gradient, clipped to `clip_norm` as a whole: what one device with the whole batch would
+    compute. Clipping each replica's gradient before averaging clips other vectors; TPU's CrossShardOptimizer,
+    used before, sums in apply_gradients, so a clip before it clipped each core's gradient divided by the
+    number of cores (with 8 cores, gradients of norm up to 8 went through unclipped)."""
+    clipped, _ = tf.clip_by_global_norm(all_reduce_mean(grads), clip_norm=clip_norm)
+    return clipped
 
 
 def learning_rate_schedule(init_lr: float, global_step, num_train_steps: int, num_warmup_steps: int):
@@ -111,51 +174,51 @@ def zeros_like_variable(var, suffix: str):
 
 def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps: int,
                     use_tpu: bool = False, clip_norm: float = 1.0, accumulation_steps: int = 1,
-                    use_fp16: bool = False):
+                    use_fp16: bool = False, initial_loss_scale: float = 2.0 ** 15):
     """Builds the training op and returns (train_op, learning_rate tensor).
 
-    With `accumulation_steps` N > 1 each run of train_op takes one micro-batch: its gradients are
-    summed into `<variable>/grad_accum`, and every N-th run applies their mean (clipped, as one
-    large batch would be) and advances global_step. The schedule counts applied updates.
+    Every run of train_op reads one batch and adds 1 to `batches_read`. With `accumulation_steps` N > 1
+    each run takes one micro-batch: its gradients are summed into `<variable>/grad_accum`, and every N-th
+    run applies their mean (averaged over replicas and clipped, as one large batch would be) and advances
+    global_step. The schedule counts applied updates.
     With `use_fp16`, TensorFlow's automatic mixed precision rewrites the graph to float16 where that is
-    safe (on GPUs; elsewhere it changes nothing) and scales the loss dynamically, skipping updates
-    whose gradients overflow.
+    safe (on GPUs; elsewhere it changes nothing) and scales the loss dynamically, starting at
+    `initial_loss_scale`: an update whose gradients overflow is skipped (global_step stays, the scale halves).
     """
     global_step = tf.train.get_or_create_global_step()
+    counter = batches_read()
     learning_rate = learning_rate_schedule(init_lr, global_step, num_train_steps, num_warmup_steps)
     adam = optimizer = AdamWeightDecayOptimizer(learning_rate)
     if use_fp16:
-        optimizer = tf.train.experimental.enable_mixed_precision_graph_rewrite(optimizer, loss_scale="dynamic")
-    if use_tpu:
-        optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+        optimizer = tf.train.experimental.enable_mixed_precision_graph_rewrite(
+            optimizer, loss_scale=tf.train.experimental.DynamicLossScale(initial_loss_scale))
     variables = tf.trainable_variables()
     adam.create_slots(variables)  # outside any tf.cond that accumulation or loss scaling adds
     if tf.distribute.has_strategy():
         if accumulation_steps > 1 or use_fp16:
             raise ValueError("gradient accumulation and fp16 loss scaling are not implemented under a tf.distribute "
                              "strategy")
-        # Every replica gets the mean gradient of the global batch before clipping: the same update as
-        # one device with the whole batch would make.
-        grads = [tf.convert_to_tensor(grad) for grad in tf.gradients(loss, variables)]
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-    else:
-        # compute_gradients, not tf.gradients: on TPU the CrossShardOptimizer sums across cores here.
+        # Not compute_gradients: under a strategy it divides the loss by the number of replicas, and
+        # mean_over_replicas averages already.
+        grads = tf.gradients(loss, variables)
+    else:  # compute_gradients: with use_fp16, it scales the loss up and the gradients back down
         grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
+    all_reduce_mean = mean_over_replicas(use_tpu)
 
     def apply(gradients):
-        clipped, _ = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
+        clipped = clipped_mean_gradient(gradients, all_reduce_mean, clip_norm)
         return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
 
     if accumulation_steps == 1:
-        return apply(grads), learning_rate
+        # After the update, which needed the gradients and with them every read of the counter (dropout's).
+        with tf.control_dependencies([apply(grads)]):
+            return counter.assign_add(1, read_value=False), learning_rate
     if use_tpu:
         raise ValueError("gradient accumulation is not supported on TPU: use a smaller --train_batch_size")
     sums = [zeros_like_variable(var, "grad_accum") for var in variables]
-    micro_step = tf.get_variable("accumulation_micro_step", [], tf.int64, trainable=False,
-                                 initializer=tf.zeros_initializer())
     added = [total.assign_add(tf.convert_to_tensor(grad)) for total, grad in zip(sums, grads)]
     with tf.control_dependencies(added):
-        count = micro_step.assign_add(1)
+        count = counter.assign_add(1)
 
     def apply_and_reset():
         with tf.control_dependencies([apply([total / float(accumulation_steps) for total in sums])]):

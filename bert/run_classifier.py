@@ -19,11 +19,12 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier.py`: import 
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import errno  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
-from typing import Dict, List, NamedTuple, Optional, Tuple  # noqa: E402
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
@@ -85,7 +86,13 @@ flags.DEFINE_bool("use_xla", False, "Compile the graph with XLA (JIT): fuses ele
 flags.DEFINE_bool("fused_kernels", True, "On CPU, compute the GELU, attention's softmax and LayerNorm with this "
                   "repository's fused kernels (bert/kernels.cc, built with g++ on first use); false: TensorFlow's "
                   "own ops. Not with --use_xla (XLA fuses them itself) nor on GPU or TPU.")
-flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling (GPUs; no effect on CPU).")
+flags.DEFINE_bool("use_fp16", False, "Automatic mixed precision with dynamic loss scaling: float16 on GPUs (on CPU "
+                  "the graph stays float32). An update whose gradients overflow is skipped, and further batches make "
+                  "up for it.")
+flags.DEFINE_float("fp16_initial_loss_scale", 2.0 ** 15, "With --use_fp16: the dynamic loss scale to start from "
+                   "(TensorFlow's default); it halves at each overflow and doubles after 2000 updates without one.")
+flags.register_validator("fp16_initial_loss_scale", lambda scale: scale > 0,
+                         "--fp16_initial_loss_scale must be a positive number")
 flags.DEFINE_bool("verbose", False, "Show the Python traceback of an error, not just its one-line message.")
 flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: runs repeat exactly on CPU, "
                      "resumed ones too.")
@@ -139,15 +146,20 @@ def pooled_output_in_towers(bert_config: modeling.BertConfig, is_training: bool,
 def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
                      accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1,
-                     inference_towers: Optional[int] = None):
+                     inference_towers: Optional[int] = None, initial_loss_scale: float = 2.0 ** 15,
+                     resumed_without_counter: bool = False):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode.
 
     Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
+    `resumed_without_counter`: training resumes from a checkpoint written before `batches_read` existed
+    (see optimization.count_batches_from_global_step).
     """
 
     def model_fn(features, labels, mode, params):
         del labels, params  # the labels travel inside features, so predict mode has them too
         is_training = mode == tf.estimator.ModeKeys.TRAIN
+        if is_training and resumed_without_counter:
+            optimization.count_batches_from_global_step(accumulation_steps)
         # tf.distribute replicas (one without a strategy) each run this function on their part of the batch
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         parts = towers if is_training else inference_towers or towers
@@ -170,7 +182,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
             loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook
             train_op, lr = optimization.create_train_op(loss, learning_rate, num_train_steps, num_warmup_steps,
                                                         use_tpu, accumulation_steps=accumulation_steps,
-                                                        use_fp16=use_fp16)
+                                                        use_fp16=use_fp16, initial_loss_scale=initial_loss_scale)
             tf.identity(lr, name="learning_rate")
             return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.PREDICT:
@@ -183,91 +195,119 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
 
 class ProgressHook(tf.train.SessionRunHook):
-    """Logs training progress (step, loss, learning rate, speed, time left), records the losses, stops a
-    diverging run with its step and learning rate (Estimator's own NaN check names neither), and ends
-    the training cleanly, with a checkpoint, when `stop_soon` is called (by SIGINT or SIGTERM).
+    """Logs training progress (step, loss, learning rate, speed, time left, updates skipped), records the
+    losses, stops a diverging run with its step and learning rate (Estimator's own NaN check names
+    neither), and ends the training cleanly, with a checkpoint, when `stop_soon` is called (by SIGINT or
+    SIGTERM): after the run that completes an update, since a checkpoint between the micro-batches of an
+    accumulated update would hold part of its gradient sum, which the resumed run would add again.
 
-    Every step's loss goes to `history_path` (`step<TAB>loss` lines, train_loss.tsv) with each
-    checkpoint (see `listener`) and when training ends; a resumed run keeps the lines up to the step it
-    resumes from (the file may go further if a save was cut short), so its loss curve is complete.
+    Every batch's loss goes to `history_path` (`batch<TAB>loss` lines, train_loss.tsv, where batch counts
+    the batches read, optimization.batches_read: the step, unless gradient accumulation or skipped
+    updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
+    a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
+    cut short), so its loss curve is complete.
     """
 
-    def __init__(self, num_train_steps: int, batch_size: int, history_path: Optional[str], resumed_from: int,
-                 every_seconds: float = 30.0):
-        self.num_train_steps, self.batch_size, self.every_seconds = num_train_steps, batch_size, every_seconds
+    def __init__(self, num_train_steps: int, micro_batch_size: int, accumulation_steps: int,
+                 history_path: Optional[str], resumed_from: int, every_seconds: float = 30.0,
+                 record_time: Optional[Callable[[Dict], None]] = None):
+        self.num_train_steps, self.every_seconds = num_train_steps, every_seconds
+        self.micro_batch_size, self.accumulation_steps = micro_batch_size, accumulation_steps
         self.history_path = history_path
-        self.history = [(step, loss) for step, loss in read_loss_history(history_path) if step <= resumed_from]
-        self.saved_step: Optional[int] = None
+        self.history = [(batch, loss) for batch, loss in read_loss_history(history_path) if batch <= resumed_from]
+        self.saved_batches: Optional[int] = None
         self.stop_signal: Optional[int] = None
+        self.record_time = record_time
+        self.train_start = time.time()  # main() sets it when estimator.train is called
+        self.timed_from: Optional[Tuple[int, float]] = None  # (batches read, time) after the session's first run
 
     def begin(self):
         graph = tf.get_default_graph()
-        self.fetches = {"step": tf.train.get_global_step(), "loss": graph.get_tensor_by_name("total_loss:0"),
+        self.fetches = {"step": tf.train.get_global_step(), "batches": optimization.batches_read(),
+                        "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
-        self.first_step = None
+        self.first_batch = None
 
     def before_run(self, run_context):
         return tf.train.SessionRunArgs(self.fetches)
 
     def after_run(self, run_context, run_values):
-        step, loss, lr = (run_values.results[k] for k in ("step", "loss", "lr"))
+        # the updates applied and the batches read before this run
+        step, batches, loss, lr = (run_values.results[k] for k in ("step", "batches", "loss", "lr"))
         if not np.isfinite(loss):
             raise UserError("the training loss became %s at step %d of %d (learning rate %.3g): try a lower "
                             "--learning_rate (now %g)" % (loss, step + 1, self.num_train_steps, lr, FLAGS.learning_rate))
-        self.history.append((step + 1, loss))
+        self.history.append((batches + 1, loss))
         self.write_checkpointed_history()
-        if self.stop_signal is not None:
+        update_done = (batches + 1) % self.accumulation_steps == 0
+        if self.stop_signal is not None and update_done:
             tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
                             step + 1, signal.Signals(self.stop_signal).name)
             run_context.request_stop()
-        if self.first_step is None:
-            self.first_step = step
         now = time.time()
-        if now - self.last_log < self.every_seconds and step + 1 < self.num_train_steps:
+        if self.first_batch is None:
+            self.first_batch, self.timed_from = batches, (int(batches) + 1, now)
+        if now - self.last_log < self.every_seconds and not (update_done and step + 1 == self.num_train_steps):
             return
         self.last_log = now
-        done = step + 1 - self.first_step
-        rate = done / max(now - self.start_time, 1e-9)
-        left = (self.num_train_steps - step - 1) / max(rate, 1e-9)
-        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s",
+        rate = (batches + 1 - self.first_batch) / max(now - self.start_time, 1e-9)  # batches per second
+        batches_left = (self.num_train_steps - step) * self.accumulation_steps - batches % self.accumulation_steps - 1
+        skipped = batches // self.accumulation_steps - step
+        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s%s",
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
-                        rate * self.batch_size, format_duration(left))
+                        rate * self.micro_batch_size, format_duration(batches_left / max(rate, 1e-9)),
+                        "  %d updates skipped (gradients not finite)" % skipped if skipped else "")
 
-    def end(self, session):  # the session ended normally: its last step is in the final checkpoint
-        self.write_history(up_to=self.num_train_steps)
+    def end(self, session):  # the session ended normally: its last batch is in the final checkpoint
+        self.write_history()
+        self.record_time_up_to(int(session.run(self.fetches["batches"])))
+
+    def record_time_up_to(self, batches: int) -> None:
+        """Hands `record_time` this invocation's training time up to a checkpoint at `batches` batches read: the
+        wall seconds since estimator.train was called, and the batches after the session's first run with
+        their seconds (the first run pays for the graph's one-off work)."""
+        if self.record_time is None:
+            return
+        now, (timed_from, timed_start) = time.time(), self.timed_from or (batches, time.time())
+        timed = max(batches - timed_from, 0)
+        self.record_time({"train_time": round(now - self.train_start, 2), "to_batch": batches,
+                          "timed_examples": timed * self.micro_batch_size,
+                          "timed_seconds": round(now - timed_start, 3) if timed else 0.0})
 
     def write_checkpointed_history(self) -> None:
-        """Writes the losses up to the last saved checkpoint as soon as its step's loss is recorded too."""
-        if self.saved_step is not None and (self.history[-1][0] if self.history else 0) >= self.saved_step:
-            self.write_history(up_to=self.saved_step)
-            self.saved_step = None
+        """Writes the losses up to the last saved checkpoint as soon as its last batch's loss is recorded too."""
+        if self.saved_batches is not None and (self.history[-1][0] if self.history else 0) >= self.saved_batches:
+            self.write_history(up_to=self.saved_batches)
+            self.saved_batches = None
 
-    def write_history(self, up_to: int) -> None:
+    def write_history(self, up_to: Optional[int] = None) -> None:
         if self.history_path:  # None on a worker other than the chief of a multi-worker run
-            write_atomically(self.history_path,
-                             "".join("%d\t%.6f\n" % (step, loss) for step, loss in self.history if step <= up_to))
+            write_atomically(self.history_path, "".join("%d\t%.6f\n" % (batch, loss) for batch, loss in self.history
+                                                        if up_to is None or batch <= up_to))
 
     def stop_soon(self, signum: int) -> None:
-        """Finish the current step, save a checkpoint and stop (StopSignals calls it for the first signal)."""
+        """Finish the current update, save a checkpoint and stop (StopSignals calls it for the first signal)."""
         self.stop_signal = signum
 
     def listener(self) -> tf.train.CheckpointSaverListener:
-        """Writes the losses with each checkpoint. Estimator's saver runs before any other hook, so the loss of
-        the step it saves is not known yet: the others are written before the save, that one right after."""
+        """Writes the losses with each checkpoint: those recorded before the save, and the loss of the checkpoint's
+        last batch as soon as it is recorded (when the saver's hook runs before this one, it is not yet)."""
         hook = self
 
-        class SavedStep(tf.train.CheckpointSaverListener):
+        class SavedBatches(tf.train.CheckpointSaverListener):
             def before_save(self, session, global_step_value):
-                hook.write_history(up_to=global_step_value)
+                self.batches = int(session.run(hook.fetches["batches"]))  # once per checkpoint, not per step
+                hook.write_history(up_to=self.batches)
 
             def after_save(self, session, global_step_value):
-                hook.saved_step = global_step_value
+                hook.saved_batches = self.batches
                 hook.write_checkpointed_history()
+                hook.record_time_up_to(self.batches)
 
-        return SavedStep()
+        return SavedBatches()
 
 
 class CheckpointSaver(tf.train.CheckpointSaverHook):
@@ -323,7 +363,7 @@ class StopSignals:
 
 
 def read_loss_history(history_path: Optional[str]) -> List[Tuple[int, float]]:
-    """(step, loss) pairs of train_loss.tsv; none when there is no file (yet)."""
+    """(batch, loss) pairs of train_loss.tsv; none when there is no file (yet)."""
     if not history_path or not files.exists(history_path):
         return []
     with files.open(history_path) as f:
@@ -331,7 +371,7 @@ def read_loss_history(history_path: Optional[str]) -> List[Tuple[int, float]]:
 
 
 def final_training_loss(history_path: str) -> Optional[float]:
-    """The mean training loss over the last 10% of the recorded steps (one step is too noisy)."""
+    """The mean training loss over the last 10% of the recorded batches (one batch is too noisy)."""
     losses = [loss for _, loss in read_loss_history(history_path)]
     return float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None
 
@@ -507,14 +547,34 @@ def write_eval_results(results: Dict[str, float]) -> str:
 
 
 def latest_global_step() -> int:
-    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
-    return int(checkpoint_reader(checkpoint).get_tensor("global_step")) if checkpoint else 0
+    return training_position()[0]
 
 
 def checkpoint_reader(prefix: str):
     """A reader of the checkpoint `prefix` (tf.train.load_checkpoint would first ask whether `prefix` is a folder,
     which an in-memory file system answers yes to)."""
     return tf.train.NewCheckpointReader(prefix)
+
+
+def training_position() -> Tuple[int, int, bool]:
+    """(global_step, batches read, whether the checkpoint counts them) of the latest checkpoint; (0, 0, True)
+    before the first. A checkpoint written before optimization.batches_read existed does not count them: its
+    runs read --gradient_accumulation_steps batches per step (see optimization.count_batches_from_global_step)."""
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+    if not checkpoint:
+        return 0, 0, True
+    reader = checkpoint_reader(checkpoint)
+    step = int(reader.get_tensor("global_step"))
+    if reader.has_tensor(optimization.BATCHES_READ):
+        return step, int(reader.get_tensor(optimization.BATCHES_READ)), True
+    return step, step * FLAGS.gradient_accumulation_steps, False
+
+
+def spare_batches(num_train_steps: int) -> int:
+    """Batches (of --train_batch_size) that the input holds beyond the planned updates' for updates that --use_fp16
+    skips. Dynamic loss scaling skips a few while the scale comes down from its start, then at most one each time
+    it doubles (after 2000 updates without overflow): this is many times that."""
+    return 32 + num_train_steps // 100 if FLAGS.use_fp16 else 0
 
 
 def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
@@ -638,10 +698,12 @@ def main(_):
             raise UserError("%d examples x %g epochs make no full batch of %d: nothing to train"
                             % (len(train_examples), FLAGS.num_train_epochs, FLAGS.train_batch_size))
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
+    resumed_step, resumed_batches, counted = training_position()
     model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
-                                inference_towers=num_towers(training=False))
+                                inference_towers=num_towers(training=False),
+                                initial_loss_scale=FLAGS.fp16_initial_loss_scale, resumed_without_counter=not counted)
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}
@@ -649,16 +711,22 @@ def main(_):
         tf.logging.info("***** Training: %d examples, batch %d, %d steps (%d warmup) *****",
                         len(train_examples), FLAGS.train_batch_size, num_train_steps, num_warmup_steps)
         cached = cache.tfrecord(task, FLAGS.data_dir, "train", train_examples)
+        spare = spare_batches(num_train_steps)
         order = training_order(cached.lengths, FLAGS.train_batch_size, num_train_steps, FLAGS.seed,
-                               group_by_length=dynamic_padding())
-        start_step = latest_global_step()  # a resumed run continues the same order where it stopped
-        progress = ProgressHook(num_train_steps, FLAGS.train_batch_size, history_path if is_chief() else None,
-                                resumed_from=start_step)
+                               group_by_length=dynamic_padding(), extra_steps=spare)
+        # A resumed run continues the same order after the batches it has read (not after global_step's: with
+        # gradient accumulation a step takes several, and --use_fp16 skips some).
+        invocation = len(run_info.read(FLAGS.output_dir).get("invocations", []))
+        trains = is_chief() and resumed_step < num_train_steps  # a finished model is only evaluated again
+        progress = ProgressHook(num_train_steps, micro_batch_size(), FLAGS.gradient_accumulation_steps,
+                                history_path if is_chief() else None, resumed_from=resumed_batches,
+                                record_time=functools.partial(run_info.record_invocation, FLAGS.output_dir,
+                                                              invocation) if trains else None)
         input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
-                                    order[start_step * FLAGS.train_batch_size:], micro_batch_size(),
+                                    order[resumed_batches * micro_batch_size():], micro_batch_size(),
                                     drop_remainder=True, dynamic_padding=dynamic_padding(),
                                     length_multiple=length_multiple())
-        start = time.time()
+        start = progress.train_start = time.time()
         # The hook fetches tensors from the host, which a TPU computation does not allow. Passed here, it runs
         # before Estimator's NaN check, so a diverging run is reported with its step.
         hooks = [] if FLAGS.use_tpu else [progress]
@@ -678,15 +746,27 @@ def main(_):
         if progress.stop_signal is not None:
             raise Interrupted(progress.stop_signal, "at step %d of %d, with a checkpoint: run the same command "
                               "again to resume" % (latest_global_step(), num_train_steps))
-        results["train_time"] = round(time.time() - start, 2)
+        if FLAGS.use_tpu and trains:  # without the hook: this invocation's wall time only
+            run_info.record_invocation(FLAGS.output_dir, invocation, {"train_time": round(time.time() - start, 2)})
+        invocations = run_info.read(FLAGS.output_dir).get("invocations", [])
+        if invocations:  # none in the output dir of a run from before they were recorded
+            results.update(run_info.totals(invocations))
+        if trains:
+            results["train_time_last_invocation"] = invocations[-1]["train_time"]
         if not is_chief():
             tf.logging.info("Training finished on this worker; the chief evaluates and writes the results")
             return
-        reached = latest_global_step()
-        if reached < num_train_steps:  # the input ran out first: updates were skipped, e.g. by loss scaling
-            raise RuntimeError("training stopped at step %d of %d: %d updates were skipped (gradients not finite%s)"
-                               % (reached, num_train_steps, num_train_steps - reached,
-                                  ", see --use_fp16" if FLAGS.use_fp16 else ""))
+        reached, batches, _ = training_position()
+        if reached < num_train_steps:  # the input ran out, every one of its updates tried
+            raise UserError("training stopped at step %d of %d: %d updates were skipped because their gradients were "
+                            "not finite (--use_fp16's loss scaling), more than the %d spare batches could make up for: "
+                            "try a lower --fp16_initial_loss_scale (now %g) or --learning_rate (now %g)"
+                            % (reached, num_train_steps, num_train_steps + spare - reached, spare,
+                               FLAGS.fp16_initial_loss_scale, FLAGS.learning_rate))
+        skipped = batches // FLAGS.gradient_accumulation_steps - reached  # the last batch is in the final checkpoint
+        if skipped:
+            tf.logging.info("Training done: %d updates were skipped because their gradients were not finite "
+                            "(--use_fp16's loss scaling), and made up for with as many more batches", skipped)
         final_loss = final_training_loss(history_path)
         if final_loss is None:
             tf.logging.warning("no training loss was recorded in %s (on TPU it is not): no `loss` to report", history_path)

@@ -48,7 +48,7 @@ def weights(output_dir, step):
     from bert.compat import tf
     reader = tf.train.load_checkpoint(str(output_dir / ("model.ckpt-%d" % step)))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not name.endswith(("adam_m", "adam_v")) and name != "global_step"}
+            if not name.endswith(("adam_m", "adam_v")) and name not in ("global_step", "batches_read")}
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +87,10 @@ def test_two_workers_train_the_model_one_process_trains(flags, one_process, tmp_
     assert ours["global_step"] == reference["global_step"] == str(STEPS)
     assert abs(float(ours["eval_accuracy"]) - float(reference["eval_accuracy"])) <= 0.01
     assert abs(float(ours["eval_loss"]) - float(reference["eval_loss"])) <= 1e-3
-    # Every step was recorded once, by the chief.
+    # Every step was recorded once, by the chief, and counted once in the batches read (where a resumed run goes on).
     assert len((tmp_path / "train_loss.tsv").read_text().splitlines()) == STEPS
+    from bert.compat import tf
+    assert tf.train.load_variable(str(tmp_path / ("model.ckpt-%d" % STEPS)), "batches_read") == STEPS
     # The starting point: the chief, through Estimator's own checkpoint hook, saves it at step 0 (a run without a
     # strategy does not), and the same --seed makes it the one-process run's starting point too.
     trained, expected, initial = weights(tmp_path, STEPS), weights(one_process, STEPS), weights(tmp_path, 0)

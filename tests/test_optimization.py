@@ -96,3 +96,116 @@ def test_gradient_accumulation_equals_one_large_batch():
     assert steps == [1, 2] and steps_acc == [0, 1, 1, 2]
     np.testing.assert_allclose(kernel_acc, kernel, rtol=1e-5, atol=2e-5)
     np.testing.assert_allclose(bias_acc, bias, rtol=1e-5, atol=2e-5)
+
+
+def test_clipped_mean_gradient_is_the_replicas_mean_clipped_as_a_whole():
+    """Two tf.distribute replicas (two CPU devices) with different gradients: each gets the NumPy clip of their mean,
+    which is not the mean of their clipped gradients (per-replica clipping, as before on TPU)."""
+    per_replica = [[np.array([3.0, 4.0], np.float32), np.zeros(2, np.float32)],  # norm 5
+                   [np.array([0.3, 0.0], np.float32), np.array([0.4, 0.0], np.float32)]]  # norm 0.5
+
+    def clip(grads):
+        norm = np.sqrt(sum((g ** 2).sum() for g in grads))
+        return [g * min(1.0, 1.0 / norm) for g in grads]
+
+    expected = clip([np.mean(parts, axis=0) for parts in zip(*per_replica)])
+    per_replica_clipping = [np.mean(parts, axis=0) for parts in zip(*map(clip, per_replica))]
+    assert np.abs(expected[0] - per_replica_clipping[0]).max() > 0.1  # the test tells the two apart
+    with tf.Graph().as_default():
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+        def replica_fn():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            grads = [tf.gather(tf.constant(np.stack(parts)), replica) for parts in zip(*per_replica)]
+            return optimization.clipped_mean_gradient(grads, optimization.mean_over_replicas(use_tpu=False), 1.0)
+
+        with strategy.scope():
+            clipped = strategy.extended.call_for_each_replica(replica_fn)
+        with tf.Session(config=tf.ConfigProto(device_count={"CPU": 2})) as session:
+            got = session.run([strategy.experimental_local_results(grad) for grad in clipped])
+    for grad, want in zip(got, expected):
+        assert len(grad) == 2  # one copy per replica, both the same
+        for copy in grad:
+            np.testing.assert_allclose(copy, want, rtol=1e-6)
+
+
+def ancestors(ops):
+    seen, frontier = set(), list(ops)
+    while frontier:
+        op = frontier.pop()
+        if op not in seen:
+            seen.add(op)
+            frontier.extend([tensor.op for tensor in op.inputs] + list(op.control_inputs))
+    return seen
+
+
+def test_tpu_train_op_clips_the_cross_replica_mean():
+    """The train op of two TPU cores, built (not run) on CPU inside TensorFlow's TPU shard context: gradient
+    clipping consumes the cross-replica sum, and no sum follows it. CrossShardOptimizer, used before, sums in
+    apply_gradients, after the clip, which thus clipped each core's share of the gradient."""
+    from tensorflow.python.tpu import tpu_function
+
+    with tf.Graph().as_default() as graph, tpu_function.tpu_shard_context(2):
+        kernel = tf.get_variable("dense/kernel", initializer=np.ones((3, 2), np.float32))
+        loss = tf.reduce_sum(tf.square(tf.matmul(tf.ones([4, 3]), kernel)))
+        optimization.create_train_op(loss, 0.1, num_train_steps=10, num_warmup_steps=1, use_tpu=True)
+        ops = graph.get_operations()
+    sums = [op for op in ops if op.type == "CrossReplicaSum"]
+    clip = [op for op in ops if op.name.startswith("clip_by_global_norm/")]
+    assert sums and clip
+    assert set(sums) <= ancestors(clip)
+    assert not any(ancestors([op]) & set(clip) for op in sums)
+
+
+def tiny_bert_loss(config, features, accumulation_steps):
+    """A tiny BERT's training loss on fixed features, and its train op."""
+    from bert import modeling
+    model = modeling.BertModel(config, True, tf.constant(features["input_ids"]), tf.constant(features["input_mask"]))
+    head = modeling.classifier_head(model.pooled_output, 2, False, True, labels=tf.constant(features["labels"]),
+                                    dropout_rate=config.hidden_dropout_prob)
+    train_op, _ = optimization.create_train_op(head.loss, 1e-3, num_train_steps=4, num_warmup_steps=0,
+                                               accumulation_steps=accumulation_steps)
+    return head.loss, train_op
+
+
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_micro_batches_of_one_update_draw_their_own_dropout_masks(dropout):
+    """The same micro-batch twice in one accumulated update: the weights do not change between the two runs,
+    so their losses differ only by their dropout masks, which (with global_step in the seed, as before)
+    were the same. Without dropout the two losses are equal."""
+    from bert import modeling
+    from conftest import TINY_BERT_CONFIG
+
+    config = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=dropout,
+                                                attention_probs_dropout_prob=dropout))
+    rng = np.random.RandomState(0)
+    features = {"input_ids": rng.randint(1, 1000, size=(4, 9)).astype(np.int32),
+                "input_mask": np.ones((4, 9), np.int32), "labels": np.array([0, 1, 1, 0], np.int32)}
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        loss, train_op = tiny_bert_loss(config, features, accumulation_steps=2)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            first, second = [session.run([loss, train_op])[0] for _ in range(2)]
+            step, batches = session.run([tf.train.get_global_step(), optimization.batches_read()])
+    assert (step, batches) == (1, 2)
+    if dropout:
+        assert abs(first - second) > 1e-4, (first, second)
+    else:
+        assert first == second
+
+
+@pytest.mark.parametrize("scale,applied", [(2.0 ** 15, 3), (float("inf"), 0)])
+def test_batches_read_counts_every_run_and_global_step_the_applied_updates(scale, applied):
+    """fp16 loss scaling skips updates whose gradients overflow (an infinite scale overflows every one): global_step
+    stays where it was, the batches read go on."""
+    with tf.Graph().as_default():
+        kernel = tf.get_variable("dense/kernel", initializer=np.ones((3, 2), np.float32))
+        loss = tf.reduce_mean(tf.square(tf.matmul(tf.ones([4, 3]), kernel)))
+        train_op, _ = optimization.create_train_op(loss, 0.1, num_train_steps=10, num_warmup_steps=0, use_fp16=True,
+                                                   initial_loss_scale=scale)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for _ in range(3):
+                session.run(train_op)
+            assert session.run([tf.train.get_global_step(), optimization.batches_read()]) == [applied, 3]

@@ -6,13 +6,16 @@ Real GLUE data and a tiny model. SST-2, not RTE: the tiny model learns SST-2 wit
 (dev accuracy about 0.74 against 0.51 for always saying one class) but stays at chance on RTE, where the
 dev metrics say nothing about the training.
 
-SIGINT and SIGTERM end the training at the next step with a checkpoint (exit status 130 or 143); SIGKILL
-leaves the last periodic checkpoint. Dropout is on: its masks are stateless functions of the seed, the op
-and the global step (bert.modeling.dropout), so a resumed run draws the masks of the uninterrupted one, and
-everything a resume restores (weights, Adam moments, global_step and with it the learning rate and the
-dropout masks, the position in the data order) is checked exactly: on CPU the same graph on the same data
-gives the same bits. (With tf.nn.dropout, whose random state is not in the checkpoint, resumed runs of
-this model ended up to 0.12 dev accuracy away from the uninterrupted one.)
+SIGINT and SIGTERM end the training after the update in progress with a checkpoint (exit status 130 or
+143); SIGKILL leaves the last periodic checkpoint. Dropout is on: its masks are stateless functions of the
+seed, the op and the batches read (bert.modeling.dropout), so a resumed run draws the masks of the
+uninterrupted one, and everything a resume restores (weights, Adam moments, global_step and with it the
+learning rate, the batches read and with them the dropout masks and the position in the data order) is
+checked exactly: on CPU the same graph on the same data gives the same bits. (With tf.nn.dropout, whose
+random state is not in the checkpoint, resumed runs of this model ended up to 0.12 dev accuracy away from
+the uninterrupted one.) With gradient accumulation, a signal between the micro-batches of an update waits
+for its last one: a checkpoint holding part of an update's gradient sum would have the resumed run add
+those micro-batches a second time.
 """
 import json
 import random
@@ -24,33 +27,42 @@ import time
 
 import pytest
 
+from bert.compat import tf
+from bert.run_classifier import ProgressHook
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)
 BATCH_SIZE, EPOCHS = 16, 0.09
 STEPS = int(67349 / BATCH_SIZE * EPOCHS)  # 378
-SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+# (signal, micro-batches per update)
+CASES = [(signal.SIGKILL, 1), (signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGINT, 2)]
 
 
-def command(output_dir, setup):
+def case_name(case) -> str:
+    sig, accumulation_steps = case
+    return sig.name + ("" if accumulation_steps == 1 else "_accumulating_%d" % accumulation_steps)
+
+
+def command(output_dir, setup, accumulation_steps=1):
     flags = {"--task_name": "SST-2", "--data_dir": str(setup["glue_dir"] / "SST-2"),
              "--vocab_file": setup["vocab_file"], "--bert_config_file": str(setup["config"]),
              "--output_dir": str(output_dir),
              "--feature_cache_dir": str(setup["cache"]),  # tokenize the 67k training sentences once, not per run
              "--do_train": "true", "--do_eval": "true", "--max_seq_length": "32",
              "--train_batch_size": str(BATCH_SIZE), "--eval_batch_size": "128", "--num_train_epochs": str(EPOCHS),
-             "--learning_rate": "5e-4", "--save_checkpoints_steps": "10", "--seed": "7"}
+             "--learning_rate": "5e-4", "--save_checkpoints_steps": "10", "--seed": "7",
+             "--gradient_accumulation_steps": str(accumulation_steps)}
     return [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()]
 
 
-def start(output_dir, setup, log_path):
+def start(output_dir, setup, log_path, accumulation_steps):
     with open(str(log_path), "w") as log:  # a file, not a pipe that nobody reads while the run goes on
-        return subprocess.Popen(command(output_dir, setup), cwd=str(REPO_ROOT), stdout=log,
+        return subprocess.Popen(command(output_dir, setup, accumulation_steps), cwd=str(REPO_ROOT), stdout=log,
                                 stderr=subprocess.STDOUT)
 
 
-def run_to_the_end(output_dir, setup, log_path) -> str:
-    process = start(output_dir, setup, log_path)
+def run_to_the_end(output_dir, setup, log_path, accumulation_steps) -> str:
+    process = start(output_dir, setup, log_path, accumulation_steps)
     try:
         code = process.wait(timeout=600)
     finally:
@@ -72,13 +84,17 @@ def checkpoint_step(output_dir) -> int:
     return int(found.group(1)) if found else -1
 
 
+def checkpointed_batches(output_dir, step) -> int:
+    return int(tf.train.load_variable(str(output_dir / ("model.ckpt-%d" % step)), "batches_read"))
+
+
 def eval_results(output_dir):
     return {key: float(value) for key, value in
             (line.split(" = ") for line in (output_dir / "eval_results.txt").read_text().splitlines())}
 
 
 def recorded_losses(output_dir):
-    """train_loss.tsv as [(step, loss as written)]."""
+    """train_loss.tsv as [(batch, loss as written)]."""
     return [tuple(line.split("\t")) for line in (output_dir / "train_loss.tsv").read_text().splitlines()]
 
 
@@ -98,31 +114,42 @@ def setup(tmp_path_factory, glue_dir, vocab_file):
 
 
 @pytest.fixture(scope="module")
-def reference(setup):
-    """The uninterrupted run, shared by every test of this file."""
-    output_dir = setup["root"] / "reference"
-    log = run_to_the_end(output_dir, setup, setup["root"] / "reference.log")
-    assert "***** Training: 67349 examples, batch %d, %d steps" % (BATCH_SIZE, STEPS) in log
-    results = eval_results(output_dir)
-    assert results["global_step"] == STEPS
-    losses = recorded_losses(output_dir)
-    assert [int(step) for step, _ in losses] == list(range(1, STEPS + 1))
-    # It learned (measured 0.73): the metrics compared below depend on the training.
-    assert results["eval_accuracy"] > 0.65 and results["eval_loss"] < 0.6, results
-    return {"results": results, "losses": losses}
+def references(setup):
+    """The uninterrupted runs, one per number of micro-batches per update, shared by every test of this file."""
+    done = {}
+
+    def reference(accumulation_steps):
+        if accumulation_steps not in done:
+            output_dir = setup["root"] / ("reference_%d" % accumulation_steps)
+            log = run_to_the_end(output_dir, setup, setup["root"] / ("reference_%d.log" % accumulation_steps),
+                                 accumulation_steps)
+            assert "***** Training: 67349 examples, batch %d, %d steps" % (BATCH_SIZE, STEPS) in log
+            results = eval_results(output_dir)
+            assert results["global_step"] == STEPS
+            losses = recorded_losses(output_dir)  # one line per batch read
+            assert [int(batch) for batch, _ in losses] == list(range(1, STEPS * accumulation_steps + 1))
+            # It learned (measured 0.73): the metrics compared below depend on the training.
+            assert results["eval_accuracy"] > 0.65 and results["eval_loss"] < 0.6, results
+            done[accumulation_steps] = {"results": results, "losses": losses}
+        return done[accumulation_steps]
+
+    return reference
 
 
-@pytest.fixture(scope="module", params=SIGNALS, ids=[s.name for s in SIGNALS])
-def resumed(request, setup, reference, tmp_path_factory):
+@pytest.fixture(scope="module", params=CASES, ids=case_name)
+def resumed(request, setup, references, tmp_path_factory):
     """A run stopped by the signal at a random step during the training, then run again to the end."""
-    sig, directory = request.param, tmp_path_factory.mktemp(request.param.name)
+    (sig, accumulation_steps), name = request.param, case_name(request.param)
+    directory = tmp_path_factory.mktemp(name)
     output_dir = directory / "out"
     # A random step of the first two thirds of the training, from a number of steps rather than seconds,
     # which depend on the load of the machine: a few steps after a random checkpoint, between two saves
-    # or during one.
-    rng = random.Random("resume " + sig.name)  # the same on every Python: a failure can be repeated
-    after_checkpoint, delay = rng.randrange(10, STEPS * 2 // 3, 10), rng.uniform(0.0, 0.6)
-    run = start(output_dir, setup, directory / "interrupted.log")
+    # or during one. When accumulating, a few updates after it: a stop saves a checkpoint only if global_step
+    # moved since the last one, and only such a save could catch an update half done.
+    rng = random.Random("resume " + name)  # the same on every Python: a failure can be repeated
+    after_checkpoint = rng.randrange(10, STEPS * 2 // 3, 10)
+    delay = rng.uniform(0.0 if accumulation_steps == 1 else 0.2, 0.6)
+    run = start(output_dir, setup, directory / "interrupted.log", accumulation_steps)
     try:
         deadline = time.time() + 300
         while checkpoint_step(output_dir) < after_checkpoint:
@@ -139,7 +166,7 @@ def resumed(request, setup, reference, tmp_path_factory):
     log = (directory / "interrupted.log").read_text()
     if sig == signal.SIGKILL:
         assert code == -sig, (code, log[-3000:])
-    else:  # the step running when the signal came is finished and checkpointed
+    else:  # the update running when the signal came is finished and checkpointed
         assert code == 128 + sig, (code, log[-3000:])
         stopped = re.search(r"^interrupted: stopped by %s at step (\d+) of %d, with a checkpoint: run the same "
                             r"command again to resume$" % (sig.name, STEPS), log, re.M)
@@ -148,25 +175,29 @@ def resumed(request, setup, reference, tmp_path_factory):
     assert not (output_dir / "eval_results.txt").exists()
     interrupted_at = checkpoint_step(output_dir)
     assert 0 < interrupted_at < STEPS, "interrupted at step %d: not during the training" % interrupted_at
-    print("%s %.2f s after checkpoint %d: resumes from step %d of %d"
-          % (sig.name, delay, after_checkpoint, interrupted_at, STEPS))
-    log = run_to_the_end(output_dir, setup, directory / "resumed.log")
-    return {"output_dir": output_dir, "interrupted_at": interrupted_at, "log": log, "signal": sig,
-            "results": eval_results(output_dir), "losses": recorded_losses(output_dir)}
+    # The checkpoint lies between two updates: no micro-batch of a partial update in it.
+    batches = checkpointed_batches(output_dir, interrupted_at)
+    assert batches == interrupted_at * accumulation_steps, (batches, interrupted_at)
+    print("%s %.2f s after checkpoint %d: resumes from step %d of %d (batch %d)"
+          % (sig.name, delay, after_checkpoint, interrupted_at, STEPS, batches))
+    log = run_to_the_end(output_dir, setup, directory / "resumed.log", accumulation_steps)
+    return {"output_dir": output_dir, "interrupted_at": interrupted_at, "batches": batches, "log": log,
+            "signal": sig, "reference": references(accumulation_steps), "results": eval_results(output_dir),
+            "losses": recorded_losses(output_dir)}
 
 
-def test_resumed_run_matches_the_uninterrupted_one(resumed, reference, setup):
-    output_dir, interrupted_at = resumed["output_dir"], resumed["interrupted_at"]
+def test_resumed_run_matches_the_uninterrupted_one(resumed, setup):
+    output_dir, interrupted_at, reference = resumed["output_dir"], resumed["interrupted_at"], resumed["reference"]
     restored = re.findall(r"Restoring parameters from (\S+)$", resumed["log"], re.M)
     assert restored and restored[0] == str(output_dir / ("model.ckpt-%d" % interrupted_at)), restored
     results, expected = resumed["results"], reference["results"]
     assert results["global_step"] == expected["global_step"] == STEPS
-    # Every step after the checkpoint ran once, on the batch and with the weights, Adam moments and learning
-    # rate of the uninterrupted run's same step: the same loss to the last printed digit.
-    after, losses = reference["losses"][interrupted_at:], resumed["losses"]
+    # Every batch after the checkpoint ran once, with the weights, Adam moments, gradient sums and learning rate
+    # of the uninterrupted run's same batch: the same loss to the last printed digit.
+    after, losses = reference["losses"][resumed["batches"]:], resumed["losses"]
     assert losses[-len(after):] == after
-    steps = [int(step) for step, _ in losses]
-    assert steps == sorted(set(steps)), steps  # and none twice
+    batches = [int(batch) for batch, _ in losses]
+    assert batches == sorted(set(batches)), batches  # and none twice
     # Hence the same model. Measured: bit-identical eval_accuracy and eval_loss in 12 runs (both stacks, all
     # three signals, resumed from steps 110-180); 1e-6 leaves room for float round-off only.
     assert results["eval_accuracy"] == expected["eval_accuracy"], (results, expected)
@@ -174,10 +205,37 @@ def test_resumed_run_matches_the_uninterrupted_one(resumed, reference, setup):
     assert not leftover_temporary_files(output_dir) and not leftover_temporary_files(setup["cache"])
 
 
-def test_resumed_run_reports_the_uninterrupted_training_loss(resumed, reference):
-    """train_loss.tsv covers every step, so `loss` (the mean over the last 10%) is the uninterrupted run's.
-    One gap is possible after SIGKILL: TensorFlow's saver runs before any other hook, so a kill during the
-    save of step N (after the checkpoint names N, while its .meta file is written) loses the loss of step N."""
-    missing = sorted(set(range(1, STEPS + 1)) - {int(step) for step, _ in resumed["losses"]})
-    assert missing == [] or (resumed["signal"] == signal.SIGKILL and missing == [resumed["interrupted_at"]]), missing
+def test_resumed_run_reports_the_uninterrupted_training_loss(resumed):
+    """train_loss.tsv covers every batch, so `loss` (the mean over the last 10%) is the uninterrupted run's.
+    One gap is possible after SIGKILL: a kill during the save of batch N (after the checkpoint names it, while
+    its .meta file is written), when the saver's hook ran before the one that records losses, loses the loss
+    of batch N."""
+    reference = resumed["reference"]
+    missing = sorted(set(range(1, len(reference["losses"]) + 1)) - {int(batch) for batch, _ in resumed["losses"]})
+    assert missing == [] or (resumed["signal"] == signal.SIGKILL and missing == [resumed["batches"]]), missing
     assert abs(resumed["results"]["loss"] - reference["results"]["loss"]) <= 1e-6
+
+
+class RunContext:
+    """What ProgressHook.after_run uses of a session's run context: request_stop."""
+
+    def __init__(self):
+        self.stop_requested = False
+
+    def request_stop(self):
+        self.stop_requested = True
+
+
+def test_a_signal_stops_training_only_after_a_whole_update():
+    """Two micro-batches per update and a stop asked for (by SIGINT) before the first: the hook lets the
+    update's second micro-batch run before it stops the training, as it does after every later first one."""
+    hook = ProgressHook(num_train_steps=3, micro_batch_size=8, accumulation_steps=2, history_path=None, resumed_from=0)
+    hook.after_create_session(None, None)
+    hook.stop_signal = signal.SIGINT  # what stop_soon sets
+    stops = []
+    for batches in range(6):
+        context = RunContext()
+        results = {"step": batches // 2, "batches": batches, "loss": 0.5, "lr": 1e-4}
+        hook.after_run(context, tf.train.SessionRunValues(results=results, options=None, run_metadata=None))
+        stops.append(context.stop_requested)
+    assert stops == [False, True] * 3

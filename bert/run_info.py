@@ -6,10 +6,11 @@ and `--overwrite_output_dir` clears the dir for a fresh start (`clear_output_dir
 by value; those that name files (the pre-trained checkpoint, the config, the vocab, the training data) by
 the digest of the file's contents, so a moved folder is still the same model and a replaced file is not.
 
-Every invocation that trains adds an entry to `invocations` ({"steps": [first, last], "train_time": wall
-seconds from the start of training, "timed_steps" and "timed_seconds": the steps after the invocation's
-first one and their seconds, which leave out graph building, restore and the first step's one-off work}),
-updated at each checkpoint, so that a run resumed any number of times reports the time of all of them.
+Every invocation that trains adds an entry to `invocations` ({"train_time": wall seconds from the start of
+training, "to_batch": the batches read at its last checkpoint, "timed_examples" and "timed_seconds": the
+examples after the invocation's first batch and their seconds, which leave out graph building, the restore
+and the first batch's one-off work}), rewritten at each of its checkpoints, so that a run resumed any
+number of times reports the time of all of them, each up to the checkpoint the next one resumed from.
 """
 import fnmatch
 import json
@@ -84,10 +85,17 @@ def clear_output_dir(output_dir: str) -> List[str]:
     return removed
 
 
+def record_invocation(output_dir: str, number: int, times: Dict) -> None:
+    """Sets entry `number` of `invocations` (this invocation's: it is rewritten at each of its checkpoints)."""
+    info = read(output_dir)
+    info["invocations"] = info.get("invocations", [])[:number] + [times]
+    write(output_dir, info)
+
+
 def totals(invocations: List[Dict]) -> Dict[str, float]:
-    """train_time summed over every invocation; the rate of the timed steps of all of them."""
-    timed_seconds = sum(entry["timed_seconds"] for entry in invocations)
-    timed_examples = sum(entry["timed_examples"] for entry in invocations)
+    """train_time summed over every invocation; the rate of the timed batches of all of them."""
+    timed_seconds = sum(entry.get("timed_seconds", 0.0) for entry in invocations)
+    timed_examples = sum(entry.get("timed_examples", 0) for entry in invocations)
     result = {"train_time": round(sum(entry["train_time"] for entry in invocations), 2)}
     if timed_seconds > 0:
         result["train_examples_per_second"] = round(timed_examples / timed_seconds, 2)

@@ -129,4 +129,14 @@ def test_signals_during_the_checkpoint_save_never_kill_the_run(flags, tmp_path):
     code, stderr = run(flags)
     assert code == 0, stderr[-2000:]
     assert "Restoring parameters from %s" % (out / ("model.ckpt-%s" % stopped.group(1))) in stderr
-    assert results(out)["global_step"] == 155
+    final = results(out)
+    assert final["global_step"] == 155
+    # train_time covers both invocations, each up to its last checkpoint; the rate leaves out each one's first batch
+    first, last = json.loads((out / "run_info.json").read_text())["invocations"]
+    assert first["to_batch"] == int(stopped.group(1)) and last["to_batch"] == 155
+    assert first["timed_examples"] == (int(stopped.group(1)) - 1) * 16 and last["timed_examples"] == (
+        154 - int(stopped.group(1))) * 16
+    assert final["train_time"] == round(first["train_time"] + last["train_time"], 2)
+    assert final["train_time_last_invocation"] == last["train_time"] < final["train_time"]
+    assert final["train_examples_per_second"] == round(
+        (first["timed_examples"] + last["timed_examples"]) / (first["timed_seconds"] + last["timed_seconds"]), 2)

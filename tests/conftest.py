@@ -20,6 +20,16 @@ def tfrecord_examples(path: str) -> list:
     return [tf.train.Example.FromString(record) for record in tf.python_io.tf_record_iterator(path)]
 
 
+# eval_results.txt's measurements of time and speed: they differ between two runs that compute the same numbers.
+TIMING_KEYS = {"train_time", "train_time_last_invocation", "train_examples_per_second", "eval_time",
+               "eval_examples_per_second"}
+
+
+def without_timing(results):
+    """eval_results without TIMING_KEYS: what two runs of the same computation must agree on."""
+    return {key: value for key, value in results.items() if key not in TIMING_KEYS}
+
+
 def _first_existing(env_var, defaults):
     """$env_var if set (it must then exist: a typo should not silently pick another copy), else the
     first default that exists, else None."""

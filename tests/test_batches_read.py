@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, without_timing
 from test_resume import setup  # noqa: F401 - its fixture: a tiny config, a feature cache, a folder for the runs
 from test_run_classifier import read_results
 
@@ -55,10 +55,6 @@ def resume_from(finished, output_dir, step):
     (output_dir / "eval_results.txt").unlink()
 
 
-def without_times(results):
-    return {key: value for key, value in results.items() if not key.endswith("_time")}
-
-
 @pytest.fixture(scope="module")
 def skipping(setup):
     """An STS-B run whose first updates overflow."""
@@ -92,7 +88,7 @@ def test_a_resumed_run_with_skipped_updates_continues_after_the_batches_read(ski
     log = run_to_the_end(output_dir, "STS-B", setup, "--num_train_epochs=0.05", *OVERFLOWING)
     assert "Restoring parameters from %s" % (output_dir / "model.ckpt-5") in log
     assert (output_dir / "train_loss.tsv").read_text() == (finished / "train_loss.tsv").read_text()
-    assert without_times(read_results(output_dir)) == without_times(read_results(finished))
+    assert without_timing(read_results(output_dir)) == without_timing(read_results(finished))
 
 
 def test_more_skipped_updates_than_spare_batches_is_a_one_line_error(setup, tmp_path):
@@ -130,5 +126,5 @@ def test_a_checkpoint_without_the_counter_resumes_from_global_step(setup, tmp_pa
     log = run_to_the_end(output_dir, "WNLI", setup, *flags)
     assert "Restoring parameters from %s" % (output_dir / "model.ckpt-5") in log
     assert (output_dir / "train_loss.tsv").read_text() == (finished / "train_loss.tsv").read_text()
-    assert without_times(read_results(output_dir)) == without_times(read_results(finished))
+    assert without_timing(read_results(output_dir)) == without_timing(read_results(finished))
     assert checkpointed(output_dir, 7, "batches_read") is None  # the run goes on counting from global_step

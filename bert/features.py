@@ -225,7 +225,8 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
     compiles once per shape, like; CPUs run any length as fast); without it every batch has
     `seq_length` tokens, as TPUs require. Under a tf.distribute strategy (input_context) each input
     pipeline (one per worker) takes its own slice of every batch, and its replicas take consecutive
-    sub-batches of that slice, so the replicas of one step together see exactly the batch of `order`.
+    sub-batches of that slice, so the replicas of one step together see exactly the batch of `order`;
+    TPU hosts likewise (see tpu_share).
     """
     schema = {
         "input_ids": tf.FixedLenFeature([seq_length], tf.int64),
@@ -248,6 +249,9 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
 
     def input_fn(params, input_context=None):
         this_order, this_batch_size = order, params.get("batch_size", batch_size)  # TPUEstimator's: per core
+        slices = {}
+        if "context" in params:  # TPUEstimator on TPU: this call feeds some of the cores
+            this_order, slices["replica"] = tpu_share(order, batch_size, this_batch_size, params["context"])
         if input_context is not None:
             pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
             per_pipeline = batch_size // pipelines
@@ -255,11 +259,34 @@ def input_fn_builder(path: str, seq_length: int, is_regression: bool, num_exampl
             this_order, this_batch_size = this_order.reshape(-1), input_context.get_per_replica_batch_size(batch_size)
         tf.logging.info("Input: %d examples in batches of %d", len(this_order), this_batch_size)
         everything = tf.data.experimental.get_single_element(tf.data.TFRecordDataset(path).batch(num_examples))
-        dataset = tf.data.Dataset.from_tensor_slices(this_order).batch(this_batch_size, drop_remainder=drop_remainder)
+        slices["indices"] = this_order
+        dataset = tf.data.Dataset.from_tensor_slices(slices).batch(this_batch_size, drop_remainder=drop_remainder)
         # Nothing in `parse` needs AutoGraph (no tensor-dependent Python control flow), and converting it
         # costs ~0.3 s of every train, eval and predict phase on TF 1.15.
-        parse_batch = tf.autograph.experimental.do_not_convert(lambda indices: parse(tf.gather(everything, indices)))
+        @tf.autograph.experimental.do_not_convert
+        def parse_batch(batch):  # the records at the batch's indices (and, on TPU, its replica ids)
+            return dict(parse(tf.gather(everything, batch["indices"])),
+                        **{name: value for name, value in batch.items() if name != "indices"})
+
         return dataset.map(parse_batch, num_parallel_calls=2).prefetch(2)
 
     return input_fn
 
+
+def tpu_share(order: np.ndarray, batch_size: int, per_core: int, context) -> Tuple[np.ndarray, np.ndarray]:
+    """This input_fn call's share of `order` under TPUEstimator, and the TPU core each of its examples goes to.
+
+    With PER_HOST_V2 input TPUEstimator calls input_fn once per TPU host, with a TPUContext
+    (params["context"]) that says which call this is and how many cores its dataset feeds, and hands
+    the dataset's batches (of `per_core` examples) to those cores in turn, one each per step. So each
+    call takes its cores' columns of every global batch (`batch_size`): the cores of a step together
+    see that batch once, where every host reading all of `order` would feed each example to every host.
+    The cores of a call are the consecutive replicas from call * cores; the `replica` ids tell them
+    apart for dropout (TPUEstimator runs no tf.distribute strategy, so replica_id_in_sync_group is 0 on
+    every core), and any one id per core serves that.
+    """
+    _, call, _, cores = context.current_input_fn_deployment()
+    first = call * cores
+    share = order.reshape(-1, batch_size)[:, first * per_core:(first + cores) * per_core]
+    replicas = np.broadcast_to(first + np.arange(share.shape[1]) // per_core, share.shape)
+    return share.reshape(-1), replicas.reshape(-1).astype(np.int32)

@@ -195,9 +195,9 @@ def dropout(x, rate: float, is_training: bool, name: str = "dropout", stream=0):
     batches read so far (optimization.batches_read, in the checkpoint) rather than global_step: the
     micro-batches of one accumulated update, and the batch after an update that fp16 loss scaling
     skipped, draw masks of their own; without accumulation or skips the two are equal at every step.
-    `stream` (an int or int tensor) tells apart model copies that share op names: the towers and
-    tf.distribute replicas that each compute a part of one batch would otherwise draw the same masks for
-    their parts.
+    `stream` (an int or int tensor) tells apart model copies that share op names: the towers, the
+    tf.distribute replicas and the TPU cores that each compute a part of one batch would otherwise draw
+    the same masks for their parts.
     The mask is scaled once and reused by the backward pass (dy * mask): autodiff of
     x * keep / (1 - rate) makes two passes there, over tensors as large as the attention probabilities.
     """

@@ -160,8 +160,11 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         if is_training and resumed_without_counter:
             optimization.count_batches_from_global_step(accumulation_steps)
-        # tf.distribute replicas (one without a strategy) each run this function on their part of the batch
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        # The replicas that each compute a part of the batch, for dropout masks of their own: TPU cores learn
+        # theirs from the input (features.tpu_share), tf.distribute replicas (one without a strategy) from
+        # their replica context.
+        replica = (features["replica"][0] if "replica" in features
+                   else tf.distribute.get_replica_context().replica_id_in_sync_group)
         parts = towers if is_training else inference_towers or towers
         pooled_output = pooled_output_in_towers(bert_config, is_training, features, parts, replica, use_tpu)
         head = modeling.classifier_head(pooled_output, task.num_labels, task.is_regression, is_training,

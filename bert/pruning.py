@@ -65,9 +65,9 @@ class PruningConfig:
             raise UserError("--pruning_schedule=%s: use gradual or oneshot" % self.schedule)
         if self.scope not in ("per_matrix", "global"):
             raise UserError("--pruning_scope=%s: use per_matrix or global" % self.scope)
-        if not 0 <= self.begin <= self.end <= 1:
-            raise UserError("--pruning_begin=%g and --pruning_end=%g must satisfy 0 <= begin <= end <= 1"
-                            % (self.begin, self.end))
+        if not 0 <= self.begin < self.end <= 1:
+            raise UserError("--pruning_begin=%g and --pruning_end=%g must satisfy 0 <= begin < end <= 1 (to prune at "
+                            "once, use --pruning_schedule=oneshot)" % (self.begin, self.end))
         if self.frequency < 1:
             raise UserError("--pruning_frequency=%d must be at least 1 step" % self.frequency)
 
@@ -122,14 +122,16 @@ def schedule_sparsity(config: PruningConfig, step, num_train_steps: int):
     """The sparsity (float64 tensor) the gradual schedule gives the masks at `step`: Zhu & Gupta's cubic ramp
     s_f * (1 - (1 - (t - t0) / (t1 - t0))^3) from 0 at t0 (`begin`) to the target s_f at t1 (`end`)."""
     begin, end = ramp_steps(config, num_train_steps)
-    progress = tf.clip_by_value((tf.cast(step, tf.float64) - begin) / float(max(end - begin, 1)), 0.0, 1.0)
+    progress = tf.clip_by_value((tf.cast(step, tf.float64) - begin) / float(end - begin), 0.0, 1.0)
     remaining = 1.0 - progress
     return config.target_sparsity * (1.0 - remaining * remaining * remaining)
 
 
 def ramp_steps(config: PruningConfig, num_train_steps: int) -> Tuple[int, int]:
-    """The steps where the gradual ramp begins and ends."""
-    return int(round(config.begin * num_train_steps)), int(round(config.end * num_train_steps))
+    """The steps where the gradual ramp begins and ends (a step after it begins at least: masks are updated after
+    a step, so a ramp ending at its first step would end before any update)."""
+    begin = int(round(config.begin * num_train_steps))
+    return begin, max(int(round(config.end * num_train_steps)), begin + 1)
 
 
 def is_update_step(config: PruningConfig, step, num_train_steps: int):
@@ -218,8 +220,8 @@ def update_masks(config: PruningConfig, sparsity):
 
 
 def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int):
-    """train_op followed, for the gradual schedule at its update steps (of global_step after the update), by the masks'
-    recomputation from the updated weights, for the steps that follow. Also registers the op that zeroes the
+    """train_op followed, for the gradual schedule at its update steps (global_step after the update), by the
+    masks' recomputation from the updated weights, for the steps that follow. Also registers the op that zeroes the
     pruned weights (run before each checkpoint by `ZeroPrunedWeights`)."""
     with tf.name_scope("pruning"):
         tf.add_to_collection(ZERO_PRUNED, zero_pruned_weights())

@@ -18,7 +18,7 @@ import pytest
 from bert import modeling, processors, pruning
 from bert.compat import tf
 from bert.run_classifier import model_fn_builder
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, without_timing
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
 from test_resume import checkpoint_step, eval_results, recorded_losses
 
 CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,
@@ -48,6 +48,24 @@ def session_with_random_weights(graph):
     return session
 
 
+def pruned_at(config, sparsity: float):
+    """The masks and weights of the tiny model (random weights) after one mask update to `sparsity`, and the
+    sparsity that the update recorded."""
+    with tf.Graph().as_default() as graph:
+        build_model(config)
+        update = pruning.update_masks(config, tf.constant(sparsity, tf.float64))
+        session = session_with_random_weights(graph)
+        session.run(update)
+        return masks_and_weights(session) + (session.run(pruning.sparsity_variable()),)
+
+
+def in_scope(scope: str, masks, scores):
+    """(mask, score) of each matrix (per_matrix), or of all of them concatenated (global): the groups ranked."""
+    if scope == "per_matrix":
+        return list(zip(masks, scores))
+    return [(np.concatenate([m.ravel() for m in masks]), np.concatenate([s.ravel() for s in scores]))]
+
+
 def masks_and_weights(session):
     pairs = pruning.masked_pairs()
     return session.run([mask for _, mask in pairs]), session.run([weight for weight, _ in pairs])
@@ -63,21 +81,13 @@ def block_view(matrix, block):
 @pytest.mark.parametrize("scope", ["per_matrix", "global"])
 def test_weight_masks_prune_exactly_the_lowest_magnitudes(scope):
     config = pruning.PruningConfig(0.3, scope=scope, prune_embeddings=True)
-    with tf.Graph().as_default() as graph:
-        build_model(config)
-        update = pruning.update_masks(config, tf.constant(0.3, tf.float64))
-        session = session_with_random_weights(graph)
-        session.run(update)
-        masks, weights = masks_and_weights(session)
-        recorded = session.run(pruning.sparsity_variable())
+    masks, weights, recorded = pruned_at(config, 0.3)
     # the encoder's 12 matrices, the three embedding tables, the pooler and the classifier
     assert len(masks) == ENCODER_MATRICES + 5
-    groups = [(m, w) for m, w in zip(masks, weights)] if scope == "per_matrix" else \
-        [(np.concatenate([m.ravel() for m in masks]), np.concatenate([w.ravel() for w in weights]))]
-    for mask, weight in groups:
+    for mask, magnitude in in_scope(scope, masks, [np.abs(weight) for weight in weights]):
         assert set(np.unique(mask)) <= {0.0, 1.0}
         assert int((mask == 0).sum()) == int(np.floor(0.3 * mask.size + 0.5))
-        assert np.abs(weight[mask == 0]).max() <= np.abs(weight[mask == 1]).min()
+        assert magnitude[mask == 0].max() <= magnitude[mask == 1].min()
     if scope == "global":  # one threshold: the matrices end up at different sparsities
         assert len({round(float((m == 0).mean()), 3) for m in masks}) > 3
     total = sum(m.size for m in masks)
@@ -90,12 +100,7 @@ def test_block_masks_prune_whole_blocks_of_the_lowest_l2_norms(scope, block):
     """Blocks that do not divide the matrix (12x10 in 32x64, 16x16 in the classifier's 2x32) are cut at the
     padded edges; every block is all pruned or all kept."""
     config = pruning.PruningConfig(0.5, granularity="block", block=block, scope=scope, prune_embeddings=True)
-    with tf.Graph().as_default() as graph:
-        build_model(config)
-        update = pruning.update_masks(config, tf.constant(0.5, tf.float64))
-        session = session_with_random_weights(graph)
-        session.run(update)
-        masks, weights = masks_and_weights(session)
+    masks, weights, _ = pruned_at(config, 0.5)
     block_masks = [block_view(mask, block) for mask in masks]
     norms = [np.sqrt((block_view(weight, block) ** 2).sum(axis=(2, 3))) for weight in weights]
     kept_blocks = []
@@ -104,9 +109,7 @@ def test_block_masks_prune_whole_blocks_of_the_lowest_l2_norms(scope, block):
         per_block = [np.unique(b[r]) for b, r in zip(blocks.reshape(-1, *block), real.reshape(-1, *block))]
         assert all(len(values) == 1 for values in per_block)  # all zero or all kept
         kept_blocks.append(np.array([values[0] for values in per_block]).reshape(blocks.shape[:2]))
-    groups = list(zip(kept_blocks, norms)) if scope == "per_matrix" else \
-        [(np.concatenate([k.ravel() for k in kept_blocks]), np.concatenate([n.ravel() for n in norms]))]
-    for kept, norm in groups:
+    for kept, norm in in_scope(scope, kept_blocks, norms):
         assert int((kept == 0).sum()) == int(np.floor(0.5 * kept.size + 0.5))
         assert norm[kept == 0].max() <= norm[kept == 1].min()
 
@@ -231,6 +234,7 @@ def test_malformed_block_shapes_are_refused(text):
 
 @pytest.mark.parametrize("values", [dict(target_sparsity=1.0), dict(target_sparsity=-0.1),
                                     dict(target_sparsity=0.5, begin=0.8, end=0.5),
+                                    dict(target_sparsity=0.5, begin=0.3, end=0.3),
                                     dict(target_sparsity=0.5, end=1.5), dict(target_sparsity=0.5, frequency=0)])
 def test_impossible_pruning_settings_are_refused(values):
     with pytest.raises(pruning.UserError):
@@ -261,10 +265,7 @@ def run(output_dir, setup, *extra, python=sys.executable) -> str:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, glue_dir, vocab_file):
-    root = tmp_path_factory.mktemp("pruning")
-    (root / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
-    return {"glue_dir": glue_dir, "vocab_file": vocab_file, "config": root / "bert_config.json",
-            "cache": root / "feature_cache", "root": root}
+    return run_setup(tmp_path_factory.mktemp("pruning"), glue_dir, vocab_file, TINY_BERT_CONFIG)
 
 
 @pytest.fixture(scope="module")

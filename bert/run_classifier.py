@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E4
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import files, kernels, modeling, optimization, processors, run_info, tokenization  # noqa: E402
+from bert import files, kernels, modeling, optimization, processors, pruning, run_info, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -99,6 +99,21 @@ flags.DEFINE_integer("seed", 42, "Seeds initialisation, dropout and shuffling: r
 flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_dir that holds a model trained with "
                   "other settings (its checkpoints and results are deleted); without it such a dir is refused, and "
                   "one trained with the same settings is resumed.")
+flags.DEFINE_float("target_sparsity", 0.0, "Prune this fraction of the prunable weights (the encoder's matrices, see "
+                   "bert/pruning.py) by magnitude while fine-tuning; 0 trains the dense model.")
+flags.DEFINE_enum("pruning_granularity", "weight", ["weight", "block"], "Prune single weights, or whole blocks of "
+                  "--pruning_block (scored by their L2 norm).")
+flags.DEFINE_string("pruning_block", "16x16", "Rows x columns of a block with --pruning_granularity=block (matrices "
+                    "are padded to whole blocks at their edges).")
+flags.DEFINE_enum("pruning_schedule", "gradual", ["gradual", "oneshot"], "gradual: Zhu & Gupta's cubic ramp from "
+                  "--pruning_begin to --pruning_end; oneshot: masks from the initial weights at step 0, then fixed.")
+flags.DEFINE_float("pruning_begin", 0.0, "Fraction of the training steps where the gradual ramp begins.")
+flags.DEFINE_float("pruning_end", 0.7, "Fraction of the training steps where the gradual ramp reaches "
+                   "--target_sparsity; the rest of the training recovers at that sparsity.")
+flags.DEFINE_integer("pruning_frequency", 10, "Steps between mask updates of the gradual schedule.")
+flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_matrix: every matrix to the target; "
+                  "global: one ranking of all prunable weights (or blocks).")
+flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
 
@@ -147,12 +162,14 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                      learning_rate: float, num_train_steps: int, num_warmup_steps: int, use_tpu: bool,
                      accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1,
                      inference_towers: Optional[int] = None, initial_loss_scale: float = 2.0 ** 15,
-                     resumed_without_counter: bool = False):
+                     resumed_without_counter: bool = False,
+                     pruning_config: Optional[pruning.PruningConfig] = None):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode.
 
     Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
     `resumed_without_counter`: training resumes from a checkpoint written before `batches_read` existed
-    (see optimization.count_batches_from_global_step).
+    (see optimization.count_batches_from_global_step). `pruning_config`: train with masks (bert/pruning.py);
+    evaluation and prediction run the dense model on the checkpoint's weights, zero where the masks were.
     """
 
     def model_fn(features, labels, mode, params):
@@ -166,11 +183,13 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         replica = (features["replica"][0] if "replica" in features
                    else tf.distribute.get_replica_context().replica_id_in_sync_group)
         parts = towers if is_training else inference_towers or towers
-        pooled_output = pooled_output_in_towers(bert_config, is_training, features, parts, replica, use_tpu)
-        head = modeling.classifier_head(pooled_output, task.num_labels, task.is_regression, is_training,
-                                        labels=features["label_ids"],
-                                        dropout_rate=bert_config.hidden_dropout_prob,
-                                        initializer_range=bert_config.initializer_range, stream=replica)
+        pruned = is_training and pruning_config is not None and pruning_config.enabled
+        with pruning.masking_scope(pruning_config if pruned else None):
+            pooled_output = pooled_output_in_towers(bert_config, is_training, features, parts, replica, use_tpu)
+            head = modeling.classifier_head(pooled_output, task.num_labels, task.is_regression, is_training,
+                                            labels=features["label_ids"],
+                                            dropout_rate=bert_config.hidden_dropout_prob,
+                                            initializer_range=bert_config.initializer_range, stream=replica)
 
         def init_weights():
             modeling.init_from_checkpoint(init_checkpoint)
@@ -187,6 +206,11 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                                                         use_tpu, accumulation_steps=accumulation_steps,
                                                         use_fp16=use_fp16, initial_loss_scale=initial_loss_scale)
             tf.identity(lr, name="learning_rate")
+            if pruned:
+                train_op = pruning.with_mask_updates(train_op, pruning_config, num_train_steps)
+                init_fn = pruning.oneshot_init_fn(pruning_config)
+                if init_fn:  # pruning is refused on TPU, so scaffold_fn is free here
+                    scaffold_fn = functools.partial(tf.train.Scaffold, init_fn=init_fn)
             return tpu_estimator.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op, scaffold_fn=scaffold_fn)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = {"outputs": head.probabilities, "per_example_loss": head.per_example_loss,
@@ -229,6 +253,8 @@ class ProgressHook(tf.train.SessionRunHook):
         self.fetches = {"step": tf.train.get_global_step(), "batches": optimization.batches_read(),
                         "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
+        if tf.get_collection(pruning.SPARSITY):  # pruning: its current sparsity, a variable read in the same run
+            self.fetches["sparsity"] = pruning.sparsity_variable()
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -259,9 +285,11 @@ class ProgressHook(tf.train.SessionRunHook):
         rate = (batches + 1 - self.first_batch) / max(now - self.start_time, 1e-9)  # batches per second
         batches_left = (self.num_train_steps - step) * self.accumulation_steps - batches % self.accumulation_steps - 1
         skipped = batches // self.accumulation_steps - step
-        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s%s",
+        sparsity = run_values.results.get("sparsity")
+        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s%s%s",
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
                         rate * self.micro_batch_size, format_duration(batches_left / max(rate, 1e-9)),
+                        "" if sparsity is None else "  sparsity %.3f" % sparsity,
                         "  %d updates skipped (gradients not finite)" % skipped if skipped else "")
 
     def end(self, session):  # the session ended normally: its last batch is in the final checkpoint
@@ -549,6 +577,18 @@ def write_eval_results(results: Dict[str, float]) -> str:
     return text
 
 
+def record_sparsity() -> Dict[str, float]:
+    """The evaluated checkpoint's sparsity and nonzero parameters, for eval_results.txt; sparsity.json gets
+    each matrix's."""
+    checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+    if not checkpoint:
+        return {}
+    totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, FLAGS.prune_embeddings)
+    write_atomically(os.path.join(FLAGS.output_dir, "sparsity.json"), json.dumps(per_matrix, indent=1, sort_keys=True)
+                     + "\n")
+    return totals
+
+
 def latest_global_step() -> int:
     return training_position()[0]
 
@@ -590,6 +630,8 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("--gradient_accumulation_steps does not work on TPU: use a smaller --train_batch_size")
     if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
+    if pruning_config().enabled and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
+        raise UserError("--target_sparsity does not work on TPU or with --distribution_strategy yet")
     if FLAGS.towers < 0:
         raise UserError("--towers=%d: pass a positive number of towers, or 0 for the default" % FLAGS.towers)
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
@@ -636,7 +678,20 @@ def training_settings(task: processors.TaskSpec) -> Dict:
         "init_checkpoint": run_info.file_setting(checkpoint, checkpoint and checkpoint + ".index"),
         "bert_config_file": run_info.file_setting(FLAGS.bert_config_file),
         "vocab_file": run_info.file_setting(FLAGS.vocab_file), "data_dir": run_info.file_setting(FLAGS.data_dir, data_file),
+        # only when pruning, so that the dense runs recorded before these flags existed still resume
+        **(pruning_config().settings() if pruning_config().enabled else {}),
     }
+
+
+def pruning_config() -> pruning.PruningConfig:
+    """The --target_sparsity and --pruning_* flags, checked."""
+    config = pruning.PruningConfig(
+        target_sparsity=FLAGS.target_sparsity, granularity=FLAGS.pruning_granularity,
+        block=pruning.parse_block(FLAGS.pruning_block), schedule=FLAGS.pruning_schedule, begin=FLAGS.pruning_begin,
+        end=FLAGS.pruning_end, frequency=FLAGS.pruning_frequency, scope=FLAGS.pruning_scope,
+        prune_embeddings=FLAGS.prune_embeddings)
+    config.check()
+    return config
 
 
 def claim_output_dir(task: processors.TaskSpec) -> None:
@@ -706,7 +761,8 @@ def main(_):
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
                                 inference_towers=num_towers(training=False),
-                                initial_loss_scale=FLAGS.fp16_initial_loss_scale, resumed_without_counter=not counted)
+                                initial_loss_scale=FLAGS.fp16_initial_loss_scale, resumed_without_counter=not counted,
+                                pruning_config=pruning_config())
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}
@@ -744,7 +800,9 @@ def main(_):
                                             tf.estimator.EvalSpec(input_fn))
         else:
             estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks,
-                            saving_listeners=[progress.listener()] if hooks else None)
+                            saving_listeners=[progress.listener()] + ([pruning.ZeroPrunedWeights()]
+                                                                       if pruning_config().enabled else [])
+                            if hooks else None)
         stop_signals.training = None
         if progress.stop_signal is not None:
             raise Interrupted(progress.stop_signal, "at step %d of %d, with a checkpoint: run the same command "
@@ -786,6 +844,8 @@ def main(_):
         results.update(evaluate(evaluator, cache, task))
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
+        if pruning_config().enabled:
+            results.update(record_sparsity())
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
 
     if FLAGS.do_predict:

@@ -22,7 +22,8 @@ from bert import files
 RUN_INFO = "run_info.json"
 # What a run leaves in its output dir (TensorFlow's and ours); --overwrite_output_dir removes exactly these.
 RUN_OUTPUTS = ("checkpoint", "model.ckpt-*", "events.out.tfevents.*", "graph.pbtxt", "eval", "tmp_worker_*",
-               "eval_results.txt", "test_results*.tsv", "train_loss.tsv", "data_stats.json", RUN_INFO)
+               "eval_results.txt", "test_results*.tsv", "train_loss.tsv", "data_stats.json", "sparsity.json",
+               RUN_INFO)
 
 
 def file_setting(path: Optional[str], digest_path: Optional[str] = None) -> Optional[Dict[str, str]]:

@@ -1,4 +1,5 @@
 """Shared pytest fixtures: where the WordPiece vocab and the GLUE data live on this machine."""
+import json
 import os
 from pathlib import Path
 
@@ -28,6 +29,14 @@ TIMING_KEYS = {"train_time", "train_time_last_invocation", "train_examples_per_s
 def without_timing(results):
     """eval_results without TIMING_KEYS: what two runs of the same computation must agree on."""
     return {key: value for key, value in results.items() if key not in TIMING_KEYS}
+
+
+def run_setup(root, glue_dir, vocab_file, config: dict) -> dict:
+    """What tests of whole run_classifier runs share: the data, the vocab, `config` written to `root`, a feature
+    cache under `root` (each task tokenized once for all the runs of the module) and `root` itself."""
+    (root / "bert_config.json").write_text(json.dumps(config))
+    return {"glue_dir": glue_dir, "vocab_file": vocab_file, "config": root / "bert_config.json",
+            "cache": root / "feature_cache", "root": root}
 
 
 def _first_existing(env_var, defaults):

@@ -17,7 +17,6 @@ the uninterrupted one.) With gradient accumulation, a signal between the micro-b
 for its last one: a checkpoint holding part of an update's gradient sum would have the resumed run add
 those micro-batches a second time.
 """
-import json
 import random
 import re
 import signal
@@ -29,7 +28,7 @@ import pytest
 
 from bert.compat import tf
 from bert.run_classifier import ProgressHook
-from conftest import REPO_ROOT, TINY_BERT_CONFIG
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)
 BATCH_SIZE, EPOCHS = 16, 0.09
@@ -107,10 +106,7 @@ def leftover_temporary_files(directory):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, glue_dir, vocab_file):
-    root = tmp_path_factory.mktemp("resume")
-    (root / "bert_config.json").write_text(json.dumps(TINY))
-    return {"glue_dir": glue_dir, "vocab_file": vocab_file, "config": root / "bert_config.json",
-            "cache": root / "feature_cache", "root": root}
+    return run_setup(tmp_path_factory.mktemp("resume"), glue_dir, vocab_file, TINY)
 
 
 @pytest.fixture(scope="module")

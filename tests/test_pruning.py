@@ -1,0 +1,351 @@
+"""Magnitude pruning (bert/pruning.py): masks at exact counts per matrix and globally, blocks that are whole,
+Zhu & Gupta's schedule at every step, one-shot masks that stay, masked outputs equal to hard-coded zeros, dense
+graphs without a single extra op, and run_classifier runs that save sparse weights and resume exactly.
+
+In-process tests build the tiny model with real TensorFlow; the runs are run_classifier subprocesses on real
+MRPC data.
+"""
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bert import modeling, processors, pruning
+from bert.compat import tf
+from bert.run_classifier import model_fn_builder
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
+from test_resume import checkpoint_step, eval_results, recorded_losses
+
+CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,
+                                            attention_probs_dropout_prob=0.0))
+ENCODER_MATRICES = 6 * CONFIG.num_hidden_layers
+
+
+def build_model(config, towers=1):
+    """The tiny model in the masking scope (`towers` copies sharing variables); returns its pooled output."""
+    ids = tf.constant(np.random.RandomState(0).randint(0, 1000, size=(4, 12)), tf.int32)
+    outputs = []
+    with pruning.masking_scope(config):
+        for tower in range(towers):
+            with tf.variable_scope(tf.get_variable_scope(), reuse=True if tower else None):
+                pooled = modeling.BertModel(CONFIG, False, ids).pooled_output
+                outputs.append(modeling.classifier_head(pooled, 2, False, False).logits)
+    return outputs[0]
+
+
+def session_with_random_weights(graph):
+    """A session of `graph` whose weights are drawn afresh: wider than the initializer's, with distinct values."""
+    session = tf.Session(graph=graph)
+    session.run(tf.global_variables_initializer())
+    rng = np.random.RandomState(1)
+    for variable in tf.trainable_variables():
+        session.run(variable.assign(rng.normal(size=variable.shape.as_list()).astype(np.float32)))
+    return session
+
+
+def pruned_at(config, sparsity: float):
+    """The masks and weights of the tiny model (random weights) after one mask update to `sparsity`, and the
+    sparsity that the update recorded."""
+    with tf.Graph().as_default() as graph:
+        build_model(config)
+        update = pruning.update_masks(config, tf.constant(sparsity, tf.float64))
+        session = session_with_random_weights(graph)
+        session.run(update)
+        return masks_and_weights(session) + (session.run(pruning.sparsity_variable()),)
+
+
+def in_scope(scope: str, masks, scores):
+    """(mask, score) of each matrix (per_matrix), or of all of them concatenated (global): the groups ranked."""
+    if scope == "per_matrix":
+        return list(zip(masks, scores))
+    return [(np.concatenate([m.ravel() for m in masks]), np.concatenate([s.ravel() for s in scores]))]
+
+
+def masks_and_weights(session):
+    pairs = pruning.masked_pairs()
+    return session.run([mask for _, mask in pairs]), session.run([weight for weight, _ in pairs])
+
+
+def block_view(matrix, block):
+    """[blocks down, blocks across, rows, columns] of a matrix zero-padded to whole blocks."""
+    rows, columns = block
+    padded = np.pad(matrix, [(0, -matrix.shape[0] % rows), (0, -matrix.shape[1] % columns)])
+    return padded.reshape(padded.shape[0] // rows, rows, padded.shape[1] // columns, columns).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("scope", ["per_matrix", "global"])
+def test_weight_masks_prune_exactly_the_lowest_magnitudes(scope):
+    config = pruning.PruningConfig(0.3, scope=scope, prune_embeddings=True)
+    masks, weights, recorded = pruned_at(config, 0.3)
+    # the encoder's 12 matrices, the three embedding tables, the pooler and the classifier
+    assert len(masks) == ENCODER_MATRICES + 5
+    for mask, magnitude in in_scope(scope, masks, [np.abs(weight) for weight in weights]):
+        assert set(np.unique(mask)) <= {0.0, 1.0}
+        assert int((mask == 0).sum()) == int(np.floor(0.3 * mask.size + 0.5))
+        assert magnitude[mask == 0].max() <= magnitude[mask == 1].min()
+    if scope == "global":  # one threshold: the matrices end up at different sparsities
+        assert len({round(float((m == 0).mean()), 3) for m in masks}) > 3
+    total = sum(m.size for m in masks)
+    assert recorded == pytest.approx(sum(int((m == 0).sum()) for m in masks) / total)
+
+
+@pytest.mark.parametrize("block", [(16, 16), (12, 10)])
+@pytest.mark.parametrize("scope", ["per_matrix", "global"])
+def test_block_masks_prune_whole_blocks_of_the_lowest_l2_norms(scope, block):
+    """Blocks that do not divide the matrix (12x10 in 32x64, 16x16 in the classifier's 2x32) are cut at the
+    padded edges; every block is all pruned or all kept."""
+    config = pruning.PruningConfig(0.5, granularity="block", block=block, scope=scope, prune_embeddings=True)
+    masks, weights, _ = pruned_at(config, 0.5)
+    block_masks = [block_view(mask, block) for mask in masks]
+    norms = [np.sqrt((block_view(weight, block) ** 2).sum(axis=(2, 3))) for weight in weights]
+    kept_blocks = []
+    for mask, blocks in zip(masks, block_masks):
+        real = block_view(np.ones_like(mask), block) == 1  # not padding
+        per_block = [np.unique(b[r]) for b, r in zip(blocks.reshape(-1, *block), real.reshape(-1, *block))]
+        assert all(len(values) == 1 for values in per_block)  # all zero or all kept
+        kept_blocks.append(np.array([values[0] for values in per_block]).reshape(blocks.shape[:2]))
+    for kept, norm in in_scope(scope, kept_blocks, norms):
+        assert int((kept == 0).sum()) == int(np.floor(0.5 * kept.size + 0.5))
+        assert norm[kept == 0].max() <= norm[kept == 1].min()
+
+
+def test_towers_and_the_cls_only_layer_share_one_mask_per_matrix():
+    config = pruning.PruningConfig(0.5)
+    with tf.Graph().as_default():
+        build_model(config, towers=2)
+        masks = [v.op.name for v in tf.global_variables() if v.op.name.endswith("_mask")]
+        pairs = pruning.masked_pairs()
+    weights = {w.op.name for w, _ in pairs}
+    assert len(masks) == len(pairs) == ENCODER_MATRICES
+    assert {name[:-len("_mask")] for name in masks} == weights
+    assert "bert/encoder/layer_0/attention/self/query/kernel_mask" in masks
+
+
+def test_gradual_schedule_follows_the_cubic_formula_at_every_update_step():
+    """Masks change only at the update steps (every `frequency` steps of the ramp, and at its end), each time to
+    round(s_t * size) zeros per matrix with s_t = s_f (1 - (1 - (t - t0) / (t1 - t0))^3), and stay after."""
+    steps, frequency, target = 100, 7, 0.8
+    config = pruning.PruningConfig(target, begin=0.1, end=0.6, frequency=frequency)
+    t0, t1 = 10, 60
+    with tf.Graph().as_default() as graph:
+        build_model(config)
+        step = tf.train.get_or_create_global_step()
+        set_step = tf.placeholder(tf.int64)
+        assign = step.assign(set_step)
+        train_op = pruning.with_mask_updates(tf.no_op(), config, steps)
+        session = session_with_random_weights(graph)
+        zeros = []
+        for t in range(steps + 1):
+            session.run(assign, {set_step: t})
+            session.run(train_op)
+            zeros.append([int((mask == 0).sum()) for mask in masks_and_weights(session)[0]])
+        sizes = [w.shape.num_elements() for w, _ in pruning.masked_pairs()]
+    expected, current = [], [0] * len(sizes)
+    for t in range(steps + 1):
+        if (t0 < t < t1 and (t - t0) % frequency == 0) or t == t1:
+            s = target * (1 - (1 - (t - t0) / float(t1 - t0)) ** 3)
+            current = [int(np.floor(s * size + 0.5)) for size in sizes]
+        expected.append(current)
+    assert zeros == expected
+    assert zeros[t1] == [int(np.floor(target * size + 0.5)) for size in sizes] and zeros[-1] == zeros[t1]
+
+
+def train_graph(config, features_seed=0):
+    """The tiny model's TRAIN graph through run_classifier's model_fn (one tower), on fixed random features."""
+    rng = np.random.RandomState(features_seed)
+    features = {"input_ids": tf.constant(rng.randint(0, 1000, size=(8, 16)), tf.int32),
+                "input_mask": tf.ones([8, 16], tf.int32), "segment_ids": tf.zeros([8, 16], tf.int32),
+                "label_ids": tf.constant(rng.randint(0, 2, size=8), tf.int32),
+                "is_real_example": tf.ones([8], tf.int32)}
+    model_fn = model_fn_builder(CONFIG, processors.get_task("MRPC"), None, 1e-3, 20, 2, False,
+                                pruning_config=config)
+    return model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {})
+
+
+def test_oneshot_masks_come_from_the_initial_weights_and_never_change():
+    config = pruning.PruningConfig(0.5, schedule="oneshot")
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        spec = train_graph(config)
+        scaffold = spec.as_estimator_spec().scaffold
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            initial = session.run([weight for weight, _ in pruning.masked_pairs()])
+            scaffold.init_fn(session)  # what Estimator runs at step 0 (not on resume)
+            first, _ = masks_and_weights(session)
+            for _ in range(15):
+                session.run(spec.train_op)
+            later, weights = masks_and_weights(session)
+    for mask, weight, after, trained in zip(first, initial, later, weights):
+        assert int((mask == 0).sum()) == mask.size // 2
+        assert np.abs(weight[mask == 0]).max() <= np.abs(weight[mask == 1]).min()
+        assert np.array_equal(mask, after)
+        assert not np.array_equal(weight[mask == 1], trained[mask == 1])  # it trained
+
+
+def test_masked_model_computes_what_the_dense_model_with_zeroed_weights_does():
+    config = pruning.PruningConfig(0.6, granularity="block", block=(8, 8), prune_embeddings=True)
+    with tf.Graph().as_default() as graph:
+        logits = build_model(config)
+        update = pruning.update_masks(config, tf.constant(0.6, tf.float64))
+        session = session_with_random_weights(graph)
+        session.run(update)
+        masked = session.run(logits)
+        values = {v.op.name: session.run(v) for v in tf.trainable_variables()}
+        session.run(pruning.zero_pruned_weights())
+        zeroed = {v.op.name: session.run(v) for v in tf.trainable_variables()}
+        masks = {w.op.name: session.run(m) for w, m in pruning.masked_pairs()}
+    assert all(np.array_equal(zeroed[name], values[name] * mask) for name, mask in masks.items())
+    with tf.Graph().as_default():
+        dense_logits = build_model(None)
+        assert not [v for v in tf.global_variables() if v.op.name.endswith("_mask")]
+        with tf.Session() as session:
+            session.run([v.assign(zeroed[v.op.name]) for v in tf.trainable_variables()])
+            dense = session.run(dense_logits)
+    np.testing.assert_allclose(masked, dense, rtol=1e-6, atol=1e-6)
+
+
+def graph_ops(config):
+    with tf.Graph().as_default() as graph:
+        tf.set_random_seed(3)
+        train_graph(config)
+        return [(node.name, node.op) for node in graph.as_graph_def().node]
+
+
+def test_dense_runs_have_no_masks_and_an_unchanged_graph():
+    dense = graph_ops(None)
+    assert graph_ops(pruning.PruningConfig(0.0)) == dense
+    assert not [name for name, _ in dense if "_mask" in name or "pruning" in name]
+    pruned = graph_ops(pruning.PruningConfig(0.5))
+    assert len([name for name, op in pruned if name.endswith("kernel_mask") and op.startswith("Variable")]) \
+        == ENCODER_MATRICES
+
+
+@pytest.mark.parametrize("text", ["16", "0x16", "16x", "axb", "16x16x2"])
+def test_malformed_block_shapes_are_refused(text):
+    with pytest.raises(pruning.UserError):
+        pruning.parse_block(text)
+
+
+@pytest.mark.parametrize("values", [dict(target_sparsity=1.0), dict(target_sparsity=-0.1),
+                                    dict(target_sparsity=0.5, begin=0.8, end=0.5),
+                                    dict(target_sparsity=0.5, begin=0.3, end=0.3),
+                                    dict(target_sparsity=0.5, end=1.5), dict(target_sparsity=0.5, frequency=0)])
+def test_impossible_pruning_settings_are_refused(values):
+    with pytest.raises(pruning.UserError):
+        pruning.PruningConfig(**values).check()
+
+
+# --- run_classifier runs: tiny model, real MRPC data ---
+
+STEPS = int(3668 / 16 * 1.0)  # 229
+
+
+def command(output_dir, setup, *extra, python=sys.executable):
+    flags = {"--task_name": "MRPC", "--data_dir": str(setup["glue_dir"] / "MRPC"), "--vocab_file": setup["vocab_file"],
+             "--bert_config_file": str(setup["config"]), "--output_dir": str(output_dir),
+             "--feature_cache_dir": str(setup["cache"]), "--do_train": "true", "--do_eval": "true",
+             "--max_seq_length": "48", "--train_batch_size": "16", "--eval_batch_size": "64",
+             "--num_train_epochs": "1.0", "--learning_rate": "1e-3", "--save_checkpoints_steps": "20", "--seed": "7",
+             "--target_sparsity": "0.5", "--pruning_frequency": "5"}
+    return [str(python), "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
+
+
+def run(output_dir, setup, *extra, python=sys.executable) -> str:
+    done = subprocess.run(command(output_dir, setup, *extra, python=python), cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, glue_dir, vocab_file):
+    return run_setup(tmp_path_factory.mktemp("pruning"), glue_dir, vocab_file, TINY_BERT_CONFIG)
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """An uninterrupted pruning run (gradual to 0.5 by 70% of 229 steps), shared by the tests below."""
+    output_dir = setup["root"] / "reference"
+    log = run(output_dir, setup)
+    return {"output_dir": output_dir, "log": log, "results": eval_results(output_dir),
+            "losses": recorded_losses(output_dir)}
+
+
+def model_weights(reader):
+    """The checkpoint's model weights: every variable but the optimizer's slots, the masks and the counters."""
+    return [name for name in reader.get_variable_to_shape_map()
+            if not re.search(r"(/adam_[mv]|_mask)$", name) and name not in ("global_step", "batches_read",
+                                                                                 "pruning_sparsity")]
+
+
+def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference):
+    output_dir, results = reference["output_dir"], reference["results"]
+    assert results["global_step"] == STEPS
+    assert results["sparsity"] >= 0.495
+    assert re.search(r"train step %d/%d \(100%%\).*  sparsity 0\.500" % (STEPS, STEPS), reference["log"])
+    reader = tf.train.NewCheckpointReader(str(output_dir / ("model.ckpt-%d" % STEPS)))
+    per_matrix = json.loads((output_dir / "sparsity.json").read_text())
+    masks = [name for name in reader.get_variable_to_shape_map() if name.endswith("_mask")]
+    assert sorted(name[:-len("_mask")] for name in masks) == sorted(per_matrix) and len(masks) == ENCODER_MATRICES
+    for name in masks:
+        mask, weight = reader.get_tensor(name), reader.get_tensor(name[:-len("_mask")])
+        assert np.all(weight[mask == 0] == 0)  # the saved weights themselves are sparse
+        assert int((mask == 0).sum()) == weight.size // 2 == per_matrix[name[:-len("_mask")]]["zeros"]
+    nonzero = sum(int(np.count_nonzero(reader.get_tensor(name))) for name in model_weights(reader))
+    assert results["nonzero_parameters"] == nonzero
+    assert nonzero < sum(reader.get_tensor(name).size for name in model_weights(reader)) - 6000
+
+
+def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
+    done = subprocess.run(command(reference["output_dir"], setup, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 1 and "--target_sparsity 0.5 (now 0.6)" in done.stdout, done.stdout[-2000:]
+
+
+def test_an_interrupted_pruning_run_resumes_with_its_masks_and_schedule(reference, setup):
+    """SIGINT after the checkpoint of step 40, in the middle of the ramp (it ends at step 160): the resumed run
+    gives the uninterrupted run's loss at every batch after the checkpoint, and its results."""
+    output_dir = setup["root"] / "interrupted"
+    with open(str(setup["root"] / "interrupted.log"), "w") as log:
+        process = subprocess.Popen(command(output_dir, setup), cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while checkpoint_step(output_dir) < 40:
+            assert process.poll() is None and time.time() < deadline, (setup["root"] / "interrupted.log").read_text()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 128 + signal.SIGINT
+    finally:
+        if process.poll() is None:
+            process.kill()
+    interrupted_at = checkpoint_step(output_dir)
+    assert 40 <= interrupted_at < 160, interrupted_at
+    run(output_dir, setup)
+    after = reference["losses"][interrupted_at:]
+    assert recorded_losses(output_dir)[-len(after):] == after
+    assert without_timing(eval_results(output_dir)) == without_timing(reference["results"])
+
+
+def test_both_tensorflow_stacks_prune_alike(setup):
+    """Block pruning, global scope: the same masks and results on TF 1.15 and TF 2 (as for dense runs in
+    test_run_classifier)."""
+    from bert.compat import IS_TF2
+    if IS_TF2:
+        pytest.skip("compared once, from the TF 1.15 session")
+    other = REPO_ROOT / ".venv-tf2" / "bin" / "python"
+    assert other.exists(), "the TF 2 environment is missing: run scripts/setup_env.sh all"
+    extra = ("--pruning_granularity=block", "--pruning_scope=global", "--num_train_epochs=0.3")
+    runs = []
+    for name, python in (("tf1", sys.executable), ("tf2", other)):
+        run(setup["root"] / name, setup, *extra, python=python)
+        runs.append(without_timing(eval_results(setup["root"] / name)))
+        runs[-1]["per_matrix"] = json.loads((setup["root"] / name / "sparsity.json").read_text())
+    per_matrix = [run.pop("per_matrix") for run in runs]
+    assert per_matrix[0] == per_matrix[1]
+    assert runs[0] == pytest.approx(runs[1], rel=1e-5)

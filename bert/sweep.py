@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from bert import processors
+from bert import files, processors
 from bert.files import write_atomically
 from bert.report import format_duration
 from bert.runs import SETTINGS_FILE, read_eval_results, read_settings
@@ -55,10 +55,8 @@ def log(message: str) -> None:
 
 
 def _sha1(path: str) -> Optional[str]:
-    if not os.path.isfile(path):
-        return None
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
+    """files.sha1 of the file, None where there is none (a BERT_DIR without weights trains from scratch)."""
+    return files.sha1(path) if os.path.isfile(path) else None
 
 
 def sweep_settings(env: Dict[str, str]) -> Dict:

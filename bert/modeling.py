@@ -384,6 +384,10 @@ def assignment_map_from_checkpoint(variables: List, checkpoint: str) -> Tuple[Di
         if name not in in_checkpoint:
             missing.append(name)
             continue
+        if list(in_checkpoint[name]) != var.shape.as_list() and name in ("output_weights", "output_bias"):
+            raise UserError("checkpoint %s has a classifier head for %d labels but this task has %d: start from the "
+                            "pre-trained checkpoint, or from a run of this task" % (
+                                checkpoint, in_checkpoint[name][0], var.shape.as_list()[0]))
         if list(in_checkpoint[name]) != var.shape.as_list():
             raise UserError("checkpoint %s has %s with shape %s but the model wants %s: does bert_config.json "
                              "describe this checkpoint?" % (checkpoint, name, in_checkpoint[name], var.shape))

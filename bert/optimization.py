@@ -174,7 +174,8 @@ def zeros_like_variable(var, suffix: str):
 
 def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps: int,
                     use_tpu: bool = False, clip_norm: float = 1.0, accumulation_steps: int = 1,
-                    use_fp16: bool = False, initial_loss_scale: float = 2.0 ** 15):
+                    use_fp16: bool = False, initial_loss_scale: float = 2.0 ** 15,
+                    before_update: Optional[Callable[[List, List], List]] = None):
     """Builds the training op and returns (train_op, learning_rate tensor).
 
     Every run of train_op reads one batch and adds 1 to `batches_read`. With `accumulation_steps` N > 1
@@ -184,6 +185,9 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     With `use_fp16`, TensorFlow's automatic mixed precision rewrites the graph to float16 where that is
     safe (on GPUs; elsewhere it changes nothing) and scales the loss dynamically, starting at
     `initial_loss_scale`: an update whose gradients overflow is skipped (global_step stays, the scale halves).
+    `before_update(gradients, variables)` returns ops that must run on each update's gradients (this replica's,
+    not clipped; the mean of the micro-batches with accumulation) before the variables change: pruning's score
+    accumulation, which runs with one replica only.
     """
     global_step = tf.train.get_or_create_global_step()
     counter = batches_read()
@@ -206,8 +210,9 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     all_reduce_mean = mean_over_replicas(use_tpu)
 
     def apply(gradients):
-        clipped = clipped_mean_gradient(gradients, all_reduce_mean, clip_norm)
-        return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
+        with tf.control_dependencies(before_update(gradients, variables) if before_update else []):
+            clipped = clipped_mean_gradient(gradients, all_reduce_mean, clip_norm)
+            return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
 
     if accumulation_steps == 1:
         # After the update, which needed the gradients and with them every read of the counter (dropout's).

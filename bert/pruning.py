@@ -1,4 +1,4 @@
-"""Magnitude pruning of BERT's weight matrices during fine-tuning: masks, their schedule, and what they leave.
+"""Pruning BERT's weight matrices during fine-tuning: masks, the units they prune, their scores and schedule.
 
 Each prunable matrix `<name>` (by default the encoder's query, key, value, attention output, intermediate and
 output kernels) gets a non-trainable float variable `<name>_mask` of its shape. A custom variable getter on the
@@ -7,19 +7,26 @@ Google's variable names stay as they are (a pruned checkpoint loads anywhere: it
 that init-from-checkpoint code ignores), and every copy of the model (towers, the [CLS]-only last layer, which
 reuse the variables) reads the same mask. The gradient reaching a pruned weight is zero.
 
+What is pruned at once (the granularity's units): single weights; blocks of the matrix (padded at the edges);
+or Guo et al.'s tile-wise pattern (`tile_units`). A unit's score is the mean over its weights of their
+importance: w^2 (magnitude), the accumulated (g * w)^2 (taylor) or the accumulated -g * w (movement, Sanh et
+al.), g being the gradient of each applied update. The lowest-scoring units go, up to the target count of
+zero weights, per matrix or over all matrices at once (`lowest_units`).
+
 Masks are recomputed inside train_op, in a tf.cond that runs only every `frequency` steps of the schedule
-(graph-side: no extra session run), from the score |w| * mask: a pruned weight scores 0, so a weight once
-pruned stays pruned, and its stored value (which the checkpoint writes as 0, see `ZeroPrunedWeights`) never
-matters again. So an interrupted run resumes exactly: the masks are in the checkpoint and the schedule is a
-function of global_step.
+(graph-side: no extra session run), and never grow back: a pruned unit scores lowest at every later update.
+So an interrupted run resumes exactly: masks and scores are in the checkpoint, the schedule is a function of
+global_step, and a pruned weight's stored value (which the checkpoint writes as 0, see `ZeroPrunedWeights`)
+never matters again.
 
 Evaluation and prediction build the dense model: the saved weights are zero where the masks are, so the
 masks would change nothing there.
 """
 import contextlib
+import math
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,10 +38,15 @@ ENCODER_MATRICES = r"^bert/encoder/layer_\d+/(attention/self/(query|key|value)|a
 # --prune_embeddings adds these: the embedding tables, the pooler and the classifier.
 EXTRA_MATRICES = r"^(bert/embeddings/(word|position|token_type)_embeddings|bert/pooler/dense/kernel|output_weights)$"
 MASKED = "pruning_masked"  # graph collection of (weight variable, mask variable) pairs
+SCORED = "pruning_scored"  # graph collection of (weight variable, accumulated score variable) pairs
 ZERO_PRUNED = "pruning_zero_pruned_weights"  # graph collection holding the op that zeroes pruned weights
 SPARSITY = "pruning_sparsity"  # the scalar variable: the masks' sparsity over all prunable weights
 MASK_SUFFIX = "_mask"
-OPTIMIZER_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum")
+SCORE_SUFFIX = "_pruning_score"
+# Variables beside the model's weights that a checkpoint may hold (not parameters of the model).
+AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, "_group_lasso_reweight")
+GRANULARITIES = ("weight", "block", "tile")
+SCORES = ("magnitude", "taylor", "movement")
 
 
 @dataclass(frozen=True)
@@ -42,27 +54,42 @@ class PruningConfig:
     """What --target_sparsity and the other --pruning_* flags ask for (see run_classifier.py's flags)."""
 
     target_sparsity: float
-    granularity: str = "weight"  # weight | block
+    granularity: str = "weight"  # weight | block | tile
     block: Tuple[int, int] = (16, 16)
+    tile: int = 128  # columns of a tile (granularity tile)
     schedule: str = "gradual"  # gradual | oneshot
     begin: float = 0.0  # fractions of the training steps
     end: float = 0.7
     frequency: int = 10  # steps between mask updates
     scope: str = "per_matrix"  # per_matrix | global
+    score: str = "magnitude"  # magnitude | taylor | movement
     prune_embeddings: bool = False
+    group_lasso: float = 0.0  # lambda of bert/group_lasso.py's penalty (0: none)
+    group_lasso_reweight_steps: int = 100
 
     @property
     def enabled(self) -> bool:
+        """Whether the model is masked (group lasso alone trains the dense model)."""
         return self.target_sparsity > 0
+
+    @property
+    def active(self) -> bool:
+        """Whether these settings change training at all: masks, the penalty, or both."""
+        return self.enabled or self.group_lasso > 0
 
     def check(self) -> None:
         """Refuses settings no schedule can follow, before any graph is built."""
         if not 0 <= self.target_sparsity < 1:
             raise UserError("--target_sparsity=%g must be in [0, 1)" % self.target_sparsity)
-        if self.granularity not in ("weight", "block"):
-            raise UserError("--pruning_granularity=%s: use weight or block" % self.granularity)
+        if self.granularity not in GRANULARITIES:
+            raise UserError("--pruning_granularity=%s: use %s" % (self.granularity, " or ".join(GRANULARITIES)))
+        if self.score not in SCORES:
+            raise UserError("--pruning_score=%s: use %s" % (self.score, " or ".join(SCORES)))
         if self.schedule not in ("gradual", "oneshot"):
             raise UserError("--pruning_schedule=%s: use gradual or oneshot" % self.schedule)
+        if self.schedule == "oneshot" and self.score != "magnitude" and self.enabled:
+            raise UserError("--pruning_schedule=oneshot prunes the initial weights before any gradient: it ranks by "
+                            "--pruning_score=magnitude only (%s accumulates over training: use gradual)" % self.score)
         if self.scope not in ("per_matrix", "global"):
             raise UserError("--pruning_scope=%s: use per_matrix or global" % self.scope)
         if not 0 <= self.begin < self.end <= 1:
@@ -70,13 +97,20 @@ class PruningConfig:
                             "once, use --pruning_schedule=oneshot)" % (self.begin, self.end))
         if self.frequency < 1:
             raise UserError("--pruning_frequency=%d must be at least 1 step" % self.frequency)
+        if self.tile < 1:
+            raise UserError("--pruning_tile=%d must be at least 1 column" % self.tile)
+        if self.group_lasso < 0:
+            raise UserError("--group_lasso=%g must be >= 0 (0: no penalty)" % self.group_lasso)
+        if self.group_lasso_reweight_steps < 1:
+            raise UserError("--group_lasso_reweight_steps=%d must be at least 1" % self.group_lasso_reweight_steps)
 
     def settings(self) -> Dict:
         """The flags as run_info.json records them (a run dir trained with others is refused)."""
         return {"target_sparsity": self.target_sparsity, "pruning_granularity": self.granularity,
-                "pruning_block": "%dx%d" % self.block, "pruning_schedule": self.schedule,
+                "pruning_block": "%dx%d" % self.block, "pruning_tile": self.tile, "pruning_schedule": self.schedule,
                 "pruning_begin": self.begin, "pruning_end": self.end, "pruning_frequency": self.frequency,
-                "pruning_scope": self.scope, "prune_embeddings": self.prune_embeddings}
+                "pruning_scope": self.scope, "pruning_score": self.score, "prune_embeddings": self.prune_embeddings,
+                "group_lasso": self.group_lasso, "group_lasso_reweight_steps": self.group_lasso_reweight_steps}
 
 
 def parse_block(text: str) -> Tuple[int, int]:
@@ -118,6 +152,8 @@ def masked_pairs() -> List[Tuple]:
     return tf.get_collection(MASKED)
 
 
+# --- the schedule ---
+
 def schedule_sparsity(config: PruningConfig, step, num_train_steps: int):
     """The sparsity (float64 tensor) the gradual schedule gives the masks at `step`: Zhu & Gupta's cubic ramp
     s_f * (1 - (1 - (t - t0) / (t1 - t0))^3) from 0 at t0 (`begin`) to the target s_f at t1 (`end`)."""
@@ -143,57 +179,239 @@ def is_update_step(config: PruningConfig, step, num_train_steps: int):
     return tf.logical_or(periodic, tf.equal(step, end))
 
 
-def unit_scores(weight, mask, config: PruningConfig):
-    """The score of each unit (a weight, or a block of the matrix padded with zeros to whole blocks): |w| of the
-    unmasked weight, for a block its L2 norm. Pruned units score 0, so they stay pruned."""
-    magnitude = tf.abs(weight * mask)
-    if config.granularity == "weight":
-        return magnitude
-    rows, columns = config.block
-    padded = pad_to_blocks(magnitude, config.block)
-    shape = padded.shape.as_list()
-    blocks = tf.reshape(padded, [shape[0] // rows, rows, shape[1] // columns, columns])
-    return tf.sqrt(tf.reduce_sum(tf.square(blocks), axis=[1, 3]))
+# --- scores ---
+
+def scored_pairs() -> List[Tuple]:
+    """(weight, accumulated score) of every masked matrix, for the taylor and movement scores."""
+    return tf.get_collection(SCORED)
 
 
-def pad_to_blocks(matrix, block: Tuple[int, int]):
-    rows, columns = matrix.shape.as_list()
-    return tf.pad(matrix, [[0, -rows % block[0]], [0, -columns % block[1]]])
+def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List], List]]:
+    """For optimization.create_train_op's `before_update`: adds each applied update's (g * w)^2 (taylor) or
+    -g * w (movement) to the matrix's `<weight>_pruning_score` variable, before the update changes w; None for
+    magnitude. An update whose gradients are not finite (fp16 loss scaling skips it) adds nothing."""
+    if config.score == "magnitude":
+        return None
+
+    def accumulate(gradients: List, variables: List) -> List:
+        by_name = {var.op.name: grad for grad, var in zip(gradients, variables)}
+        updates = []
+        for weight, _ in masked_pairs():
+            with tf.get_default_graph().name_scope(None):
+                score = tf.Variable(tf.zeros(weight.shape, weight.dtype.base_dtype), trainable=False, use_resource=True,
+                                    name=weight.op.name + SCORE_SUFFIX)
+            tf.add_to_collection(SCORED, (weight, score))
+            grad = tf.convert_to_tensor(by_name[weight.op.name])
+            product = grad * weight
+            increment = tf.square(product) if config.score == "taylor" else -product
+            finite = tf.reduce_all(tf.is_finite(increment))
+            updates.append(score.assign_add(tf.where(finite, increment, tf.zeros_like(increment)), read_value=False))
+        return updates
+
+    return accumulate
 
 
-def unit_mask_to_matrix(kept, shape: Sequence[int], config: PruningConfig):
-    """A mask over units (blocks) back at the matrix's shape: each block's value over its rows and columns,
-    cropped at the padded edges."""
-    if config.granularity == "weight":
-        return kept
-    rows, columns = config.block
-    full = tf.reshape(tf.tile(kept[:, tf.newaxis, :, tf.newaxis], [1, rows, 1, columns]),
-                      [kept.shape[0].value * rows, kept.shape[1].value * columns])
+def importance(weight, mask, config: PruningConfig):
+    """Each weight's importance, of which a unit's score is the mean; 0 where the mask is 0."""
+    if config.score == "magnitude":
+        value = tf.square(weight)
+    else:
+        value = dict((w.op.name, s) for w, s in scored_pairs())[weight.op.name].read_value()
+    return value * mask
+
+
+# --- units: weights, blocks, tiles ---
+
+@dataclass
+class Units:
+    """A matrix's units, flat: their scores (the lowest go first; -inf for units pruned already), their sizes in
+    weights (None: one weight each), and `to_mask`, which turns the units' keep values (1.0 kept) back into a mask of the matrix."""
+
+    scores: object
+    sizes: object
+    to_mask: Callable
+
+
+def block_sums(matrix, block: Tuple[int, int]):
+    """[blocks down, blocks across]: the sums of `matrix`'s blocks, zero-padded at the edges."""
+    rows, columns = block
+    height, width = matrix.shape.as_list()
+    padded = tf.pad(matrix, [[0, -height % rows], [0, -width % columns]])
+    return tf.reduce_sum(tf.reshape(padded, [-(-height // rows), rows, -(-width // columns), columns]), axis=[1, 3])
+
+
+def expand_blocks(per_block, block: Tuple[int, int], shape: Sequence[int]):
+    """Each block's value over its rows and columns, cropped at the padded edges."""
+    rows, columns = block
+    blocks_down, blocks_across = per_block.shape.as_list()
+    full = tf.reshape(tf.tile(per_block[:, tf.newaxis, :, tf.newaxis], [1, rows, 1, columns]),
+                      [blocks_down * rows, blocks_across * columns])
     return full[:shape[0], :shape[1]]
 
 
-def keep_all_but_lowest(scores, pruned):
-    """1.0 for each score but the `pruned` lowest (exactly that many: ties go to the lower index), else 0.0."""
-    flat = tf.reshape(scores, [-1])
-    ranks = tf.invert_permutation(tf.argsort(flat, stable=True))
-    return tf.reshape(tf.cast(ranks >= pruned, scores.dtype), tf.shape(scores))
+def block_units(values, mask, block: Tuple[int, int]) -> Units:
+    """Blocks of `block` (a weight is a 1x1 block). A block is pruned as a whole, so its mask is uniform."""
+    shape = mask.shape.as_list()
+    if block == (1, 1):
+        flat = tf.reshape(values, [-1])
+        scores = tf.where(tf.reshape(mask, [-1]) > 0, flat, -np.inf * tf.ones_like(flat))
+        return Units(scores, None, lambda keep: tf.reshape(keep, shape))
+    sizes = block_sums(tf.ones_like(mask), block)
+    alive = block_sums(mask, block) > 0
+    scores = tf.where(alive, block_sums(values, block) / sizes, -np.inf * tf.ones_like(sizes))
+    return Units(tf.reshape(scores, [-1]), tf.cast(tf.reshape(sizes, [-1]), tf.int64),
+                 lambda keep: expand_blocks(tf.reshape(keep, sizes.shape), block, shape))
 
 
-def units_to_prune(sparsity, units: int):
-    """round(sparsity * units), in float64 like the schedule."""
-    return tf.cast(tf.floor(sparsity * units + 0.5), tf.int32)
+def column_units(values, mask) -> Units:
+    """Whole columns (the first step of the tile pattern); their keep values are the kept columns."""
+    rows = mask.shape.as_list()[0]
+    alive = tf.reduce_max(mask, axis=0) > 0
+    scores = tf.where(alive, tf.reduce_mean(values, axis=0), -np.inf * tf.ones_like(alive, tf.float32))
+    return Units(scores, rows * tf.ones_like(scores, tf.int64), lambda keep: keep)
 
 
-def new_unit_masks(pairs: List[Tuple], sparsity, config: PruningConfig) -> List:
-    """The unit masks of every matrix at `sparsity`: each matrix to it (per_matrix), or one ranking of all
-    the units of all matrices (global)."""
-    scores = [unit_scores(weight, mask, config) for weight, mask in pairs]
-    if config.scope == "per_matrix":
-        return [keep_all_but_lowest(score, units_to_prune(sparsity, score.shape.num_elements())) for score in scores]
-    sizes = [score.shape.num_elements() for score in scores]
-    flat = tf.concat([tf.reshape(score, [-1]) for score in scores], axis=0)
-    kept = tf.split(keep_all_but_lowest(flat, units_to_prune(sparsity, sum(sizes))), sizes)
-    return [tf.reshape(part, score.shape) for part, score in zip(kept, scores)]
+def tile_units(values, mask, kept_columns, tile: int) -> Units:
+    """Guo et al.'s tiles: the columns that column pruning kept, taken `tile` at a time in order, each such tile
+    split into its rows (a unit is one row of one tile; a tile's width may be less at the end). Pruning whole
+    columns and then rows of tiles leaves each tile a smaller dense matrix, the pattern their GEMM kernels
+    skip. A row of a tile with any weight pruned already scores lowest (the pattern stays whole)."""
+    rows, columns = mask.shape.as_list()
+    tiles = -(-columns // tile)
+    kept = tf.cast(kept_columns > 0, tf.int32)
+    # the tile of each kept column; columns pruned already go to an extra tile that is dropped
+    tile_of = tf.where(kept > 0, (tf.cumsum(kept) - 1) // tile, tiles * tf.ones_like(kept))
+
+    def per_tile(matrix):  # [tiles, rows]: sums over each tile's kept columns
+        return tf.math.unsorted_segment_sum(tf.transpose(matrix), tile_of, tiles + 1)[:tiles]
+
+    width = tf.math.unsorted_segment_sum(kept, tile_of, tiles + 1)[:tiles]
+    widths = tf.tile(tf.cast(width, tf.float32)[:, tf.newaxis], [1, rows])
+    whole = tf.logical_and(tf.equal(per_tile(mask), widths), widths > 0)
+    scores = tf.where(whole, per_tile(values) / tf.maximum(widths, 1.0), -np.inf * tf.ones_like(widths))
+
+    def to_mask(keep):
+        per_column = tf.gather(tf.reshape(keep, [tiles, rows]), tf.minimum(tile_of, tiles - 1))  # [columns, rows]
+        return tf.transpose(per_column) * tf.cast(kept, tf.float32)[tf.newaxis, :]
+
+    return Units(tf.reshape(scores, [-1]), tf.cast(tf.reshape(widths, [-1]), tf.int64), to_mask)
+
+
+# --- which units go ---
+
+FLOOR_KEY = -(2 ** 31 - 2 ** 23) - 1  # order_preserving_int(-inf): the key of units pruned already
+
+
+def order_preserving_int(scores):
+    """int64 keys that sort as the float32 scores do (-inf lowest), for binary search over values."""
+    bits = tf.bitcast(scores + 0.0, tf.int32)  # + 0.0: -0.0 becomes 0.0, one key for one value
+    flipped = tf.bitwise.bitwise_xor(bits, tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 31), 0x7FFFFFFF))
+    return tf.cast(flipped, tf.int64)
+
+
+def lowest_units(all_units: List[Units], targets, scope: str) -> List:
+    """keep (1.0) / prune (0.0) for every unit of every matrix: the lowest-scoring units are pruned (ties: the
+    lower index, then the earlier matrix) up to the target count of weights, per matrix (`targets`: an int64
+    count for each) or over the units of all matrices at once (one count)."""
+    keys = [order_preserving_int(units.scores) for units in all_units]
+    if scope == "per_matrix":
+        return [1.0 - tf.cast(pruned(key_list, units.sizes, target), tf.float32)
+                for key_list, units, target in zip(keys, all_units, targets)]
+    sizes = None if all_units[0].sizes is None else tf.concat([units.sizes for units in all_units], axis=0)
+    prune = pruned(tf.concat(keys, axis=0), sizes, targets)
+    return [1.0 - tf.cast(part, tf.float32) for part in tf.split(prune, [k.shape.num_elements() for k in keys])]
+
+
+def pruned(keys, sizes, target):
+    """Which units of one ranking go: the lowest keys (ties: the lower index) up to `target` weights; a unit of
+    several weights goes if at least half of it fits (the nearest count). Units of one weight (`sizes` None)
+    are exactly `target`."""
+    if sizes is None:
+        return lowest_count(keys, target)
+    order = tf.argsort(keys, stable=True)
+    size = tf.gather(sizes, order)
+    middles = 2 * tf.cumsum(size) - size  # twice the weights up to each unit's middle, nondecreasing
+    count = searchsorted(middles, 2 * target, "right")
+    return tf.invert_permutation(order) < count
+
+
+def searchsorted(sorted_values, value, side: str):
+    """How many of the 1-D `sorted_values` are < `value` (side left) or <= it (right): an int32 scalar."""
+    return tf.searchsorted(sorted_values, tf.reshape(tf.cast(value, sorted_values.dtype), [1]), side=side,
+                           out_type=tf.int32)[0]
+
+
+def lowest_count(keys, count):
+    """The `count` lowest of the int64 `keys` (ties: the lower index), without sorting them all (a sort of the
+    10M weights of a 6-layer BERT takes about a second on 2 cores): a sorted sample of every 64th key brackets
+    the count-th lowest within 3 standard deviations of the sample's rank error on either side, and only the
+    keys in the bracket are sorted (all of them if it misses anyway). Units pruned already (FLOOR_KEY, from -inf
+    scores) are counted, never sorted: they go first."""
+    count = tf.cast(count, tf.int64)
+    dead = tf.reduce_sum(tf.cast(tf.equal(keys, FLOOR_KEY), tf.int64))
+    sample = tf.sort(keys[::64])
+    samples = sample.shape.num_elements()
+    rank = tf.cast(count, tf.float64) * samples / keys.shape.num_elements()
+    margin = 3.0 * math.sqrt(samples) + 1.0
+
+    def sample_at(position, beyond):  # the sample's key at a rank, or `beyond` every key if it is out of range
+        inside = tf.logical_and(position >= 0, position < samples)
+        return tf.where(inside, tf.gather(sample, tf.cast(tf.clip_by_value(position, 0, samples - 1), tf.int32)),
+                        tf.constant(beyond, tf.int64))
+
+    low = tf.maximum(sample_at(tf.floor(rank - margin), FLOOR_KEY), FLOOR_KEY + 1)
+    high = sample_at(tf.ceil(rank + margin), 2 ** 32)
+    below = tf.reduce_sum(tf.cast(keys < low, tf.int64))  # the pruned ones among them
+    candidates = tf.sort(tf.boolean_mask(keys, tf.logical_and(keys >= low, keys <= high)))
+    found = tf.logical_and(below < count, count <= below + tf.size(candidates, out_type=tf.int64))
+
+    def boundary(sorted_keys, lower):  # the count-th lowest key and how many keys are lower
+        key = tf.gather(sorted_keys, count - lower - 1)
+        return key, lower + tf.cast(searchsorted(sorted_keys, key, "left"), tf.int64)
+
+    key, lower = tf.cond(count <= dead, lambda: (tf.constant(FLOOR_KEY, tf.int64), tf.constant(0, tf.int64)),
+                         lambda: tf.cond(found, lambda: boundary(candidates, below),
+                                         lambda: boundary(tf.sort(keys), tf.constant(0, tf.int64))))
+    ties = tf.equal(keys, key)
+    # the first (count - lower) ties; a cumulative count over all keys costs, and is rarely needed
+    take_all = tf.equal(tf.reduce_sum(tf.cast(ties, tf.int64)), count - lower)
+    first = tf.cond(take_all, lambda: ties, lambda: tf.logical_and(
+        ties, tf.cumsum(tf.cast(ties, tf.int64), exclusive=True) < count - lower))
+    return tf.logical_or(keys < key, first)
+
+
+def prune_to(all_units: List[Units], sizes: Sequence[int], sparsity, scope: str, already=None) -> List:
+    """lowest_units at `sparsity` of the weights (round(s * size) per matrix, or of their total), less the
+    weights each matrix has pruned `already` (an int64 count per matrix, from an earlier step)."""
+    def count(size):
+        return tf.cast(tf.floor(sparsity * size + 0.5), tf.int64)
+
+    already = already or [tf.constant(0, tf.int64)] * len(sizes)
+    if scope == "per_matrix":
+        targets = [tf.maximum(count(size) - done, 0) for size, done in zip(sizes, already)]
+    else:
+        targets = tf.maximum(count(sum(sizes)) - tf.add_n(already), 0)
+    return lowest_units(all_units, targets, scope)
+
+
+def new_masks(pairs: List[Tuple], sparsity, config: PruningConfig) -> List:
+    """Every matrix's mask at `sparsity`, never keeping a weight its current mask prunes."""
+    values = [importance(weight, mask, config) for weight, mask in pairs]
+    masks = [mask.read_value() if hasattr(mask, "read_value") else tf.convert_to_tensor(mask) for _, mask in pairs]
+    sizes = [mask.shape.num_elements() for mask in masks]
+    if config.granularity != "tile":
+        block = (1, 1) if config.granularity == "weight" else config.block
+        units = [block_units(value, mask, block) for value, mask in zip(values, masks)]
+        return [u.to_mask(keep) * mask for u, keep, mask in zip(units, prune_to(units, sizes, sparsity, config.scope),
+                                                                masks)]
+    # Guo et al. split the sparsity s evenly: columns to 1 - sqrt(1 - s), then rows of tiles to s in all.
+    columns = [column_units(value, mask) for value, mask in zip(values, masks)]
+    column_share = 1.0 - tf.sqrt(1.0 - sparsity)
+    kept = [u.to_mask(keep) for u, keep in zip(columns, prune_to(columns, sizes, column_share, config.scope))]
+    pruned = [mask.shape.as_list()[0] * tf.cast(tf.reduce_sum(1.0 - k), tf.int64) for k, mask in zip(kept, masks)]
+    tiles = [tile_units(value, mask, k, config.tile) for value, mask, k in zip(values, masks, kept)]
+    keeps = prune_to(tiles, sizes, sparsity, config.scope, already=pruned)
+    return [u.to_mask(keep) * mask for u, keep, mask in zip(tiles, keeps, masks)]
 
 
 def sparsity_variable():
@@ -210,8 +428,7 @@ def sparsity_variable():
 def update_masks(config: PruningConfig, sparsity):
     """Assigns every mask its value at `sparsity` and records the sparsity reached over all prunable weights."""
     pairs = masked_pairs()
-    units = new_unit_masks(pairs, sparsity, config)
-    masks = [unit_mask_to_matrix(kept, weight.shape.as_list(), config) for kept, (weight, _) in zip(units, pairs)]
+    masks = new_masks(pairs, sparsity, config)
     assigned = [mask.assign(value) for value, (_, mask) in zip(masks, pairs)]
     with tf.control_dependencies(assigned):
         zeros = tf.add_n([tf.reduce_sum(1.0 - value) for value in masks])
@@ -219,10 +436,13 @@ def update_masks(config: PruningConfig, sparsity):
         return sparsity_variable().assign(zeros / total).op
 
 
-def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int):
+def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int, accumulation_steps: int = 1):
     """train_op followed, for the gradual schedule at its update steps (global_step after the update), by the
-    masks' recomputation from the updated weights, for the steps that follow. Also registers the op that zeroes the
-    pruned weights (run before each checkpoint by `ZeroPrunedWeights`)."""
+    masks' recomputation from the updated weights, for the steps that follow: once, after the micro-batch
+    that completed the update (with gradient accumulation, global_step stays for the next micro-batches). Also
+    registers the op that zeroes the pruned weights (run before each checkpoint by `ZeroPrunedWeights`)."""
+    from bert.optimization import batches_read  # optimization builds train_op; pruning only follows it
+
     with tf.name_scope("pruning"):
         tf.add_to_collection(ZERO_PRUNED, zero_pruned_weights())
         sparsity_variable()
@@ -230,9 +450,10 @@ def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int):
             return train_op
         with tf.control_dependencies([train_op]):
             step = tf.train.get_global_step().read_value()
+            updated = tf.equal(batches_read().read_value() % accumulation_steps, 0)
             sparsity = schedule_sparsity(config, step, num_train_steps)
-            return tf.cond(is_update_step(config, step, num_train_steps), lambda: update_masks(config, sparsity),
-                           tf.no_op)
+            return tf.cond(tf.logical_and(updated, is_update_step(config, step, num_train_steps)),
+                           lambda: update_masks(config, sparsity), tf.no_op)
 
 
 def zero_pruned_weights():
@@ -242,7 +463,7 @@ def zero_pruned_weights():
 
 def oneshot_init_fn(config: PruningConfig):
     """A Scaffold init_fn (it runs when training starts from step 0, not on resume) that computes one-shot
-    masks from the initial (pre-trained) weights; None for other schedules."""
+    masks from the initial (pre-trained or fine-tuned) weights; None for other schedules."""
     if config.schedule != "oneshot":
         return None
     update = update_masks(config, tf.constant(config.target_sparsity, tf.float64))
@@ -266,13 +487,12 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool) -> Tuple[Dict[s
     """From a checkpoint's saved weights: ({"sparsity": zeros over all prunable weights, "nonzero_parameters":
     nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}).
 
-    Model weights are the checkpoint's float tensors of rank >= 1 except optimizer slots and masks (global_step,
-    batches_read, loss scales and the recorded sparsity are integers or scalars)."""
+    Model weights are the checkpoint's float tensors of rank >= 1 except optimizer slots, masks, scores and
+    reweights (global_step, batches_read, loss scales and the recorded sparsity are integers or scalars)."""
     reader = tf.train.NewCheckpointReader(checkpoint)
     dtypes = reader.get_variable_to_dtype_map()
     weights = sorted(name for name, shape in reader.get_variable_to_shape_map().items()
-                     if shape and dtypes[name] == tf.float32 and not name.endswith(MASK_SUFFIX)
-                     and not name.endswith(OPTIMIZER_SUFFIXES))
+                     if shape and dtypes[name] == tf.float32 and not name.endswith(AUXILIARY_SUFFIXES))
     nonzero, per_matrix = 0, {}
     for name in weights:
         value = reader.get_tensor(name)

@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E4
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import files, kernels, modeling, optimization, processors, pruning, run_info, tokenization  # noqa: E402
+from bert import (files, group_lasso, kernels, modeling, optimization, processors, pruning, run_info,  # noqa: E402
+                  tokenization)
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -46,7 +47,8 @@ flags.DEFINE_string("bert_config_file", None, "bert_config.json of the pre-train
 flags.DEFINE_string("task_name", None, "GLUE task: " + ", ".join(processors.TASKS) + " (any case).")
 flags.DEFINE_string("vocab_file", None, "The WordPiece vocab.txt the model was trained with.")
 flags.DEFINE_string("output_dir", None, "Where checkpoints, eval_results.txt and test_results.tsv go.")
-flags.DEFINE_string("init_checkpoint", None, "Pre-trained checkpoint, e.g. $BERT_DIR/bert_model.ckpt.")
+flags.DEFINE_string("init_checkpoint", None, "Pre-trained checkpoint, e.g. $BERT_DIR/bert_model.ckpt, or a fine-tuned "
+                    "run's (a prefix, or its --output_dir for the latest): then the classifier head loads too.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case the input: true for uncased models.")
 flags.DEFINE_integer("max_seq_length", 128, "Tokens per example after WordPiece, [CLS] and [SEP].")
 flags.DEFINE_bool("do_train", False, "Fine-tune on train.tsv.")
@@ -100,11 +102,13 @@ flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_di
                   "other settings (its checkpoints and results are deleted); without it such a dir is refused, and "
                   "one trained with the same settings is resumed.")
 flags.DEFINE_float("target_sparsity", 0.0, "Prune this fraction of the prunable weights (the encoder's matrices, see "
-                   "bert/pruning.py) by magnitude while fine-tuning; 0 trains the dense model.")
-flags.DEFINE_enum("pruning_granularity", "weight", ["weight", "block"], "Prune single weights, or whole blocks of "
-                  "--pruning_block (scored by their L2 norm).")
+                   "bert/pruning.py) while fine-tuning; 0 trains the dense model.")
+flags.DEFINE_enum("pruning_granularity", "weight", list(pruning.GRANULARITIES), "What is pruned at once: single "
+                  "weights; blocks of --pruning_block; or tiles (Guo et al.: whole columns, then rows of tiles of "
+                  "--pruning_tile kept columns).")
 flags.DEFINE_string("pruning_block", "16x16", "Rows x columns of a block with --pruning_granularity=block (matrices "
                     "are padded to whole blocks at their edges).")
+flags.DEFINE_integer("pruning_tile", 128, "Columns of a tile with --pruning_granularity=tile.")
 flags.DEFINE_enum("pruning_schedule", "gradual", ["gradual", "oneshot"], "gradual: Zhu & Gupta's cubic ramp from "
                   "--pruning_begin to --pruning_end; oneshot: masks from the initial weights at step 0, then fixed.")
 flags.DEFINE_float("pruning_begin", 0.0, "Fraction of the training steps where the gradual ramp begins.")
@@ -112,8 +116,15 @@ flags.DEFINE_float("pruning_end", 0.7, "Fraction of the training steps where the
                    "--target_sparsity; the rest of the training recovers at that sparsity.")
 flags.DEFINE_integer("pruning_frequency", 10, "Steps between mask updates of the gradual schedule.")
 flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_matrix: every matrix to the target; "
-                  "global: one ranking of all prunable weights (or blocks).")
+                  "global: one ranking of all prunable weights (or blocks, or tiles).")
+flags.DEFINE_enum("pruning_score", "magnitude", list(pruning.SCORES), "How units are ranked: magnitude (w^2), taylor "
+                  "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is the mean "
+                  "of its weights'.")
 flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
+flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty lambda * sum_g ||W_g|| / (||W_g|| + "
+                   "1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the training loss, "
+                   "with this lambda (e.g. 1e-4); 0: none. See bert/group_lasso.py.")
+flags.DEFINE_integer("group_lasso_reweight_steps", 100, "Steps between refreshes of the group lasso's reweights.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
 
@@ -201,13 +212,19 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         else:
             init_weights()
         if is_training:
-            loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook
-            train_op, lr = optimization.create_train_op(loss, learning_rate, num_train_steps, num_warmup_steps,
-                                                        use_tpu, accumulation_steps=accumulation_steps,
-                                                        use_fp16=use_fp16, initial_loss_scale=initial_loss_scale)
+            loss = head.loss
+            if pruning_config is not None and pruning_config.group_lasso > 0:
+                loss += group_lasso.penalty(pruning_config.group_lasso, group_lasso.group_shape(
+                    pruning_config.granularity, pruning_config.block, pruning_config.tile),
+                    pruning_config.group_lasso_reweight_steps, pruning_config.prune_embeddings)
+            loss = tf.identity(loss, name="total_loss")  # named for ProgressHook
+            train_op, lr = optimization.create_train_op(
+                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu, accumulation_steps=accumulation_steps,
+                use_fp16=use_fp16, initial_loss_scale=initial_loss_scale,
+                before_update=pruning.score_accumulation(pruning_config) if pruned else None)
             tf.identity(lr, name="learning_rate")
             if pruned:
-                train_op = pruning.with_mask_updates(train_op, pruning_config, num_train_steps)
+                train_op = pruning.with_mask_updates(train_op, pruning_config, num_train_steps, accumulation_steps)
                 init_fn = pruning.oneshot_init_fn(pruning_config)
                 if init_fn:  # pruning is refused on TPU, so scaffold_fn is free here
                     scaffold_fn = functools.partial(tf.train.Scaffold, init_fn=init_fn)
@@ -620,6 +637,18 @@ def spare_batches(num_train_steps: int) -> int:
     return 32 + num_train_steps // 100 if FLAGS.use_fp16 else 0
 
 
+def init_checkpoint() -> Optional[str]:
+    """--init_checkpoint's prefix: as given, or the latest checkpoint of a run directory."""
+    given = FLAGS.init_checkpoint
+    if given and files.isdir(given):
+        latest = tf.train.latest_checkpoint(given)
+        if not latest:
+            raise UserError("--init_checkpoint %s is a directory without checkpoints: pass a checkpoint's prefix, or "
+                            "the output dir of a run that saved one" % given)
+        return latest
+    return given
+
+
 def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
     """Refuses flag, model-file and output-dir combinations that would fail late or train the wrong thing."""
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
@@ -630,8 +659,8 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("--gradient_accumulation_steps does not work on TPU: use a smaller --train_batch_size")
     if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
-    if pruning_config().enabled and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
-        raise UserError("--target_sparsity does not work on TPU or with --distribution_strategy yet")
+    if pruning_config().active and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
+        raise UserError("--target_sparsity and --group_lasso do not work on TPU or with --distribution_strategy yet")
     if FLAGS.towers < 0:
         raise UserError("--towers=%d: pass a positive number of towers, or 0 for the default" % FLAGS.towers)
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
@@ -647,28 +676,29 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
     if vocab_size != bert_config.vocab_size:
         raise UserError("%s has %d tokens but %s says vocab_size=%d: they belong to different models"
                         % (FLAGS.vocab_file, vocab_size, FLAGS.bert_config_file, bert_config.vocab_size))
+    checkpoint = init_checkpoint()
     # Google's checkpoints say their casing in their folder name (uncased_L-12_..., cased_L-12_..., multi_cased_...).
-    casing = re.search(r"(?:^|/)(?:[a-z]+_)?(uncased|cased)_L-\d+", FLAGS.init_checkpoint or "")
+    casing = re.search(r"(?:^|/)(?:[a-z]+_)?(uncased|cased)_L-\d+", checkpoint or "")
     if casing and (casing.group(1) == "uncased") != FLAGS.do_lower_case:
         raise UserError("--init_checkpoint %s is %s but --do_lower_case=%s: use --do_lower_case=%s"
-                        % (FLAGS.init_checkpoint, casing.group(1), FLAGS.do_lower_case, casing.group(1) == "uncased"))
-    if FLAGS.init_checkpoint and not files.exists(FLAGS.init_checkpoint + ".index"):
+                        % (checkpoint, casing.group(1), FLAGS.do_lower_case, casing.group(1) == "uncased"))
+    if checkpoint and not files.exists(checkpoint + ".index"):
         raise UserError("--init_checkpoint %s not found (no %s.index): pass the checkpoint's prefix, e.g. "
-                        "$BERT_DIR/bert_model.ckpt" % (FLAGS.init_checkpoint, FLAGS.init_checkpoint))
-    if FLAGS.init_checkpoint:
+                        "$BERT_DIR/bert_model.ckpt" % (checkpoint, checkpoint))
+    if checkpoint:
         try:  # read every tensor once: a truncated download fails here, not deep inside a training loop
-            reader = checkpoint_reader(FLAGS.init_checkpoint)
+            reader = checkpoint_reader(checkpoint)
             for name in reader.get_variable_to_shape_map():
                 reader.get_tensor(name)
         except (tf.errors.OpError, IndexError, ValueError) as error:  # TF 2's reader raises IndexError here
             raise UserError("--init_checkpoint %s cannot be read (%s): is it a complete download?"
-                            % (FLAGS.init_checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
+                            % (checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
 
 
 def training_settings(task: processors.TaskSpec) -> Dict:
     """The flags that shape the trained model, as run_info.json records them (bert/run_info.py)."""
     data_file = os.path.join(FLAGS.data_dir, task.splits["train"].file)
-    checkpoint = FLAGS.init_checkpoint
+    checkpoint = init_checkpoint()
     return {
         "task_name": task.name, "learning_rate": FLAGS.learning_rate, "train_batch_size": FLAGS.train_batch_size,
         "num_train_epochs": FLAGS.num_train_epochs, "warmup_proportion": FLAGS.warmup_proportion,
@@ -679,7 +709,7 @@ def training_settings(task: processors.TaskSpec) -> Dict:
         "bert_config_file": run_info.file_setting(FLAGS.bert_config_file),
         "vocab_file": run_info.file_setting(FLAGS.vocab_file), "data_dir": run_info.file_setting(FLAGS.data_dir, data_file),
         # only when pruning, so that the dense runs recorded before these flags existed still resume
-        **(pruning_config().settings() if pruning_config().enabled else {}),
+        **(pruning_config().settings() if pruning_config().active else {}),
     }
 
 
@@ -689,7 +719,8 @@ def pruning_config() -> pruning.PruningConfig:
         target_sparsity=FLAGS.target_sparsity, granularity=FLAGS.pruning_granularity,
         block=pruning.parse_block(FLAGS.pruning_block), schedule=FLAGS.pruning_schedule, begin=FLAGS.pruning_begin,
         end=FLAGS.pruning_end, frequency=FLAGS.pruning_frequency, scope=FLAGS.pruning_scope,
-        prune_embeddings=FLAGS.prune_embeddings)
+        tile=FLAGS.pruning_tile, score=FLAGS.pruning_score, prune_embeddings=FLAGS.prune_embeddings,
+        group_lasso=FLAGS.group_lasso, group_lasso_reweight_steps=FLAGS.group_lasso_reweight_steps)
     config.check()
     return config
 
@@ -757,7 +788,7 @@ def main(_):
                             % (len(train_examples), FLAGS.num_train_epochs, FLAGS.train_batch_size))
     history_path = os.path.join(FLAGS.output_dir, "train_loss.tsv")
     resumed_step, resumed_batches, counted = training_position()
-    model_fn = model_fn_builder(bert_config, task, FLAGS.init_checkpoint, FLAGS.learning_rate, num_train_steps,
+    model_fn = model_fn_builder(bert_config, task, init_checkpoint(), FLAGS.learning_rate, num_train_steps,
                                 num_warmup_steps, FLAGS.use_tpu, accumulation_steps=FLAGS.gradient_accumulation_steps,
                                 use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
                                 inference_towers=num_towers(training=False),

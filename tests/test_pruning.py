@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from bert import modeling, processors, pruning
+from bert import group_lasso, modeling, optimization, processors, pruning
 from bert.compat import tf
 from bert.run_classifier import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
@@ -96,22 +96,75 @@ def test_weight_masks_prune_exactly_the_lowest_magnitudes(scope):
 
 @pytest.mark.parametrize("block", [(16, 16), (12, 10)])
 @pytest.mark.parametrize("scope", ["per_matrix", "global"])
-def test_block_masks_prune_whole_blocks_of_the_lowest_l2_norms(scope, block):
+def test_block_masks_prune_whole_blocks_of_the_lowest_mean_squares(scope, block):
     """Blocks that do not divide the matrix (12x10 in 32x64, 16x16 in the classifier's 2x32) are cut at the
-    padded edges; every block is all pruned or all kept."""
+    padded edges; every block is all pruned or all kept; the pruned weights are the target's to the nearest
+    block, and a block's score is the mean of its real weights' squares."""
     config = pruning.PruningConfig(0.5, granularity="block", block=block, scope=scope, prune_embeddings=True)
     masks, weights, _ = pruned_at(config, 0.5)
-    block_masks = [block_view(mask, block) for mask in masks]
-    norms = [np.sqrt((block_view(weight, block) ** 2).sum(axis=(2, 3))) for weight in weights]
-    kept_blocks = []
-    for mask, blocks in zip(masks, block_masks):
-        real = block_view(np.ones_like(mask), block) == 1  # not padding
-        per_block = [np.unique(b[r]) for b, r in zip(blocks.reshape(-1, *block), real.reshape(-1, *block))]
+    kept_blocks, scores, sizes = [], [], []
+    for mask, weight in zip(masks, weights):
+        real = block_view(np.ones_like(mask), block)
+        blocks = block_view(mask, block)
+        per_block = [np.unique(b[r == 1]) for b, r in zip(blocks.reshape(-1, *block), real.reshape(-1, *block))]
         assert all(len(values) == 1 for values in per_block)  # all zero or all kept
         kept_blocks.append(np.array([values[0] for values in per_block]).reshape(blocks.shape[:2]))
-    for kept, norm in in_scope(scope, kept_blocks, norms):
-        assert int((kept == 0).sum()) == int(np.floor(0.5 * kept.size + 0.5))
-        assert norm[kept == 0].max() <= norm[kept == 1].min()
+        sizes.append(real.sum(axis=(2, 3)))
+        scores.append((block_view(weight, block) ** 2).sum(axis=(2, 3)) / sizes[-1])
+    for (kept, score), (_, size) in zip(in_scope(scope, kept_blocks, scores), in_scope(scope, kept_blocks, sizes)):
+        assert abs(size[kept == 0].sum() - 0.5 * size.sum()) <= size.max() / 2
+        assert score[kept == 0].max() <= score[kept == 1].min()
+
+
+@pytest.mark.parametrize("scope", ["per_matrix", "global"])
+def test_tile_masks_prune_columns_then_rows_of_tiles_of_the_kept_columns(scope):
+    """Guo et al.'s pattern: whole columns go (the lowest mean squares), the kept columns are taken 8 at a
+    time, and each row of such a tile is all kept or all pruned (the lowest mean squares again), so each tile
+    is a smaller dense matrix; columns take 1 - sqrt(1 - s) of the weights, tiles' rows the rest of s."""
+    target, tile = 0.6, 8
+    config = pruning.PruningConfig(target, granularity="tile", tile=tile, scope=scope)
+    masks, weights, recorded = pruned_at(config, target)
+    column_share = 1 - np.sqrt(1 - target)
+    kept_columns, column_scores, row_kept, row_scores = [], [], [], []
+    for mask, weight in zip(masks, weights):
+        columns = mask.max(axis=0) > 0
+        kept_columns.append(columns)
+        column_scores.append((weight ** 2).mean(axis=0))
+        for start in range(0, int(columns.sum()), tile):
+            tile_mask = mask[:, columns][:, start:start + tile]
+            assert np.all(tile_mask.min(axis=1) == tile_mask.max(axis=1))  # rows whole
+            row_kept.append(tile_mask[:, 0])
+            row_scores.append((weight[:, columns][:, start:start + tile] ** 2).mean(axis=1))
+    for kept, score in in_scope(scope, kept_columns, column_scores):
+        assert score[~kept].max() <= score[kept].min()
+    pruned_columns = sum(int((~kept).sum()) * mask.shape[0] for kept, mask in zip(kept_columns, masks))
+    total = sum(mask.size for mask in masks)
+    assert abs(pruned_columns / total - column_share) < 0.05
+    if scope == "global":
+        rows, scores = np.concatenate(row_kept), np.concatenate(row_scores)
+        assert scores[rows == 0].max() <= scores[rows == 1].min()
+    for mask in masks if scope == "per_matrix" else []:
+        assert abs((mask == 0).mean() - target) <= tile / mask.size + 0.02
+    assert abs(recorded - target) < 0.01
+
+
+def test_lowest_count_is_exact_with_ties_pruned_units_and_an_unlucky_sample():
+    """The bracketed selection behind weight pruning equals a stable sort: with ties, with units pruned already
+    (-inf scores), and when the strided sample lies about the keys (its fallback sorts them all)."""
+    rng = np.random.RandomState(0)
+    cases = [rng.randint(0, 50, size=20000).astype(np.float32),  # many ties
+             np.where(rng.rand(20000) < 0.3, -np.inf, rng.normal(size=20000)).astype(np.float32)]
+    unlucky = rng.normal(size=20000).astype(np.float32) + 10
+    unlucky[::64] = -5.0  # every sampled key is far below the others
+    cases.append(unlucky)
+    with tf.Graph().as_default(), tf.Session() as session:
+        for scores in cases:
+            for count in (0, 1, 5000, 6000, 10000, 19999, 20000):
+                keys = pruning.order_preserving_int(tf.constant(scores))
+                got = session.run(pruning.lowest_count(keys, tf.constant(count, tf.int64)))
+                expected = np.zeros(scores.size, bool)
+                expected[np.argsort(scores, kind="stable")[:count]] = True
+                assert np.array_equal(got, expected), count
 
 
 def test_towers_and_the_cls_only_layer_share_one_mask_per_matrix():
@@ -165,6 +218,88 @@ def train_graph(config, features_seed=0):
     model_fn = model_fn_builder(CONFIG, processors.get_task("MRPC"), None, 1e-3, 20, 2, False,
                                 pruning_config=config)
     return model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {})
+
+
+@pytest.mark.parametrize("score", ["taylor", "movement"])
+def test_taylor_and_movement_scores_accumulate_each_update_and_rank_the_units(score):
+    """After two updates a matrix's score is (g0 w0)^2 + (g1 w1)^2 (taylor) or -(g0 w0 + g1 w1) (movement), g
+    being the loss's gradient before each update; a mask update then prunes the units of lowest mean score."""
+    config = pruning.PruningConfig(0.5, score=score, granularity="block", block=(4, 4))
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        spec = train_graph(config)
+        weights = [weight for weight, _ in pruning.masked_pairs()]
+        gradients = tf.gradients(spec.loss, weights)
+        scores = [accumulated for _, accumulated in pruning.scored_pairs()]
+        update = pruning.update_masks(config, tf.constant(0.5, tf.float64))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            expected = [np.zeros(w.shape.as_list(), np.float32) for w in weights]
+            for _ in range(2):
+                values, grads = session.run([weights, gradients])
+                for total, w, g in zip(expected, values, grads):
+                    total += np.square(g * w) if score == "taylor" else -g * w
+                session.run(spec.train_op)
+            got = session.run(scores)
+            session.run(update)
+            masks = session.run([mask for _, mask in pruning.masked_pairs()])
+    for total, accumulated, mask in zip(expected, got, masks):
+        np.testing.assert_allclose(accumulated, total, rtol=1e-4, atol=1e-9)
+        means, kept = block_view(accumulated, (4, 4)).mean(axis=(2, 3)), block_view(mask, (4, 4))[:, :, 0, 0]
+        assert means[kept == 0].max() <= means[kept == 1].min()
+
+
+def test_group_lasso_gradient_equals_the_numpy_reference_and_reweights_refresh_on_schedule():
+    """lambda * sum_g rew_g ||W_g||: the gradient is lambda rew_g W_g / ||W_g|| (0 for an all-zero block),
+    rew_g = 1 / (||W_g|| + 1e-3) from the weights at the last multiple of reweight_steps; 1x1 groups make it a
+    reweighted L1 penalty."""
+    strength, steps = 1e-2, 3
+    weight_value = np.random.RandomState(0).normal(size=(8, 12)).astype(np.float32)
+    weight_value[:4, :4] = 0.0  # one block of zeros
+    for group in [(4, 4), (1, 1), (1, 8)]:
+        with tf.Graph().as_default():
+            with tf.variable_scope("bert/encoder/layer_0/intermediate/dense"):
+                weight = tf.get_variable("kernel", initializer=weight_value)
+            step = tf.train.get_or_create_global_step()
+            penalty = group_lasso.penalty(strength, group, steps)
+            gradient = tf.gradients(penalty, weight)[0]
+            with tf.Session() as session:
+                session.run(tf.global_variables_initializer())
+                got_penalty, got = session.run([penalty, gradient])
+                session.run([weight.assign(2 * weight), step.assign(1)])  # reweights stay those of step 0
+                later = session.run(gradient)
+                session.run(step.assign(steps))  # refreshed from the doubled weights
+                refreshed = session.run(gradient)
+        def group_norms(value):
+            return np.sqrt((block_view(value, group) ** 2).sum(axis=(2, 3)))
+
+        norms = group_norms(weight_value)
+        reweights = 1.0 / (norms + 1e-3)
+        assert got_penalty == pytest.approx(strength * (reweights * norms).sum(), rel=1e-5)
+        for value, rew, result in [(weight_value, reweights, got), (2 * weight_value, reweights, later),
+                                   (2 * weight_value, 1.0 / (2 * norms + 1e-3), refreshed)]:
+            value_norms = group_norms(value)
+            per_group = np.where(value_norms > 0, rew / np.where(value_norms > 0, value_norms, 1.0), 0.0)
+            expected = strength * block_view(value, group) * per_group[:, :, None, None]
+            np.testing.assert_allclose(block_view(result, group), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_mask_updates_wait_for_the_micro_batch_that_completes_an_update():
+    """With gradient accumulation, global_step stays at an update step for the next micro-batches: the masks are
+    recomputed after the batch that made the step only (batches_read a multiple of the accumulation)."""
+    config = pruning.PruningConfig(0.5, begin=0.0, end=0.5, frequency=5)
+    with tf.Graph().as_default() as graph:
+        build_model(config)
+        step, counter = tf.train.get_or_create_global_step(), optimization.batches_read()
+        value = tf.placeholder(tf.int64)
+        set_step, set_counter = step.assign(value), counter.assign(value)
+        train_op = pruning.with_mask_updates(tf.no_op(), config, 20, accumulation_steps=2)
+        session = session_with_random_weights(graph)
+        for batches, expected in [(11, 0.0), (10, 0.5 * (1 - 0.5 ** 3))]:  # step 5 of a ramp to 10
+            session.run([set_step, set_counter], {value: 5})
+            session.run(set_counter, {value: batches})
+            session.run(train_op)
+            assert session.run(pruning.sparsity_variable()) == pytest.approx(expected, abs=1e-3)
 
 
 def test_oneshot_masks_come_from_the_initial_weights_and_never_change():
@@ -235,7 +370,12 @@ def test_malformed_block_shapes_are_refused(text):
 @pytest.mark.parametrize("values", [dict(target_sparsity=1.0), dict(target_sparsity=-0.1),
                                     dict(target_sparsity=0.5, begin=0.8, end=0.5),
                                     dict(target_sparsity=0.5, begin=0.3, end=0.3),
-                                    dict(target_sparsity=0.5, end=1.5), dict(target_sparsity=0.5, frequency=0)])
+                                    dict(target_sparsity=0.5, end=1.5), dict(target_sparsity=0.5, frequency=0),
+                                    dict(target_sparsity=0.5, schedule="oneshot", score="taylor"),
+                                    dict(target_sparsity=0.5, granularity="tile", tile=0),
+                                    dict(target_sparsity=0.5, granularity="structured"),
+                                    dict(target_sparsity=0.0, group_lasso=-1e-4),
+                                    dict(target_sparsity=0.0, group_lasso=1e-4, group_lasso_reweight_steps=0)])
 def test_impossible_pruning_settings_are_refused(values):
     with pytest.raises(pruning.UserError):
         pruning.PruningConfig(**values).check()
@@ -268,20 +408,26 @@ def setup(tmp_path_factory, glue_dir, vocab_file):
     return run_setup(tmp_path_factory.mktemp("pruning"), glue_dir, vocab_file, TINY_BERT_CONFIG)
 
 
+# Taylor scores of 8x8 blocks under a group lasso penalty: the run saves scores and reweights besides the masks.
+REFERENCE = ("--pruning_granularity=block", "--pruning_block=8x8", "--pruning_score=taylor", "--group_lasso=1e-3",
+             "--group_lasso_reweight_steps=30")
+
+
 @pytest.fixture(scope="module")
 def reference(setup):
     """An uninterrupted pruning run (gradual to 0.5 by 70% of 229 steps), shared by the tests below."""
     output_dir = setup["root"] / "reference"
-    log = run(output_dir, setup)
+    log = run(output_dir, setup, *REFERENCE)
     return {"output_dir": output_dir, "log": log, "results": eval_results(output_dir),
             "losses": recorded_losses(output_dir)}
 
 
 def model_weights(reader):
-    """The checkpoint's model weights: every variable but the optimizer's slots, the masks and the counters."""
+    """The checkpoint's model weights: every variable but the optimizer's slots, the masks, scores, reweights and
+    the counters."""
     return [name for name in reader.get_variable_to_shape_map()
-            if not re.search(r"(/adam_[mv]|_mask)$", name) and name not in ("global_step", "batches_read",
-                                                                                 "pruning_sparsity")]
+            if not re.search(r"(/adam_[mv]|_mask|_pruning_score|_group_lasso_reweight)$", name)
+            and name not in ("global_step", "batches_read", "pruning_sparsity")]
 
 
 def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference):
@@ -291,8 +437,11 @@ def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference
     assert re.search(r"train step %d/%d \(100%%\).*  sparsity 0\.500" % (STEPS, STEPS), reference["log"])
     reader = tf.train.NewCheckpointReader(str(output_dir / ("model.ckpt-%d" % STEPS)))
     per_matrix = json.loads((output_dir / "sparsity.json").read_text())
-    masks = [name for name in reader.get_variable_to_shape_map() if name.endswith("_mask")]
+    names = reader.get_variable_to_shape_map()
+    masks = [name for name in names if name.endswith("_mask")]
     assert sorted(name[:-len("_mask")] for name in masks) == sorted(per_matrix) and len(masks) == ENCODER_MATRICES
+    for suffix in ("_pruning_score", "_group_lasso_reweight"):  # the taylor scores and the penalty's reweights
+        assert sorted(name for name in names if name.endswith(suffix)) == sorted(name + suffix for name in per_matrix)
     for name in masks:
         mask, weight = reader.get_tensor(name), reader.get_tensor(name[:-len("_mask")])
         assert np.all(weight[mask == 0] == 0)  # the saved weights themselves are sparse
@@ -303,7 +452,7 @@ def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference
 
 
 def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
-    done = subprocess.run(command(reference["output_dir"], setup, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
+    done = subprocess.run(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert done.returncode == 1 and "--target_sparsity 0.5 (now 0.6)" in done.stdout, done.stdout[-2000:]
 
@@ -313,7 +462,8 @@ def test_an_interrupted_pruning_run_resumes_with_its_masks_and_schedule(referenc
     gives the uninterrupted run's loss at every batch after the checkpoint, and its results."""
     output_dir = setup["root"] / "interrupted"
     with open(str(setup["root"] / "interrupted.log"), "w") as log:
-        process = subprocess.Popen(command(output_dir, setup), cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command(output_dir, setup, *REFERENCE), cwd=str(REPO_ROOT), stdout=log,
+                                   stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 300
         while checkpoint_step(output_dir) < 40:
@@ -326,21 +476,36 @@ def test_an_interrupted_pruning_run_resumes_with_its_masks_and_schedule(referenc
             process.kill()
     interrupted_at = checkpoint_step(output_dir)
     assert 40 <= interrupted_at < 160, interrupted_at
-    run(output_dir, setup)
+    run(output_dir, setup, *REFERENCE)
     after = reference["losses"][interrupted_at:]
     assert recorded_losses(output_dir)[-len(after):] == after
     assert without_timing(eval_results(output_dir)) == without_timing(reference["results"])
 
 
+def test_a_fine_tuned_run_dir_as_init_checkpoint_loads_its_classifier_head_too(reference, setup):
+    """Step 3 of the pipeline: one-shot pruning from a fine-tuned run's output dir (its latest checkpoint). At
+    learning rate 0 the weights stay the reference's, whose zeros one-shot magnitude pruning finds again: its
+    evaluation is the reference's, head included (a fresh head would score otherwise)."""
+    output_dir = setup["root"] / "from_fine_tuned"
+    run(output_dir, setup, "--init_checkpoint=%s" % reference["output_dir"], "--pruning_schedule=oneshot",
+        "--learning_rate=0", "--num_train_epochs=0.05")
+    results = eval_results(output_dir)
+    for key in ("eval_accuracy", "eval_f1", "eval_loss", "sparsity", "nonzero_parameters"):
+        assert results[key] == pytest.approx(reference["results"][key], rel=1e-6), key
+    recorded = json.loads((output_dir / "run_info.json").read_text())["settings"]["init_checkpoint"]
+    assert recorded["path"] == str(reference["output_dir"] / ("model.ckpt-%d" % STEPS))
+
+
 def test_both_tensorflow_stacks_prune_alike(setup):
-    """Block pruning, global scope: the same masks and results on TF 1.15 and TF 2 (as for dense runs in
+    """Tiles by movement scores, global scope: the same masks and results on TF 1.15 and TF 2 (as for dense runs in
     test_run_classifier)."""
     from bert.compat import IS_TF2
     if IS_TF2:
         pytest.skip("compared once, from the TF 1.15 session")
     other = REPO_ROOT / ".venv-tf2" / "bin" / "python"
     assert other.exists(), "the TF 2 environment is missing: run scripts/setup_env.sh all"
-    extra = ("--pruning_granularity=block", "--pruning_scope=global", "--num_train_epochs=0.3")
+    extra = ("--pruning_granularity=tile", "--pruning_tile=8", "--pruning_score=movement", "--pruning_scope=global",
+             "--num_train_epochs=0.3")
     runs = []
     for name, python in (("tf1", sys.executable), ("tf2", other)):
         run(setup["root"] / name, setup, *extra, python=python)

@@ -1,0 +1,63 @@
+"""Reweighted group lasso: the penalty that drives whole groups of weights towards zero before they are pruned.
+
+    penalty = lambda * sum_g rew_g * ||W_g||_2,    rew_g = 1 / (||W_g||_2 + 1e-3)
+
+over the groups of every prunable matrix (bert/pruning.py's choice of matrices): the pruning granularity's
+units, i.e. single weights (then it is a reweighted L1 penalty), blocks (`--pruning_block`, padded at the
+edges) or, for the tile granularity, rows of tiles: 1 x `--pruning_tile` segments of the matrix's fixed
+column tiles (the tile pattern's column regrouping depends on a sparsity, which this step has none of). This
+is step 2 of the three-step pipeline (Chen et al.'s E.T.): fine-tuned weights are trained under the penalty,
+then step 3 prunes the groups it shrank (`--pruning_schedule=oneshot`).
+
+The reweights are constants of the penalty (no gradient flows into them), kept in `<matrix>_group_lasso_reweight`
+variables and refreshed from the current weights when global_step is a multiple of `reweight_steps` (step 0
+included, so the first ones come from the initial weights). They are in the checkpoint, so a resumed run
+continues with the same ones. The penalty's gradient is lambda * rew_g * W_g / ||W_g||_2 (0 for a zero group).
+"""
+from typing import Tuple
+
+from bert.compat import tf
+from bert.pruning import block_sums, is_prunable, masked_pairs
+
+EPSILON = 1e-3
+REWEIGHT_SUFFIX = "_group_lasso_reweight"
+
+
+def group_shape(granularity: str, block: Tuple[int, int], tile: int) -> Tuple[int, int]:
+    """The rows x columns of one group."""
+    return {"weight": (1, 1), "block": block, "tile": (1, tile)}[granularity]
+
+
+def group_norms(weight, group: Tuple[int, int]):
+    """||W_g||_2 of every group, with gradient 0 (not NaN) where a group is all zeros."""
+    squares = tf.square(weight) if group == (1, 1) else block_sums(tf.square(weight), group)
+    positive = squares > 0
+    return tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))
+
+
+def penalty(strength: float, group: Tuple[int, int], reweight_steps: int, prune_embeddings: bool = False):
+    """The penalty over the trainable prunable matrices of the default graph, to add to the training loss. Where
+    they are masked (pruning), over the masked weights: a pruned weight's stored value must change nothing."""
+    step = tf.train.get_or_create_global_step()
+    refresh = tf.equal(tf.cast(step, tf.int64) % reweight_steps, 0)
+    masks = {weight.op.name: mask for weight, mask in masked_pairs()}
+    terms = []
+    for weight in tf.trainable_variables():
+        if not is_prunable(weight.op.name, prune_embeddings):
+            continue
+        mask = masks.get(weight.op.name)
+        norms = group_norms(weight if mask is None else weight * mask, group)
+        with tf.get_default_graph().name_scope(None):
+            stored = tf.Variable(tf.ones(norms.shape), trainable=False, use_resource=True,
+                                 name=weight.op.name + REWEIGHT_SUFFIX)
+
+        def refreshed(norms=norms, stored=stored):
+            fresh = 1.0 / (tf.stop_gradient(norms) + EPSILON)
+            with tf.control_dependencies([stored.assign(fresh)]):
+                return tf.identity(fresh)
+
+        reweights = tf.stop_gradient(tf.cond(refresh, refreshed, stored.read_value))
+        terms.append(tf.reduce_sum(reweights * norms))
+    if not terms:
+        raise ValueError("no prunable matrices for the group lasso penalty")
+    return strength * tf.add_n(terms)

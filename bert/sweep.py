@@ -201,7 +201,7 @@ def headline(run: PlannedRun) -> str:
 
 def last_error(log_path: str) -> str:
     lines = [line.strip() for line in open(log_path, errors="replace").read().splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or line.startswith("error")]
+    errors = [line for line in lines if "Error" in line or line.startswith(("error", "FATAL"))]  # FATAL: absl's flags
     return (errors or lines or ["(empty log)"])[-1][:300]
 
 

@@ -12,29 +12,5 @@
 #   PYTHON    (default: .venv/bin/python, created by scripts/setup_env.sh)
 set -uo pipefail
 cd "$(dirname "$0")"
-
-if [ -z "${PYTHON:-}" ]; then
-  bash scripts/setup_env.sh default || exit 1
-  PYTHON=.venv/bin/python
-fi
-
-if [ -z "${BERT_DIR:-}" ]; then
-  if [ -f uncased_L-12_H-768_A-12/bert_config.json ]; then BERT_DIR=uncased_L-12_H-768_A-12
-  else
-    "$PYTHON" -m bert.download default_checkpoint || exit 1
-    BERT_DIR=uncased_L-6_H-384_A-12
-  fi
-fi
-
-if [ -z "${GLUE_DIR:-}" ]; then
-  for candidate in datasets ../shared/glue_data; do
-    if ls "$candidate"/*/train.tsv >/dev/null 2>&1; then GLUE_DIR=$candidate; break; fi
-  done
-fi
-if [ -z "${GLUE_DIR:-}" ]; then
-  echo "error: no GLUE data: set GLUE_DIR, or fill datasets/ with '$PYTHON -m bert.download glue'" >&2
-  exit 1
-fi
-
-export BERT_DIR GLUE_DIR
+source scripts/sweep_defaults.sh
 exec "$PYTHON" -m bert.sweep

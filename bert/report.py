@@ -37,7 +37,7 @@ from bert.processors import TaskSpec
 from bert.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
                        settings_trees)
 
-_METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
+METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
 _RUN_COLUMNS = ("train_time", "eval_time", "global_step")  # last in the CSV, after the metrics
 SUMMARY_FILES = ("summary.md", "summary.csv", "summary.json", "summary.png")
 
@@ -68,7 +68,11 @@ def run_rows(runs: Sequence[Run]) -> Tuple[List[str], List[Dict[str, object]]]:
 
 
 def render_csv(runs: Sequence[Run]) -> str:
-    columns, rows = run_rows(runs)
+    return csv_text(*run_rows(runs))
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Dict[str, object]]) -> str:
+    """The rows under a header of `columns`; None is an empty cell."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
@@ -77,7 +81,7 @@ def render_csv(runs: Sequence[Run]) -> str:
     return out.getvalue()
 
 
-def _json_safe(value: object) -> object:
+def json_safe(value: object) -> object:
     """NaN/inf are not JSON; a metric that came out NaN (e.g. a constant STS-B prediction) becomes null."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -86,9 +90,9 @@ def render_json(runs: Sequence[Run], best: Dict[str, Run], settings: Optional[Di
     _, rows = run_rows(runs)
     summary = {
         "settings": settings,
-        "runs": [{key: _json_safe(value) for key, value in row.items()} for row in rows],
+        "runs": [{key: json_safe(value) for key, value in row.items()} for row in rows],
         "best": {name: {"learning_rate": run.learning_rate, "seed": run.seed, "metric": run.task.headline_metric,
-                        "value": _json_safe(run.headline), "run_dir": run.run_dir}
+                        "value": json_safe(run.headline), "run_dir": run.run_dir}
                  for name, run in best.items()},
     }
     return json.dumps(summary, indent=2) + "\n"
@@ -104,7 +108,7 @@ def table_columns(runs: Sequence[Run]) -> List[Column]:
         if not task_runs:
             continue
         task = task_runs[0].task
-        metric = _METRIC_TITLES[task.headline_metric]
+        metric = METRIC_TITLES[task.headline_metric]
         title = "MNLI-m" if name == "MNLI" else name
         columns.append(Column("%s (%s)" % (title, metric), task, "eval_" + task.headline_metric, True))
         if any("eval_mismatched_accuracy" in run.results for run in task_runs):
@@ -122,7 +126,7 @@ def column_values(runs: Sequence[Run], column: Column, learning_rate: str) -> Li
             if run.task is column.task and run.learning_rate == learning_rate and column.key in run.results]
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
     return "%.1f" % (100.0 * value)
 
 
@@ -132,9 +136,9 @@ def format_cell(values: Sequence[float]) -> str:
     if not numbers:
         return "nan" if values else "-"
     if len(values) == 1:
-        return _percent(numbers[0])
-    return "%s (%s-%s, n=%d)" % (_percent(statistics.median(numbers)), _percent(numbers[0]),
-                                 _percent(numbers[-1]), len(values))
+        return percent(numbers[0])
+    return "%s (%s-%s, n=%d)" % (percent(statistics.median(numbers)), percent(numbers[0]),
+                                 percent(numbers[-1]), len(values))
 
 
 def format_duration(seconds: float) -> str:
@@ -151,7 +155,7 @@ def _best_cell(run: Optional[Run], column: Column) -> str:
     if run is None or column.key not in run.results:
         return "-"
     where = run.learning_rate if run.seed is None else "%s, seed %d" % (run.learning_rate, run.seed)
-    return "%s @ %s" % (_percent(float(run.results[column.key])), where)
+    return "%s @ %s" % (percent(float(run.results[column.key])), where)
 
 
 def _time_cell(runs: Sequence[Run], column: Column) -> str:
@@ -218,19 +222,10 @@ def render_index(trees: Sequence[Tuple[str, Optional[Dict], List[Run], List[Unfi
 
 def render_png(runs: Sequence[Run], best: Dict[str, Run]) -> bytes:
     """One panel per task: median headline metric vs learning rate (log x), min-max band, best run starred."""
-    import matplotlib
-    matplotlib.use("Agg")  # no display on training machines; harmless when already set
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     panels: Dict[str, List[Column]] = {}
     for column in table_columns(runs):
         panels.setdefault(column.task.name, []).append(column)
-    ncols = max(1, min(3, len(panels)))
-    nrows = max(1, math.ceil(len(panels) / ncols))
-    figure = Figure(figsize=(4.2 * ncols, 3.2 * nrows))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    figure, axes = figure_grid(len(panels))
     for ax, (name, columns) in zip(axes, panels.items()):
         for column in columns:
             points = [(float(lr), sorted(v for v in column_values(runs, column, lr) if not math.isnan(v)))
@@ -252,12 +247,32 @@ def render_png(runs: Sequence[Run], best: Dict[str, Run]) -> bytes:
         ax.minorticks_off()
         ax.set_xticks(sorted(ticks))
         ax.set_xticklabels([ticks[lr] for lr in sorted(ticks)])
-        ax.set_title("%s (%s)" % (name, _METRIC_TITLES[columns[0].task.headline_metric]))
+        ax.set_title("%s (%s)" % (name, METRIC_TITLES[columns[0].task.headline_metric]))
         ax.set_xlabel("learning rate")
         ax.set_ylabel("dev %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    for ax in axes[len(panels):]:
+    return png_bytes(figure, axes, len(panels))
+
+
+def figure_grid(panels: int):
+    """A matplotlib figure (no display needed) with room for `panels` panels, three to a row, and its axes."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display on training machines; harmless when already set
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(3, panels))
+    nrows = max(1, math.ceil(panels / ncols))
+    figure = Figure(figsize=(4.2 * ncols, 3.2 * nrows))
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(nrows, ncols, squeeze=False).ravel()
+
+
+def png_bytes(figure, axes, panels: int) -> bytes:
+    """The figure as PNG bytes without a timestamp (the same plot gives the same file); axes beyond the
+    `panels` used are hidden, and a figure without any says so."""
+    for ax in axes[panels:]:
         ax.set_axis_off()
     if not panels:
         axes[0].text(0.5, 0.5, "no finished runs", ha="center", va="center")
@@ -274,16 +289,16 @@ def write_report(output_dir: str, runs: Optional[Tuple[List[Run], List[Unfinishe
     finished, unfinished = runs if runs is not None else collect_runs(output_dir)
     best = best_runs(finished)
     settings = read_settings(output_dir)
-    contents = {
-        "summary.md": render_markdown(finished, unfinished, best, settings).encode("utf-8"),
-        "summary.csv": render_csv(finished).encode("utf-8"),
-        "summary.json": render_json(finished, best, settings).encode("utf-8"),
-        "summary.png": render_png(finished, best),
-    }
-    paths = []
-    for name in SUMMARY_FILES:
-        paths.append(os.path.join(output_dir, name))
-        write_atomically(paths[-1], contents[name])
+    return write_files(output_dir, SUMMARY_FILES, [
+        render_markdown(finished, unfinished, best, settings).encode("utf-8"), render_csv(finished).encode("utf-8"),
+        render_json(finished, best, settings).encode("utf-8"), render_png(finished, best)])
+
+
+def write_files(directory: str, names: Sequence[str], contents: Sequence[bytes]) -> List[str]:
+    """Writes each file atomically (a reader never sees half a summary); returns their paths."""
+    paths = [os.path.join(directory, name) for name in names]
+    for path, data in zip(paths, contents):
+        write_atomically(path, data)
     return paths
 
 

@@ -79,7 +79,7 @@ def task_rank(task: TaskSpec) -> int:
     return TASK_ORDER.index(task.name)
 
 
-def _trained_task(directory_name: str) -> Optional[TaskSpec]:
+def trained_task(directory_name: str) -> Optional[TaskSpec]:
     """The task a top-level folder belongs to; None for anything else (glue_submission/, AX, ...)."""
     try:
         task = get_task(directory_name)
@@ -101,12 +101,27 @@ def _run_key(run: Run) -> Tuple:
     return (task_rank(run.task), -run.lr, run.learning_rate, -1 if run.seed is None else run.seed, run.run_dir)
 
 
+def read_finished(path: str, task: TaskSpec) -> Tuple[Optional[Dict[str, Number]], str]:
+    """(results, "") of a finished run directory, else (None, why it does not count as finished)."""
+    results_path = os.path.join(path, "eval_results.txt")
+    headline_key = "eval_" + task.headline_metric
+    if not files.isfile(results_path):
+        return None, "no eval_results.txt"
+    try:
+        results = read_eval_results(results_path)
+    except ValueError as error:
+        return None, "damaged eval_results.txt: %s" % error
+    if headline_key not in results:
+        return None, "eval_results.txt has no %s" % headline_key
+    return results, ""
+
+
 def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
     """Every run directory under output_dir, split into finished runs and unfinished ones (sorted)."""
     finished: List[Run] = []
     unfinished: List[Unfinished] = []
     for task_dir in files.listdir(output_dir):
-        task = _trained_task(task_dir)
+        task = trained_task(task_dir)
         if task is None or not files.isdir(os.path.join(output_dir, task_dir)):
             continue
         for name in files.listdir(os.path.join(output_dir, task_dir)):
@@ -115,18 +130,9 @@ def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
             if not (match and _is_number(match.group("lr")) and files.isdir(path)):
                 continue
             run_dir = task_dir + "/" + name
-            results_path = os.path.join(path, "eval_results.txt")
-            headline_key = "eval_" + task.headline_metric
-            if not files.isfile(results_path):
-                unfinished.append(Unfinished(task, run_dir, "no eval_results.txt"))
-                continue
-            try:
-                results = read_eval_results(results_path)
-            except ValueError as error:
-                unfinished.append(Unfinished(task, run_dir, "damaged eval_results.txt: %s" % error))
-                continue
-            if headline_key not in results:
-                unfinished.append(Unfinished(task, run_dir, "eval_results.txt has no %s" % headline_key))
+            results, reason = read_finished(path, task)
+            if results is None:
+                unfinished.append(Unfinished(task, run_dir, reason))
                 continue
             seed = match.group("seed")
             finished.append(Run(task, match.group("lr"), None if seed is None else int(seed), run_dir, path, results))

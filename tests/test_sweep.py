@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from bert.sweep import last_error
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
 
@@ -103,6 +104,16 @@ def test_failed_run_is_reported_and_the_sweep_goes_on(sweep_env, tmp_path):
     assert sweep.returncode == 1, log
     assert "WNLI lr=not-a-number: FAILED" in log and "1 run(s) failed: WNLI lr=not-a-number" in log
     assert (only_tree(tmp_path / "out") / "WNLI" / "lr_5e-5" / "eval_results.txt").exists()
+
+
+def test_the_last_error_line_of_a_log_is_reported(tmp_path):
+    """run_classifier's one-line error, or absl's for an unknown flag (a flag the checkout does not have yet)."""
+    log = tmp_path / "log.txt"
+    log.write_text("INFO:tensorflow:TensorFlow 2.15.1\nerror: RTE dev file not found: x (--verbose shows where)\n")
+    assert last_error(str(log)) == "error: RTE dev file not found: x (--verbose shows where)"
+    log.write_text("FATAL Flags parsing error: Unknown command line flag 'group_lasso'\n"
+                   "Pass --helpshort or --helpfull to see help on flags.\n")
+    assert last_error(str(log)) == "FATAL Flags parsing error: Unknown command line flag 'group_lasso'"
 
 
 def run_sweep(env):

@@ -1,0 +1,387 @@
+"""run_pruning.sh's pipeline (bert/pruning_sweep.py) and its summary (bert/pruning_report.py): the planned runs and
+their commands, each step starting from the last checkpoint of the one before; the dense model reused from a
+run_all.sh tree of the same settings only, and kept once chosen; a second invocation that trains nothing; a failed
+step whose dependants are skipped while the rest goes on; the summary's table, CSV and JSON from real runs.
+
+The planning tests run in-process on hand-made trees; the others run the pipeline (real run_classifier
+subprocesses, a tiny model with a tiny pre-trained checkpoint, real MRPC and RTE data, 0.05 epochs).
+"""
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bert import pruning_report, pruning_sweep, report, sweep
+from bert.errors import UserError
+from bert.runs import read_eval_results
+from conftest import REPO_ROOT, TINY_BERT_CONFIG
+
+
+def save_pretrained_checkpoint(bert_dir) -> None:
+    """A tiny model's freshly initialised encoder as `bert_model.ckpt`, standing in for a pre-trained one."""
+    from bert import modeling
+    from bert.compat import tf
+    with tf.Graph().as_default():
+        modeling.BertModel(modeling.BertConfig.from_dict(TINY_BERT_CONFIG), False, tf.zeros([1, 8], tf.int32))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            tf.train.Saver(tf.trainable_variables()).save(session, str(bert_dir / "bert_model.ckpt"),
+                                                           write_meta_graph=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, vocab_file):
+    bert_dir = tmp_path_factory.mktemp("checkpoint") / "tiny_bert"
+    bert_dir.mkdir()
+    (bert_dir / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
+    shutil.copy(vocab_file, str(bert_dir / "vocab.txt"))
+    save_pretrained_checkpoint(bert_dir)
+    return bert_dir
+
+
+def pipeline_env(root, tiny_bert, glue_dir, **values):
+    """The environment of run_pruning.sh's tests: MRPC, block pruning to 0.6, no group lasso (its flags are not
+    in run_classifier yet), 0.05 epochs; DENSE_DIR is run_all.sh's OUTPUT_DIR under root."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in pruning_sweep.DEFAULTS and name not in ("TASKS", "LRS", "SEEDS", "EXTRA_FLAGS")}
+    env.update(TASKS="MRPC", GRANULARITIES="block", SPARSITIES="0.6", GROUP_LASSO="0", EPOCHS="0.05",
+               BATCH_SIZE="16", MAX_SEQ_LENGTH="32", BERT_DIR=str(tiny_bert), GLUE_DIR=str(glue_dir),
+               DENSE_DIR=str(root / "fine_tune_outputs"), OUTPUT_DIR=str(root / "fine_tune_outputs" / "pruning"))
+    env.update(values)
+    return env
+
+
+def relative(runs, tree):
+    return [os.path.relpath(run.run_dir, str(tree)).replace(os.sep, "/") for run in runs]
+
+
+def fake_checkpoint(run_dir, step: int) -> str:
+    """A `checkpoint` state file naming model.ckpt-<step> and its index: what latest_checkpoint looks for."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-%d"\n' % step)
+    (run_dir / ("model.ckpt-%d.index" % step)).write_text("")
+    return str(run_dir / ("model.ckpt-%d" % step))
+
+
+def init_checkpoint(args):
+    found = [arg.split("=", 1)[1] for arg in args if arg.startswith("--init_checkpoint=")]
+    return found[0] if found else None
+
+
+# --- planning, in-process ---
+
+def test_the_plan_chains_each_step_to_the_last_checkpoint_of_the_one_before(tmp_path, tiny_bert, glue_dir):
+    env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, GRANULARITIES="weight block",
+                                                       SPARSITIES="0.5 0.90", GROUP_LASSO="1e-4", REWEIGHT_STEPS="50"))
+    tree = tmp_path / "tree"
+    runs = pruning_sweep.plan(env, str(tree), {})
+    assert [run.label for run in runs] == [
+        "MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight gradual 0.5",
+        "MRPC weight oneshot 0.9", "MRPC weight gradual 0.9", "MRPC block reweighted", "MRPC block oneshot 0.5",
+        "MRPC block gradual 0.5", "MRPC block oneshot 0.9", "MRPC block gradual 0.9"]
+    assert relative(runs, tree) == [
+        "MRPC/dense", "MRPC/weight/reweighted", "MRPC/weight/oneshot_0.5", "MRPC/weight/gradual_0.5",
+        "MRPC/weight/oneshot_0.9", "MRPC/weight/gradual_0.9", "MRPC/block/reweighted", "MRPC/block/oneshot_0.5",
+        "MRPC/block/gradual_0.5", "MRPC/block/oneshot_0.9", "MRPC/block/gradual_0.9"]
+    by_dir = dict(zip(relative(runs, tree), runs))
+    dense = fake_checkpoint(tree / "MRPC" / "dense", 11)
+    reweighted = fake_checkpoint(tree / "MRPC" / "weight" / "reweighted", 22)
+    pretrained = str(tiny_bert / "bert_model.ckpt")
+    expected = {"MRPC/dense": pretrained, "MRPC/weight/reweighted": dense, "MRPC/weight/oneshot_0.5": reweighted,
+                "MRPC/weight/gradual_0.5": pretrained, "MRPC/weight/oneshot_0.9": reweighted}
+    assert {name: init_checkpoint(sweep.command(by_dir[name], env)) for name in expected} == expected
+    assert sweep.command(by_dir["MRPC/weight/oneshot_0.5"], env) == [
+        sys.executable, "-m", "bert.run_classifier", "--task_name=MRPC", "--do_train=true", "--do_eval=true",
+        "--data_dir=%s" % (glue_dir / "MRPC"), "--vocab_file=%s" % (tiny_bert / "vocab.txt"),
+        "--bert_config_file=%s" % (tiny_bert / "bert_config.json"), "--max_seq_length=32", "--train_batch_size=16",
+        "--learning_rate=2e-5", "--num_train_epochs=0.05", "--eval_batch_size=32", "--predict_batch_size=32",
+        "--output_dir=%s" % (tree / "MRPC" / "weight" / "oneshot_0.5"),
+        "--feature_cache_dir=%s" % (tmp_path / "fine_tune_outputs" / "pruning" / "feature_cache"),
+        "--init_checkpoint=" + reweighted, "--pruning_schedule=oneshot", "--target_sparsity=0.5",
+        "--pruning_granularity=weight"]
+    assert by_dir["MRPC/block/reweighted"].flags == ["--group_lasso=1e-4", "--group_lasso_reweight_steps=50",
+                                                     "--pruning_granularity=block"]
+    assert by_dir["MRPC/block/gradual_0.9"].flags == ["--pruning_schedule=gradual", "--target_sparsity=0.9",
+                                                      "--pruning_granularity=block"]
+    with pytest.raises(UserError, match="reweighted holds no saved checkpoint to start from"):
+        sweep.command(by_dir["MRPC/block/oneshot_0.5"], env)  # its reweighted run has not saved one
+
+    without_lasso = pruning_sweep.plan(dict(env, GROUP_LASSO="0"), str(tree), {})
+    assert "MRPC/weight/reweighted" not in relative(without_lasso, tree)
+    assert {run.start_from.label for run in without_lasso if "oneshot" in run.label} == {"MRPC dense"}
+
+
+def test_each_setting_of_the_pipeline_has_its_own_tree(tmp_path, tiny_bert, glue_dir):
+    def name(**values):
+        env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, **values))
+        settings = pruning_sweep.pruning_settings(env)
+        return sweep.tree_name(settings, "lr%g_gl%g" % (settings["learning_rate"], settings["group_lasso"]))
+    assert name().startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0_")
+    assert name(REWEIGHT_STEPS="50") == name(REWEIGHT_STEPS="100")  # without group lasso it changes nothing
+    assert name(GROUP_LASSO="1e-4", REWEIGHT_STEPS="50") != name(GROUP_LASSO="1e-4", REWEIGHT_STEPS="100")
+    assert len({name(), name(LR="3e-5"), name(EPOCHS="1"), name(EXTRA_FLAGS="--pruning_block=8x8")}) == 4
+    assert name(TASKS="RTE", SPARSITIES="0.9", GRANULARITIES="weight") == name()  # what runs, not how
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(SPARSITIES="0.5 1.5"), "SPARSITIES: 1.5 is not a fraction between 0 and 1"),
+    (dict(SPARSITIES="half"), "SPARSITIES=half is not a number"),
+    (dict(GROUP_LASSO="-1"), "GROUP_LASSO=-1 is negative"),
+    (dict(GROUP_LASSO="1e-4", REWEIGHT_STEPS="0"), "REWEIGHT_STEPS=0"),
+    (dict(GROUP_LASSO="1e-4", REWEIGHT_STEPS="ten"), "REWEIGHT_STEPS=ten is not a whole number"),
+    (dict(LR="fast"), "LR=fast is not a number")])
+def test_impossible_settings_are_refused_before_anything_is_written(tmp_path, tiny_bert, glue_dir, values, message):
+    env = pipeline_env(tmp_path, tiny_bert, glue_dir, **values)
+    with pytest.raises(UserError, match=re.escape(message)):
+        pruning_sweep.pruning_sweep(env, sweep.Stopping())
+    assert not (tmp_path / "fine_tune_outputs").exists()
+
+
+def write_run(run_dir, **results):
+    run_dir.mkdir(parents=True)
+    (run_dir / "eval_results.txt").write_text("".join("%s = %s\n" % item for item in sorted(results.items())))
+
+
+def write_dense_tree(dense_dir, name, settings, runs):
+    tree = dense_dir / name
+    tree.mkdir(parents=True)
+    (tree / "settings.json").write_text(json.dumps(settings))
+    for run, f1 in runs.items():
+        write_run(tree / run, eval_f1=f1, eval_accuracy=f1, train_time=10.0)
+    return tree
+
+
+def test_the_dense_model_is_run_all_s_best_run_of_the_same_settings_only(tmp_path, tiny_bert, glue_dir):
+    """Trees of other epochs, max_seq_length, extra flags or checkpoint contents hold better runs, and are passed
+    over; the matching tree's checkpoint folder may be another (the same files elsewhere). The choice is recorded
+    and kept when run_all.sh adds a better run; a recorded run that is gone is a one-line error."""
+    env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, TASKS="MRPC RTE"))
+    dense_dir = tmp_path / "fine_tune_outputs"
+    same = sweep.sweep_settings(dict(env, EXTRA_FLAGS=""))
+    same_elsewhere = dict(same, checkpoint=dict(same["checkpoint"], dir="/somewhere/else/tiny_bert"))
+    matching = write_dense_tree(dense_dir, "matching", same_elsewhere, {"MRPC/lr_5e-5": 0.80, "MRPC/lr_2e-5": 0.82})
+    others = [dict(same, epochs=3.0), dict(same, max_seq_length=128), dict(same, extra_flags=["--use_fp16=true"]),
+              dict(same, checkpoint=dict(same["checkpoint"], config_sha1="0" * 40))]
+    for number, settings in enumerate(others):
+        write_dense_tree(dense_dir, "other_%d" % number, settings, {"MRPC/lr_3e-5": 0.99, "RTE/lr_3e-5": 0.99})
+    candidates = pruning_sweep.dense_candidates(env)
+    assert {task: run.path for task, run in candidates.items()} == {"MRPC": str(matching / "MRPC" / "lr_2e-5")}
+
+    tree = tmp_path / "tree"
+    runs = pruning_sweep.plan(env, str(tree), candidates)
+    mrpc, rte = [run for run in runs if run.label.endswith(" dense")]
+    assert (mrpc.run_dir, mrpc.learning_rate) == (str(matching / "MRPC" / "lr_2e-5"), "2e-5")
+    assert sweep.is_finished(mrpc) and not sweep.is_finished(rte)
+    assert rte.run_dir == str(tree / "RTE" / "dense") and rte.learning_rate == "2e-5"
+    assert json.loads((tree / "MRPC" / "dense.json").read_text()) == {
+        "run_dir": os.path.relpath(mrpc.run_dir, str(tree)), "learning_rate": "2e-5"}
+    oneshot = next(run for run in runs if run.label == "MRPC block oneshot 0.6")
+    assert oneshot.start_from is mrpc
+
+    write_run(matching / "MRPC" / "lr_4e-5", eval_f1=0.9, eval_accuracy=0.9)
+    again = pruning_sweep.plan(env, str(tree), pruning_sweep.dense_candidates(env))
+    assert again[0].run_dir == mrpc.run_dir  # kept: the runs after it started from it
+
+    (matching / "MRPC" / "lr_2e-5" / "eval_results.txt").unlink()
+    with pytest.raises(UserError, match="MRPC's dense model .*lr_2e-5 .* has no eval_results.txt any more"):
+        pruning_sweep.plan(env, str(tree), {})
+
+
+def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp_path):
+    """Hand-written results: the dense and reweighted rows, a measured sparsity off its target, a run planned but
+    not started, an unfinished one, and a cell of a run never planned."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "settings.json").write_text(json.dumps({
+        "checkpoint": {"dir": "tiny_bert", "model": {}, "weights_sha1": "x"}, "epochs": 3.0, "batch_size": 32,
+        "max_seq_length": 128, "extra_flags": [], "learning_rate": 2e-5, "group_lasso": 1e-4, "reweight_steps": 100}))
+    write_run(tree / "MRPC" / "dense", eval_f1=0.85, train_time=100.0)
+    write_run(tree / "MRPC" / "weight" / "reweighted", eval_f1=0.84, train_time=100.0)
+    write_run(tree / "MRPC" / "weight" / "oneshot_0.5", eval_f1=0.83, sparsity=0.5, train_time=100.0)
+    write_run(tree / "MRPC" / "weight" / "oneshot_0.9", eval_f1=0.70, sparsity=0.8821, train_time=100.0)
+    write_run(tree / "MRPC" / "weight" / "gradual_0.5", eval_f1=0.845, sparsity=0.4998, train_time=100.0)
+    (tree / "MRPC" / "weight" / "gradual_0.9").mkdir()  # started, not finished
+    write_run(tree / "STS-B" / "dense", eval_spearman=0.86, eval_pearson=0.87, train_time=50.0)
+    write_run(tree / "STS-B" / "block" / "gradual_0.5", eval_spearman=0.8, sparsity=0.5, train_time=50.0)
+    pruning_report.record_plan(str(tree), ["MRPC/weight/gradual_0.9", "STS-B/block/oneshot_0.5", "../x/MRPC/lr_2e-5"])
+    assert json.loads((tree / "planned.json").read_text()) == ["MRPC/weight/gradual_0.9", "STS-B/block/oneshot_0.5"]
+    paths = pruning_report.write_summary(str(tree))
+    assert [os.path.basename(path) for path in paths] == list(pruning_report.SUMMARY_FILES)
+    markdown = (tree / "pruning_summary.md").read_text()
+    assert table(markdown) == [  # tasks in the BERT paper's order, as in run_all.sh's summary
+        ["sparsity", "STS-B (Spearman) block three-step", "STS-B (Spearman) block gradual",
+         "MRPC (F1) weight three-step", "MRPC (F1) weight gradual"],
+        ["dense", "86.0", "86.0", "85.0", "85.0"],
+        ["reweighted", "-", "", "84.0", ""],
+        ["50%", "not started", "80.0", "83.0", "84.5"],
+        ["90%", "-", "-", "70.0 (88.2% sparse)", "unfinished"]]
+    assert "group lasso lambda 0.0001, reweighted every 100 steps" in markdown
+    assert "STS-B: `STS-B/dense` (fine-tuned in this tree, lr 2e-05); MRPC: `MRPC/dense`" in markdown
+    assert "Train time: 10m00s over the 7 finished runs" in markdown
+    assert ("Not finished: STS-B/block/oneshot_0.5 (not started), MRPC/weight/gradual_0.9 (unfinished: no "
+            "eval_results.txt).") in markdown
+    rows = list(csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text())))
+    assert [(row["task"], row["method"], row["granularity"], row["target_sparsity"], row["status"]) for row in rows] \
+        == [("STS-B", "dense", "", "", "finished"), ("STS-B", "oneshot", "block", "0.5", "not started"),
+            ("STS-B", "gradual", "block", "0.5", "finished"),
+            ("MRPC", "dense", "", "", "finished"), ("MRPC", "reweighted", "weight", "", "finished"),
+            ("MRPC", "oneshot", "weight", "0.5", "finished"), ("MRPC", "oneshot", "weight", "0.9", "finished"),
+            ("MRPC", "gradual", "weight", "0.5", "finished"),
+            ("MRPC", "gradual", "weight", "0.9", "unfinished: no eval_results.txt")]
+    assert rows[6]["sparsity"] == "0.8821" and rows[0]["eval_pearson"] == "0.87"
+
+
+def table(markdown):
+    """The markdown table's rows, header first, as lists of cells."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in markdown.splitlines() if line.startswith("| ")]
+
+
+# --- the pipeline, on real runs ---
+
+def run_module(module, env):
+    done = subprocess.run([sys.executable, "-m", module], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    return done.returncode, done.stdout
+
+
+def only_tree(output_dir):
+    trees = [path for path in output_dir.iterdir() if (path / "settings.json").exists()]
+    assert len(trees) == 1, trees
+    return trees[0]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_bert, glue_dir):
+    """run_all.sh's sweep of MRPC at one learning rate, then the pipeline on MRPC (block, 0.6) twice, then on RTE
+    (weight, 0.6) with its dense run bound to fail: its output dir holds a WNLI model."""
+    root = tmp_path_factory.mktemp("pipeline")
+    env = pipeline_env(root, tiny_bert, glue_dir)
+    status, sweep_log = run_module("bert.sweep", dict(env, LRS="5e-5", OUTPUT_DIR=env["DENSE_DIR"]))
+    assert status == 0, sweep_log
+    dense_tree = only_tree(root / "fine_tune_outputs")
+    first = run_module("bert.pruning_sweep", env)
+    assert first[0] == 0, first[1]
+    tree = only_tree(root / "fine_tune_outputs" / "pruning")
+    summaries = [{name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES}]
+    second = run_module("bert.pruning_sweep", env)
+    summaries.append({name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES})
+    planted = tree / "RTE" / "dense"
+    fake_checkpoint(planted, 3)
+    (planted / "run_info.json").write_text(json.dumps({"task": "WNLI"}))
+    failing = run_module("bert.pruning_sweep", dict(env, TASKS="RTE", GRANULARITIES="weight"))
+    return {"root": root, "dense_run": dense_tree / "MRPC" / "lr_5e-5", "tree": tree, "first": first[1],
+            "summaries": summaries, "second": second, "failing": failing}
+
+
+def test_the_pipeline_starts_from_run_all_s_dense_run_and_chains_the_checkpoints(pipeline, tiny_bert):
+    log, tree, dense_run = pipeline["first"], pipeline["tree"], pipeline["dense_run"]
+    assert "MRPC: dense model reused from %s (lr=5e-5)" % dense_run in log
+    assert "3 runs planned, 1 done before, 2 to do" in log
+    assert tree.name.startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0_")
+    for number, kind in ((1, "oneshot"), (2, "gradual")):
+        assert "(%d/2) MRPC block %s 0.6: started " % (number, kind) in log
+        assert re.search(r"\(%d/2\) MRPC block %s 0\.6: f1 \d+\.\d at sparsity \d+\.\d%% in (\d+m)?\d+s; %d runs? left"
+                         % (number, kind, 2 - number), log), log
+    commands = {kind: (tree / "MRPC" / "block" / ("%s_0.6" % kind) / "log.txt").read_text().split("\n")[1]
+                for kind in ("oneshot", "gradual")}
+    checkpoint = re.search(r'"(.*)"', (dense_run / "checkpoint").read_text()).group(1)
+    assert init_checkpoint(commands["oneshot"].split()) == str(dense_run / checkpoint)
+    assert init_checkpoint(commands["gradual"].split()) == str(tiny_bert / "bert_model.ckpt")
+    assert (dense_run / "log.txt").read_text().count("=====") == 1  # run_all.sh's run is only read
+    oneshot = read_eval_results(str(tree / "MRPC" / "block" / "oneshot_0.6" / "eval_results.txt"))
+    assert oneshot["global_step"] == int(3668 * 0.05 / 16) and 0.5 < oneshot["sparsity"] < 0.65
+
+
+def test_a_second_invocation_trains_nothing_and_rewrites_the_same_summary(pipeline):
+    status, log = pipeline["second"]
+    assert status == 0, log
+    assert "3 runs planned, 3 done before, 0 to do" in log and "started" not in log
+    assert "MRPC: dense model reused from %s (lr=5e-5)" % pipeline["dense_run"] in log
+    first, second = pipeline["summaries"]
+    assert first == second
+
+
+def test_a_failed_step_skips_the_steps_that_start_from_it_and_the_rest_goes_on(pipeline):
+    status, log = pipeline["failing"]
+    tree = pipeline["tree"]
+    assert status == 1, log
+    assert "RTE: dense model fine-tuned in this tree at lr=2e-5 (started here before)" in log
+    assert re.search(r"\(1/3\) RTE dense: FAILED after (\d+m)?\d+s: error: --output_dir \S+ holds a WNLI model, "
+                     r"not RTE", log), log
+    assert "(2/3) RTE weight oneshot 0.6: skipped: it starts from RTE dense, which did not finish" in log
+    assert re.search(r"\(3/3\) RTE weight gradual 0\.6: accuracy \d+\.\d at sparsity 60\.0% in", log), log
+    assert "1 run(s) failed: RTE dense" in log
+    assert "1 run(s) skipped, since a run they start from failed: RTE weight oneshot 0.6" in log
+    assert not (tree / "RTE" / "weight" / "oneshot_0.6").exists()
+
+
+def test_the_summary_of_real_runs(pipeline, tiny_bert):
+    """After the three invocations: MRPC's block columns from the first, RTE's weight columns from the last, with
+    its dense model unfinished and its one-shot run not started."""
+    tree, dense_run = pipeline["tree"], pipeline["dense_run"]
+    markdown = (tree / "pruning_summary.md").read_text()
+    results = {name: read_eval_results(str(tree / name / "eval_results.txt"))
+               for name in ("MRPC/block/oneshot_0.6", "MRPC/block/gradual_0.6", "RTE/weight/gradual_0.6")}
+    dense = read_eval_results(str(dense_run / "eval_results.txt"))
+
+    def cell(name, metric):
+        value = "%.1f" % (100 * results[name][metric])
+        sparsity = results[name]["sparsity"]
+        return value + (" (%.1f%% sparse)" % (100 * sparsity) if abs(sparsity - 0.6) > 0.005 else "")
+
+    assert table(markdown) == [
+        ["sparsity", "MRPC (F1) block three-step", "MRPC (F1) block gradual", "RTE (Acc) weight three-step",
+         "RTE (Acc) weight gradual"],
+        ["dense"] + ["%.1f" % (100 * dense["eval_f1"])] * 2 + ["unfinished"] * 2,
+        ["60%", cell("MRPC/block/oneshot_0.6", "eval_f1"), cell("MRPC/block/gradual_0.6", "eval_f1"), "not started",
+         cell("RTE/weight/gradual_0.6", "eval_accuracy")]]
+    assert "(56.2% sparse)" in markdown  # 16x16 blocks of 32x32 and 32x64 matrices cannot make 60%
+    reused = os.path.relpath(str(dense_run), str(tree))
+    assert "MRPC: `%s` (run_all.sh's best run, lr 5e-5); RTE: `RTE/dense` (fine-tuned in this tree, lr 2e-05)" \
+        % reused in markdown
+    assert "Not finished: RTE/dense (unfinished: no eval_results.txt), RTE/weight/oneshot_0.6 (not started)." \
+        in markdown
+    assert ("Settings: checkpoint %s (L=2 H=32 A=4), pre-trained weights; 0.05 epochs, batch 16, max_seq_length 32; "
+            "extra flags: none; learning rate 2e-05; group lasso off: step 2 is skipped and step 3 prunes the dense "
+            "model." % tiny_bert) in markdown
+
+    rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
+    assert set(rows) == {reused, "MRPC/block/oneshot_0.6", "MRPC/block/gradual_0.6", "RTE/dense",
+                         "RTE/weight/oneshot_0.6", "RTE/weight/gradual_0.6"}
+    for name, values in dict(results, **{reused: dense}).items():
+        assert {key: float(rows[name][key]) for key in values} == pytest.approx(values, rel=1e-12)
+    summary = json.loads((tree / "pruning_summary.json").read_text())
+    assert summary["dense"] == {"MRPC": {"run_dir": reused, "learning_rate": "5e-5", "reused": True},
+                                "RTE": {"run_dir": "RTE/dense", "learning_rate": "2e-05", "reused": False}}
+    assert summary["settings"]["group_lasso"] == 0 and summary["settings"]["reweight_steps"] is None
+    assert (tree / "pruning_summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_all_s_report_is_not_confused_by_the_pruning_trees_inside_its_output_dir(pipeline, capsys):
+    output_dir = pipeline["root"] / "fine_tune_outputs"
+    assert report.main(["--output_dir", str(output_dir)]) == 0
+    index = (output_dir / "summary.md").read_text()
+    assert [line for line in index.splitlines() if line.startswith("## ")] == ["## " + pipeline["dense_run"].parent
+                                                                                .parent.name]
+    assert "pruning" not in index and not (output_dir / "pruning" / "summary.md").exists()
+
+
+def test_the_summary_command_rewrites_the_summary_without_loading_tensorflow(pipeline):
+    """The same summary as the pipeline's (the runs it planned are in planned.json); and like run_all.sh's report,
+    the pipeline's process and its summary stay free of TensorFlow."""
+    tree = pipeline["tree"]
+    before = {name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES}
+    code = ("import sys; from bert import pruning_report, pruning_sweep; "
+            "assert pruning_report.main(['--tree', %r]) == 0; assert 'tensorflow' not in sys.modules" % str(tree))
+    done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines() == ["wrote %s" % (tree / name) for name in pruning_report.SUMMARY_FILES]
+    assert {name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES} == before

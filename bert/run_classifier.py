@@ -212,14 +212,14 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         else:
             init_weights()
         if is_training:
-            loss = head.loss
-            if pruning_config is not None and pruning_config.group_lasso > 0:
-                loss += group_lasso.penalty(pruning_config.group_lasso, group_lasso.group_shape(
+            loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook: the task's loss, reported
+            objective = loss
+            if pruning_config is not None and pruning_config.group_lasso > 0:  # trained under, not reported
+                objective += group_lasso.penalty(pruning_config.group_lasso, group_lasso.group_shape(
                     pruning_config.granularity, pruning_config.block, pruning_config.tile),
                     pruning_config.group_lasso_reweight_steps, pruning_config.prune_embeddings)
-            loss = tf.identity(loss, name="total_loss")  # named for ProgressHook
             train_op, lr = optimization.create_train_op(
-                loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu, accumulation_steps=accumulation_steps,
+                objective, learning_rate, num_train_steps, num_warmup_steps, use_tpu, accumulation_steps=accumulation_steps,
                 use_fp16=use_fp16, initial_loss_scale=initial_loss_scale,
                 before_update=pruning.score_accumulation(pruning_config) if pruned else None)
             tf.identity(lr, name="learning_rate")

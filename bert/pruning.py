@@ -225,7 +225,8 @@ def importance(weight, mask, config: PruningConfig):
 @dataclass
 class Units:
     """A matrix's units, flat: their scores (the lowest go first; -inf for units pruned already), their sizes in
-    weights (None: one weight each), and `to_mask`, which turns the units' keep values (1.0 kept) back into a mask of the matrix."""
+    weights (None: one weight each), and `to_mask`, which turns the units' keep values (1.0 kept) back into a
+    mask of the matrix."""
 
     scores: object
     sizes: object
@@ -303,7 +304,7 @@ FLOOR_KEY = -(2 ** 31 - 2 ** 23) - 1  # order_preserving_int(-inf): the key of u
 
 
 def order_preserving_int(scores):
-    """int64 keys that sort as the float32 scores do (-inf lowest), for binary search over values."""
+    """int64 keys that sort as the float32 scores do (-inf lowest): exact comparisons, ties and a floor key."""
     bits = tf.bitcast(scores + 0.0, tf.int32)  # + 0.0: -0.0 becomes 0.0, one key for one value
     flipped = tf.bitwise.bitwise_xor(bits, tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 31), 0x7FFFFFFF))
     return tf.cast(flipped, tf.int64)

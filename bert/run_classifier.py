@@ -219,8 +219,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                     pruning_config.granularity, pruning_config.block, pruning_config.tile),
                     pruning_config.group_lasso_reweight_steps, pruning_config.prune_embeddings)
             train_op, lr = optimization.create_train_op(
-                objective, learning_rate, num_train_steps, num_warmup_steps, use_tpu, accumulation_steps=accumulation_steps,
-                use_fp16=use_fp16, initial_loss_scale=initial_loss_scale,
+                objective, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
+                accumulation_steps=accumulation_steps, use_fp16=use_fp16, initial_loss_scale=initial_loss_scale,
                 before_update=pruning.score_accumulation(pruning_config) if pruned else None)
             tf.identity(lr, name="learning_rate")
             if pruned:

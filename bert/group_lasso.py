@@ -17,10 +17,9 @@ continues with the same ones. The penalty's gradient is lambda * rew_g * W_g / |
 from typing import Tuple
 
 from bert.compat import tf
-from bert.pruning import block_sums, is_prunable, masked_pairs
+from bert.pruning import REWEIGHT_SUFFIX, block_sums, is_prunable, masked_pairs
 
 EPSILON = 1e-3
-REWEIGHT_SUFFIX = "_group_lasso_reweight"
 
 
 def group_shape(granularity: str, block: Tuple[int, int], tile: int) -> Tuple[int, int]:

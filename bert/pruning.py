@@ -43,8 +43,9 @@ ZERO_PRUNED = "pruning_zero_pruned_weights"  # graph collection holding the op t
 SPARSITY = "pruning_sparsity"  # the scalar variable: the masks' sparsity over all prunable weights
 MASK_SUFFIX = "_mask"
 SCORE_SUFFIX = "_pruning_score"
+REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/group_lasso.py's reweights
 # Variables beside the model's weights that a checkpoint may hold (not parameters of the model).
-AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, "_group_lasso_reweight")
+AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, REWEIGHT_SUFFIX)
 GRANULARITIES = ("weight", "block", "tile")
 SCORES = ("magnitude", "taylor", "movement")
 
@@ -398,7 +399,7 @@ def prune_to(all_units: List[Units], sizes: Sequence[int], sparsity, scope: str,
 def new_masks(pairs: List[Tuple], sparsity, config: PruningConfig) -> List:
     """Every matrix's mask at `sparsity`, never keeping a weight its current mask prunes."""
     values = [importance(weight, mask, config) for weight, mask in pairs]
-    masks = [mask.read_value() if hasattr(mask, "read_value") else tf.convert_to_tensor(mask) for _, mask in pairs]
+    masks = [mask.read_value() for _, mask in pairs]
     sizes = [mask.shape.num_elements() for mask in masks]
     if config.granularity != "tile":
         block = (1, 1) if config.granularity == "weight" else config.block

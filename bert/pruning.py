@@ -344,8 +344,8 @@ def searchsorted(sorted_values, value, side: str):
 
 
 def lowest_count(keys, count):
-    """The `count` lowest of the int64 `keys` (ties: the lower index), without sorting them all (a sort of the
-    10M weights of a 6-layer BERT takes about a second on 2 cores): a sorted sample of every 64th key brackets
+    """The `count` lowest of the int64 `keys` (ties: the lower index), without sorting them all (sorting the
+    10M weights of a 6-layer BERT was most of an update's time): a sorted sample of every 64th key brackets
     the count-th lowest within 3 standard deviations of the sample's rank error on either side, and only the
     keys in the bracket are sorted (all of them if it misses anyway). Units pruned already (FLOOR_KEY, from -inf
     scores) are counted, never sorted: they go first."""

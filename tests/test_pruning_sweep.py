@@ -94,7 +94,7 @@ def test_the_plan_chains_each_step_to_the_last_checkpoint_of_the_one_before(tmp_
     reweighted = fake_checkpoint(tree / "MRPC" / "weight" / "reweighted", 22)
     pretrained = str(tiny_bert / "bert_model.ckpt")
     expected = {"MRPC/dense": pretrained, "MRPC/weight/reweighted": dense, "MRPC/weight/oneshot_0.5": reweighted,
-                "MRPC/weight/gradual_0.5": pretrained, "MRPC/weight/oneshot_0.9": reweighted}
+                "MRPC/weight/gradual_0.5": dense, "MRPC/weight/oneshot_0.9": reweighted}
     assert {name: init_checkpoint(sweep.command(by_dir[name], env)) for name in expected} == expected
     assert sweep.command(by_dir["MRPC/weight/oneshot_0.5"], env) == [
         sys.executable, "-m", "bert.run_classifier", "--task_name=MRPC", "--do_train=true", "--do_eval=true",
@@ -107,7 +107,8 @@ def test_the_plan_chains_each_step_to_the_last_checkpoint_of_the_one_before(tmp_
         "--pruning_granularity=weight"]
     assert by_dir["MRPC/block/reweighted"].flags == ["--group_lasso=1e-4", "--group_lasso_reweight_steps=50",
                                                      "--pruning_granularity=block"]
-    assert by_dir["MRPC/block/gradual_0.9"].flags == ["--pruning_schedule=gradual", "--target_sparsity=0.9",
+    assert by_dir["MRPC/block/gradual_0.9"].flags == ["--pruning_schedule=gradual", "--pruning_begin=0",
+                                                      "--pruning_end=0.3", "--target_sparsity=0.9",
                                                       "--pruning_granularity=block"]
     with pytest.raises(UserError, match="reweighted holds no saved checkpoint to start from"):
         sweep.command(by_dir["MRPC/block/oneshot_0.5"], env)  # its reweighted run has not saved one
@@ -260,7 +261,7 @@ def only_tree(output_dir):
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, tiny_bert, glue_dir):
     """run_all.sh's sweep of MRPC at one learning rate, then the pipeline on MRPC (block, 0.6) twice, then on RTE
-    (weight, 0.6) with its dense run bound to fail: its output dir holds a WNLI model."""
+    and MRPC (weight, 0.6) with RTE's dense run bound to fail: its output dir holds a WNLI model."""
     root = tmp_path_factory.mktemp("pipeline")
     env = pipeline_env(root, tiny_bert, glue_dir)
     status, sweep_log = run_module("bert.sweep", dict(env, LRS="5e-5", OUTPUT_DIR=env["DENSE_DIR"]))
@@ -275,7 +276,7 @@ def pipeline(tmp_path_factory, tiny_bert, glue_dir):
     planted = tree / "RTE" / "dense"
     fake_checkpoint(planted, 3)
     (planted / "run_info.json").write_text(json.dumps({"task": "WNLI"}))
-    failing = run_module("bert.pruning_sweep", dict(env, TASKS="RTE", GRANULARITIES="weight"))
+    failing = run_module("bert.pruning_sweep", dict(env, TASKS="RTE MRPC", GRANULARITIES="weight"))
     return {"root": root, "dense_run": dense_tree / "MRPC" / "lr_5e-5", "tree": tree, "first": first[1],
             "summaries": summaries, "second": second, "failing": failing}
 
@@ -293,7 +294,7 @@ def test_the_pipeline_starts_from_run_all_s_dense_run_and_chains_the_checkpoints
                 for kind in ("oneshot", "gradual")}
     checkpoint = re.search(r'"(.*)"', (dense_run / "checkpoint").read_text()).group(1)
     assert init_checkpoint(commands["oneshot"].split()) == str(dense_run / checkpoint)
-    assert init_checkpoint(commands["gradual"].split()) == str(tiny_bert / "bert_model.ckpt")
+    assert init_checkpoint(commands["gradual"].split()) == str(dense_run / checkpoint)
     assert (dense_run / "log.txt").read_text().count("=====") == 1  # run_all.sh's run is only read
     oneshot = read_eval_results(str(tree / "MRPC" / "block" / "oneshot_0.6" / "eval_results.txt"))
     assert oneshot["global_step"] == int(3668 * 0.05 / 16) and 0.5 < oneshot["sparsity"] < 0.65
@@ -313,22 +314,27 @@ def test_a_failed_step_skips_the_steps_that_start_from_it_and_the_rest_goes_on(p
     tree = pipeline["tree"]
     assert status == 1, log
     assert "RTE: dense model fine-tuned in this tree at lr=2e-5 (started here before)" in log
-    assert re.search(r"\(1/3\) RTE dense: FAILED after (\d+m)?\d+s: error: --output_dir \S+ holds a WNLI model, "
+    assert re.search(r"\(1/5\) RTE dense: FAILED after (\d+m)?\d+s: error: --output_dir \S+ holds a WNLI model, "
                      r"not RTE", log), log
-    assert "(2/3) RTE weight oneshot 0.6: skipped: it starts from RTE dense, which did not finish" in log
-    assert re.search(r"\(3/3\) RTE weight gradual 0\.6: accuracy \d+\.\d at sparsity 60\.0% in", log), log
+    for number, kind in ((2, "oneshot"), (3, "gradual")):
+        assert "(%d/5) RTE weight %s 0.6: skipped: it starts from RTE dense, which did not finish" % (number, kind) \
+            in log
+        assert not (tree / "RTE" / "weight" / ("%s_0.6" % kind)).exists()
+    for number, kind in ((4, "oneshot"), (5, "gradual")):
+        assert re.search(r"\(%d/5\) MRPC weight %s 0\.6: f1 \d+\.\d at sparsity 60\.0%% in" % (number, kind), log), log
     assert "1 run(s) failed: RTE dense" in log
-    assert "1 run(s) skipped, since a run they start from failed: RTE weight oneshot 0.6" in log
-    assert not (tree / "RTE" / "weight" / "oneshot_0.6").exists()
+    assert "2 run(s) skipped, since a run they start from failed: RTE weight oneshot 0.6, RTE weight gradual 0.6" \
+        in log
 
 
 def test_the_summary_of_real_runs(pipeline, tiny_bert):
-    """After the three invocations: MRPC's block columns from the first, RTE's weight columns from the last, with
-    its dense model unfinished and its one-shot run not started."""
+    """After the three invocations: MRPC's block columns from the first, its weight columns from the last, and
+    RTE's weight columns with its dense model unfinished and the runs that start from it not started."""
     tree, dense_run = pipeline["tree"], pipeline["dense_run"]
     markdown = (tree / "pruning_summary.md").read_text()
     results = {name: read_eval_results(str(tree / name / "eval_results.txt"))
-               for name in ("MRPC/block/oneshot_0.6", "MRPC/block/gradual_0.6", "RTE/weight/gradual_0.6")}
+               for name in ("MRPC/weight/oneshot_0.6", "MRPC/weight/gradual_0.6", "MRPC/block/oneshot_0.6",
+                            "MRPC/block/gradual_0.6")}
     dense = read_eval_results(str(dense_run / "eval_results.txt"))
 
     def cell(name, metric):
@@ -337,24 +343,23 @@ def test_the_summary_of_real_runs(pipeline, tiny_bert):
         return value + (" (%.1f%% sparse)" % (100 * sparsity) if abs(sparsity - 0.6) > 0.005 else "")
 
     assert table(markdown) == [
-        ["sparsity", "MRPC (F1) block three-step", "MRPC (F1) block gradual", "RTE (Acc) weight three-step",
-         "RTE (Acc) weight gradual"],
-        ["dense"] + ["%.1f" % (100 * dense["eval_f1"])] * 2 + ["unfinished"] * 2,
-        ["60%", cell("MRPC/block/oneshot_0.6", "eval_f1"), cell("MRPC/block/gradual_0.6", "eval_f1"), "not started",
-         cell("RTE/weight/gradual_0.6", "eval_accuracy")]]
+        ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual", "MRPC (F1) block three-step",
+         "MRPC (F1) block gradual", "RTE (Acc) weight three-step", "RTE (Acc) weight gradual"],
+        ["dense"] + ["%.1f" % (100 * dense["eval_f1"])] * 4 + ["unfinished"] * 2,
+        ["60%"] + [cell("MRPC/%s/%s_0.6" % (granularity, kind), "eval_f1") for granularity in ("weight", "block")
+                   for kind in ("oneshot", "gradual")] + ["not started"] * 2]
     assert "(56.2% sparse)" in markdown  # 16x16 blocks of 32x32 and 32x64 matrices cannot make 60%
     reused = os.path.relpath(str(dense_run), str(tree))
     assert "MRPC: `%s` (run_all.sh's best run, lr 5e-5); RTE: `RTE/dense` (fine-tuned in this tree, lr 2e-05)" \
         % reused in markdown
-    assert "Not finished: RTE/dense (unfinished: no eval_results.txt), RTE/weight/oneshot_0.6 (not started)." \
-        in markdown
+    assert ("Not finished: RTE/dense (unfinished: no eval_results.txt), RTE/weight/oneshot_0.6 (not started), "
+            "RTE/weight/gradual_0.6 (not started)." in markdown)
     assert ("Settings: checkpoint %s (L=2 H=32 A=4), pre-trained weights; 0.05 epochs, batch 16, max_seq_length 32; "
             "extra flags: none; learning rate 2e-05; group lasso off: step 2 is skipped and step 3 prunes the dense "
             "model." % tiny_bert) in markdown
 
     rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
-    assert set(rows) == {reused, "MRPC/block/oneshot_0.6", "MRPC/block/gradual_0.6", "RTE/dense",
-                         "RTE/weight/oneshot_0.6", "RTE/weight/gradual_0.6"}
+    assert set(rows) == set(results) | {reused, "RTE/dense", "RTE/weight/oneshot_0.6", "RTE/weight/gradual_0.6"}
     for name, values in dict(results, **{reused: dense}).items():
         assert {key: float(rows[name][key]) for key in values} == pytest.approx(values, rel=1e-12)
     summary = json.loads((tree / "pruning_summary.json").read_text())

@@ -57,19 +57,15 @@ class Distillation:
         return self.alpha * soft + (1.0 - self.alpha) * hard_loss
 
 
-def check_weights(temperature: float, alpha: float) -> None:
-    if not temperature > 0:
-        raise UserError("--distill_temperature=%g must be > 0" % temperature)
-    if not 0 <= alpha <= 1:
-        raise UserError("--distill_alpha=%g must be in [0, 1] (the soft loss's weight)" % alpha)
-
-
 def from_run(teacher_dir: str, task_name: str, vocab_file: str, do_lower_case: bool, max_seq_length: int,
              temperature: float = 2.0, alpha: float = 0.9) -> Distillation:
     """The distillation from the run in `teacher_dir`, refused (UserError) if that run cannot teach this one: no
     checkpoint, no recorded settings, another task, vocab or casing, a config file that is gone or changed since,
-    or too few positions for `max_seq_length`."""
-    check_weights(temperature, alpha)
+    or too few positions for `max_seq_length`; so are a temperature <= 0 and an alpha outside [0, 1]."""
+    if not temperature > 0:
+        raise UserError("--distill_temperature=%g must be > 0" % temperature)
+    if not 0 <= alpha <= 1:
+        raise UserError("--distill_alpha=%g must be in [0, 1] (the soft loss's weight)" % alpha)
     checkpoint = tf.train.latest_checkpoint(teacher_dir)
     if not checkpoint:
         raise UserError("--distill_from %s has no checkpoint: pass the --output_dir of a finished run of this task"

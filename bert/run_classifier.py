@@ -29,8 +29,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E4
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import (files, group_lasso, kernels, modeling, optimization, processors, pruning, run_info,  # noqa: E402
-                  tokenization)
+from bert import (distillation, files, group_lasso, kernels, modeling, optimization, processors, pruning,  # noqa: E402
+                  run_info, tokenization)
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -125,6 +125,13 @@ flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty l
                    "1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the training loss, "
                    "with this lambda (e.g. 1e-4); 0: none. See bert/group_lasso.py.")
 flags.DEFINE_integer("group_lasso_reweight_steps", 100, "Steps between refreshes of the group lasso's reweights.")
+flags.DEFINE_string("distill_from", None, "Distil from a fine-tuned teacher of the same task: a finished run's "
+                    "--output_dir (its latest checkpoint and recorded bert_config_file; another model than the "
+                    "student's may be). See bert/distillation.py.")
+flags.DEFINE_float("distill_temperature", 2.0, "With --distill_from: the softmax temperature T of the soft loss "
+                   "T^2 * KL(teacher || student) (STS-B's squared error to the teacher's score has none).")
+flags.DEFINE_float("distill_alpha", 0.9, "With --distill_from: the soft loss's weight in the trained loss; the task's "
+                   "loss against the labels gets 1 - alpha.")
 flags.DEFINE_bool("strict_data", False, "Stop at the first bad data row (too few columns, a stray or missing header "
                   "line, an empty sentence) instead of skipping or keeping it and counting it in data_stats.json.")
 
@@ -174,13 +181,15 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
                      accumulation_steps: int = 1, use_fp16: bool = False, towers: int = 1,
                      inference_towers: Optional[int] = None, initial_loss_scale: float = 2.0 ** 15,
                      resumed_without_counter: bool = False,
-                     pruning_config: Optional[pruning.PruningConfig] = None):
+                     pruning_config: Optional[pruning.PruningConfig] = None,
+                     distill: Optional[distillation.Distillation] = None):
     """The model_fn: BERT plus the task's head; trains in TRAIN mode, returns outputs in PREDICT mode.
 
     Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
     `resumed_without_counter`: training resumes from a checkpoint written before `batches_read` existed
     (see optimization.count_batches_from_global_step). `pruning_config`: train with masks (bert/pruning.py);
     evaluation and prediction run the dense model on the checkpoint's weights, zero where the masks were.
+    `distill`: train towards a frozen teacher's outputs too (bert/distillation.py; the training graph only).
     """
 
     def model_fn(features, labels, mode, params):
@@ -212,8 +221,13 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         else:
             init_weights()
         if is_training:
-            loss = tf.identity(head.loss, name="total_loss")  # named for ProgressHook: the task's loss, reported
+            # Named for ProgressHook: the task's loss is what is reported (train_loss.tsv, `loss`) while the
+            # distillation's mix and the group lasso are trained, so the curves of distilled, penalised and plain
+            # runs, and eval_loss, measure the same thing; the soft loss has a progress-line field of its own.
+            loss = tf.identity(head.loss, name="total_loss")
             objective = loss
+            if distill is not None:  # the teacher is built here, outside the masking scope: it is never pruned
+                objective = distill.objective(features, head.logits, loss, task.num_labels, task.is_regression)
             if pruning_config is not None and pruning_config.group_lasso > 0:  # trained under, not reported
                 objective += group_lasso.penalty(pruning_config.group_lasso, group_lasso.group_shape(
                     pruning_config.granularity, pruning_config.block, pruning_config.tile),
@@ -272,6 +286,8 @@ class ProgressHook(tf.train.SessionRunHook):
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
         if tf.get_collection(pruning.SPARSITY):  # pruning: its current sparsity, a variable read in the same run
             self.fetches["sparsity"] = pruning.sparsity_variable()
+        if tf.get_collection(distillation.SOFT_LOSS):
+            self.fetches["soft_loss"] = tf.get_collection(distillation.SOFT_LOSS)[0]
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -302,9 +318,10 @@ class ProgressHook(tf.train.SessionRunHook):
         rate = (batches + 1 - self.first_batch) / max(now - self.start_time, 1e-9)  # batches per second
         batches_left = (self.num_train_steps - step) * self.accumulation_steps - batches % self.accumulation_steps - 1
         skipped = batches // self.accumulation_steps - step
-        sparsity = run_values.results.get("sparsity")
-        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f  lr %.2e  %.1f examples/s  time left %s%s%s",
-                        step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss, lr,
+        sparsity, soft_loss = run_values.results.get("sparsity"), run_values.results.get("soft_loss")
+        tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f%s  lr %.2e  %.1f examples/s  time left %s%s%s",
+                        step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss,
+                        "" if soft_loss is None else "  soft loss %.4f" % soft_loss, lr,
                         rate * self.micro_batch_size, format_duration(batches_left / max(rate, 1e-9)),
                         "" if sparsity is None else "  sparsity %.3f" % sparsity,
                         "  %d updates skipped (gradients not finite)" % skipped if skipped else "")
@@ -661,6 +678,10 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
     if pruning_config().active and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
         raise UserError("--target_sparsity and --group_lasso do not work on TPU or with --distribution_strategy yet")
+    # The teacher's local variables are initialised outside TPUEstimator's scaffold and would need a copy per
+    # tf.distribute replica: not done yet.
+    if distillation_setup(task) and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
+        raise UserError("--distill_from does not work on TPU or with --distribution_strategy yet")
     if FLAGS.towers < 0:
         raise UserError("--towers=%d: pass a positive number of towers, or 0 for the default" % FLAGS.towers)
     if FLAGS.gradient_accumulation_steps < 1 or FLAGS.train_batch_size % FLAGS.gradient_accumulation_steps:
@@ -699,6 +720,7 @@ def training_settings(task: processors.TaskSpec) -> Dict:
     """The flags that shape the trained model, as run_info.json records them (bert/run_info.py)."""
     data_file = os.path.join(FLAGS.data_dir, task.splits["train"].file)
     checkpoint = init_checkpoint()
+    distill = distillation_setup(task)
     return {
         "task_name": task.name, "learning_rate": FLAGS.learning_rate, "train_batch_size": FLAGS.train_batch_size,
         "num_train_epochs": FLAGS.num_train_epochs, "warmup_proportion": FLAGS.warmup_proportion,
@@ -708,8 +730,9 @@ def training_settings(task: processors.TaskSpec) -> Dict:
         "init_checkpoint": run_info.file_setting(checkpoint, checkpoint and checkpoint + ".index"),
         "bert_config_file": run_info.file_setting(FLAGS.bert_config_file),
         "vocab_file": run_info.file_setting(FLAGS.vocab_file), "data_dir": run_info.file_setting(FLAGS.data_dir, data_file),
-        # only when pruning, so that the dense runs recorded before these flags existed still resume
+        # only when pruning or distilling, so that the runs recorded before these flags existed still resume
         **(pruning_config().settings() if pruning_config().active else {}),
+        **(distill.settings() if distill else {}),
     }
 
 
@@ -723,6 +746,14 @@ def pruning_config() -> pruning.PruningConfig:
         group_lasso=FLAGS.group_lasso, group_lasso_reweight_steps=FLAGS.group_lasso_reweight_steps)
     config.check()
     return config
+
+
+def distillation_setup(task: processors.TaskSpec) -> Optional[distillation.Distillation]:
+    """--distill_from and the --distill_* flags, checked with the teacher's run; None without --distill_from."""
+    if not FLAGS.distill_from:
+        return None
+    return distillation.from_run(FLAGS.distill_from, task.name, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                 FLAGS.max_seq_length, FLAGS.distill_temperature, FLAGS.distill_alpha)
 
 
 def claim_output_dir(task: processors.TaskSpec) -> None:
@@ -793,7 +824,7 @@ def main(_):
                                 use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
                                 inference_towers=num_towers(training=False),
                                 initial_loss_scale=FLAGS.fp16_initial_loss_scale, resumed_without_counter=not counted,
-                                pruning_config=pruning_config())
+                                pruning_config=pruning_config(), distill=distillation_setup(task))
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}

@@ -36,9 +36,10 @@ def build_signature(run: inference.TrainedRun, max_seq_length: int):
     inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in inference.INPUTS}
     check = tf.assert_less_equal(tf.shape(inputs["input_ids"])[1], max_seq_length, message=(
         "inputs longer than the export takes: max_seq_length=%d tokens" % max_seq_length))
-    # Resource variables: TF 2's tf.saved_model.load makes Python objects of those only (it warns about each
-    # reference variable, TF 1's default and this code's elsewhere).
-    with tf.control_dependencies([check]), tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+    # Reference variables (TF 1's, this code's everywhere): TF 2.15 writes resource variables with a VarHandleOp
+    # attribute that TF 1.15 does not know, so an export made on TF 2 would not load there. TF 2's loader warns
+    # that it makes no Python objects of them, which serving never needs.
+    with tf.control_dependencies([check]):
         outputs = inference.model_outputs(run, *[tf.identity(inputs[name]) for name in inference.INPUTS])
     return inputs, {run.output_name: tf.identity(outputs, name=run.output_name)}
 

@@ -16,6 +16,7 @@ compiler the model keeps TensorFlow's ops and a warning says why.
 The kernels are CPU-only: run_classifier.py turns them on (`use()`) when it runs on the CPU, and model
 code asks `active()` while building the graph.
 """
+import contextlib
 import hashlib
 import os
 import platform
@@ -99,6 +100,19 @@ def use(on: bool = True, build_dir: str = BUILD_DIR) -> bool:
 
 def active() -> bool:
     return _active
+
+
+@contextlib.contextmanager
+def enabled(on: bool):
+    """Graphs built inside the block use the kernels (`on`, if they build; yields whether they are on) or
+    TensorFlow's ops alone; the setting from before comes back after. A SavedModel for other processes
+    (bert/export.py) must use stock ops only: those processes never load this library."""
+    global _active
+    before = _active
+    try:
+        yield use(on)
+    finally:
+        _active = before
 
 
 def gelu_exact(x, q: Sequence[float]):

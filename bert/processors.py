@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from bert import files
 from bert.errors import UserError
@@ -179,19 +179,25 @@ def get_task(name: Union[str, TaskSpec]) -> TaskSpec:
             "(case and punctuation are ignored; 'diagnostic' is an alias of AX)") from None
 
 
-def _read_rows(path: str):
-    """Yield (1-based line number, fields) for each line, splitting on TABs only.
+def decode_lines(raw_lines: Iterable[bytes], path: str) -> Iterator[Tuple[int, str]]:
+    """Yield (1-based line number, text without its line end) for each line of UTF-8 bytes read from `path`.
 
     Lines are split on LF only (a trailing CR is dropped) and decoded one by one, so that bytes that
-    are not UTF-8 are reported with their file and line.
+    are not UTF-8 are reported with their file and line; a byte-order mark before the first line vanishes.
     """
+    for line_no, raw in enumerate(raw_lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise UserError(f"{path} line {line_no}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        yield line_no, line.rstrip("\n").rstrip("\r")
+
+
+def _read_rows(path: str):
+    """Yield (1-based line number, fields) for each line of a GLUE file, splitting on TABs only."""
     with files.open(path, "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as error:
-                raise UserError(f"{path} line {line_no}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-            yield line_no, line.rstrip("\n").rstrip("\r").split("\t")
+        for line_no, line in decode_lines(f, path):
+            yield line_no, line.split("\t")
 
 
 def _parse_label(task: TaskSpec, raw: str, where: str) -> Label:

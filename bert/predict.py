@@ -1,0 +1,181 @@
+"""Predicts raw text with a fine-tuned run: sentences (or sentence pairs) in, labels and probabilities out.
+
+  python -m bert.predict --model_dir=RUN_DIR [--input_file=F] [--output_file=F]
+
+Input (a file, or stdin without --input_file), UTF-8, one example a line, in either format:
+- TSV: the text, or for a pair task (MRPC, MNLI, ...) its two texts separated by a TAB; no header line;
+- JSON lines: an object with "sentence", or "sentence1" and "sentence2" (other keys are ignored).
+The format is told by the first line (JSON lines start with `{`), or by --input_format.
+
+Output (a file, written atomically, or stdout): a header line, then one line per input line, in input order:
+`label<TAB>p_<label 0><TAB>p_<label 1>...`, the most probable label and each label's probability (in the
+order of the task's labels, as test_results.tsv has them), or for STS-B `score`, the predicted similarity.
+
+The run's own pieces make the model inputs and outputs: its vocab and casing (tokenization.py), features.py's
+`[CLS] a [SEP] b [SEP]` conversion and truncation at the run's max_seq_length, and the model that
+run_classifier.py evaluated (bert/inference.py, with the fused CPU kernels unless --fused_kernels=false), so
+the probabilities are run_classifier's --do_predict ones. Examples run in batches of similar length, each
+padded only to its longest, then go back to input order. A bad line (wrong column count, empty text, bad
+JSON) is an `error: <file> line N: ...` line on stderr, every bad line one, and nothing is predicted.
+"""
+import argparse
+import json
+import sys
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from bert import files, inference, kernels, processors, tokenization
+from bert.compat import tf
+from bert.errors import UserError, exit_on_user_error
+from bert.features import convert_examples, inference_order
+
+FORMATS = ("auto", "tsv", "jsonl")
+MAX_REPORTED = 20  # bad lines listed one by one; the rest are counted
+
+
+def example_from_tsv(line: str, pairs: bool, task: processors.TaskSpec) -> processors.InputExample:
+    texts = line.split("\t")
+    wanted = 2 if pairs else 1
+    if len(texts) != wanted:
+        raise ValueError("%d TAB-separated column%s, but %s takes %s" % (
+            len(texts), "" if len(texts) == 1 else "s", task.name, "two texts" if pairs else "one text"))
+    empty = [str(column + 1) for column, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise ValueError("empty text in column %s" % " and ".join(empty))
+    return processors.InputExample("", texts[0], texts[1] if pairs else None, None)
+
+
+def example_from_json(line: str, pairs: bool, task: processors.TaskSpec) -> processors.InputExample:
+    try:
+        value = json.loads(line)
+    except ValueError as error:
+        raise ValueError("not JSON (%s)" % error) from None
+    keys = ("sentence1", "sentence2") if pairs else ("sentence",)
+    if not isinstance(value, dict) or not all(key in value for key in keys):
+        raise ValueError("%s takes a JSON object with %s" % (task.name, " and ".join('"%s"' % key for key in keys)))
+    for key in keys:
+        if not isinstance(value[key], str) or not value[key].strip():
+            raise ValueError('"%s" is not a non-empty string' % key)
+    return processors.InputExample("", value[keys[0]], value[keys[1]] if pairs else None, None)
+
+
+def read_examples(raw_lines: Iterable[bytes], path: str, task: processors.TaskSpec, pairs: bool,
+                  input_format: str = "auto") -> List[processors.InputExample]:
+    """One example per line; raises a UserError with a line for each bad line (up to MAX_REPORTED)."""
+    examples, problems = [], []
+    parse = None
+    for line_no, line in processors.decode_lines(raw_lines, path):
+        if parse is None:
+            json_lines = input_format == "jsonl" or (input_format == "auto" and line.lstrip().startswith("{"))
+            parse = example_from_json if json_lines else example_from_tsv
+        try:
+            examples.append(parse(line, pairs, task))
+        except ValueError as error:
+            problems.append("%s line %d: %s" % (path, line_no, error))
+    if problems:
+        more = len(problems) - MAX_REPORTED
+        raise UserError("\n".join(problems[:MAX_REPORTED] + (["%s: %d more bad lines" % (path, more)] if more > 0
+                                                               else [])))
+    if not examples:
+        raise UserError("%s: no input lines" % path)
+    return examples
+
+
+def header(task: processors.TaskSpec) -> str:
+    return "score\n" if task.is_regression else "\t".join(["label"] + ["p_" + label for label in task.labels]) + "\n"
+
+
+def output_lines(task: processors.TaskSpec, outputs: np.ndarray) -> List[str]:
+    if task.is_regression:
+        return ["%.8f\n" % score for score in outputs]
+    return ["\t".join([task.labels[int(np.argmax(row))]] + ["%.8f" % p for p in row]) + "\n" for row in outputs]
+
+
+class Predictor:
+    """A run's model in a session of its own, restored once, for any number of `predict` calls."""
+
+    def __init__(self, run: inference.TrainedRun, max_seq_length: Optional[int] = None, batch_size: int = 32,
+                 fused_kernels: bool = True):
+        if batch_size < 1:
+            raise UserError("--batch_size=%d: it takes at least 1" % batch_size)
+        self.run, self.batch_size = run, batch_size
+        self.max_seq_length = run.checked_length(max_seq_length)
+        self.tokenizer = tokenization.FullTokenizer(run.vocab_file, do_lower_case=run.do_lower_case)
+        on_cpu = not tf.config.experimental.list_physical_devices("GPU")
+        graph = tf.Graph()
+        with graph.as_default(), kernels.enabled(fused_kernels and on_cpu):
+            self.inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in inference.INPUTS}
+            self.outputs = inference.model_outputs(run, *[self.inputs[name] for name in inference.INPUTS])
+            saver = inference.checkpoint_saver(run)
+        graph.finalize()
+        self.session = tf.Session(graph=graph)
+        saver.restore(self.session, run.checkpoint)
+
+    def predict(self, examples: Sequence[processors.InputExample]) -> np.ndarray:
+        """Outputs in the order of `examples`: [n, labels] probabilities, or [n] scores."""
+        features = convert_examples(examples, self.run.task, self.max_seq_length, self.tokenizer)
+        arrays = {name: np.array([getattr(f, name) for f in features], np.int32) for name in inference.INPUTS}
+        lengths = arrays["input_mask"].sum(axis=1)
+        order = inference_order(lengths, group_by_length=True)
+        outputs = np.zeros((len(examples),) + (() if self.run.task.is_regression else (self.run.task.num_labels,)),
+                           np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            longest = lengths[rows].max()
+            outputs[rows] = self.session.run(self.outputs, {self.inputs[name]: array[rows, :longest]
+                                                            for name, array in arrays.items()})
+        return outputs
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def predict(model_dir: str, input_file: Optional[str] = None, output_file: Optional[str] = None,
+            batch_size: int = 32, max_seq_length: Optional[int] = None, input_format: str = "auto",
+            fused_kernels: bool = True) -> None:
+    """Reads `input_file` (None: stdin), predicts and writes `output_file` (None: stdout); see the module's doc."""
+    run = inference.read_run(model_dir)
+    if input_file is None:
+        examples = read_examples(sys.stdin.buffer, "<stdin>", run.task, run.takes_pairs, input_format)
+    else:
+        if not files.isfile(input_file):
+            raise UserError("--input_file %s not found" % input_file)
+        with files.open(input_file, "rb") as f:
+            examples = read_examples(f, input_file, run.task, run.takes_pairs, input_format)
+    predictor = Predictor(run, max_seq_length, batch_size, fused_kernels)
+    try:
+        text = header(run.task) + "".join(output_lines(run.task, predictor.predict(examples)))
+    finally:
+        predictor.close()
+    if output_file is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        files.write_atomically(output_file, text)
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError("true or false, not %r" % text)
+    return text.lower() in ("true", "1")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bert.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dir", required=True, help="the fine-tuning run's --output_dir")
+    parser.add_argument("--input_file", help="TSV or JSON lines (default: stdin)")
+    parser.add_argument("--output_file", help="default: stdout")
+    parser.add_argument("--input_format", choices=FORMATS, default="auto",
+                        help="auto: JSON lines if the first line starts with {, else TSV")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_seq_length", type=int, help="tokens per example (default: the run's)")
+    parser.add_argument("--fused_kernels", type=parse_bool, default=True,
+                        help="on CPU, the fused GELU, softmax and LayerNorm kernels (bert/kernels.py)")
+    args = parser.parse_args(argv)
+    predict(args.model_dir, args.input_file, args.output_file, args.batch_size, args.max_seq_length,
+            args.input_format, args.fused_kernels)
+
+
+if __name__ == "__main__":
+    exit_on_user_error(main)

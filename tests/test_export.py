@@ -1,0 +1,183 @@
+"""bert/export.py: a fine-tuned run's SavedModel, loaded and run by plain TensorFlow without this code.
+
+The exports of a pruned embedded-model MRPC run and of a dense tiny STS-B run (conftest's fixtures) are
+loaded in a subprocess that has no repository on its path, runs from elsewhere and never loads the fused
+kernels' library: with TF 2's tf.saved_model.load or TF 1's tf.saved_model.loader.load, by whichever stack is
+running the tests, and by the other one too when its environment is there (a model exported on TF 1.15 served
+by a TF 2 server). Their outputs must equal the run's own test_results.tsv for the same examples.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bert import export, features, inference, processors, tokenization
+from bert.compat import IS_TF2
+from bert.errors import UserError
+from conftest import REPO_ROOT
+
+# Runs in the subprocess. argv: a JSON file of jobs [{"model", "inputs", "outputs"}]; prints what it found.
+LOADER = r'''
+import importlib.util, json, sys
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+
+registered = getattr(op_def_registry, "get", None) or op_def_registry.get_registered_ops().get
+found = {"tensorflow": tf.__version__, "bert_importable": importlib.util.find_spec("bert") is not None,
+         "sys_path": sys.path, "models": []}
+for job in json.load(open(sys.argv[1])):
+    saved_model = saved_model_pb2.SavedModel.FromString(open(job["model"] + "/saved_model.pb", "rb").read())
+    graph = saved_model.meta_graphs[0].graph_def
+    op_types = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+    inputs = dict(np.load(job["inputs"]))
+    batches = sorted({name.split("/")[0] for name in inputs})
+    outputs, error = {}, None
+    if tf.__version__.startswith("2."):
+        signature = tf.saved_model.load(job["model"]).signatures["serving_default"]
+        def run(batch):
+            return {name: value.numpy() for name, value in signature(**{
+                name: tf.constant(inputs[batch + "/" + name]) for name in ("input_ids", "input_mask", "segment_ids")
+            }).items()}
+    else:
+        session = tf.Session(graph=tf.Graph())
+        signature = tf.saved_model.loader.load(session, ["serve"], job["model"]).signature_def["serving_default"]
+        def run(batch):
+            return session.run({name: t.name for name, t in signature.outputs.items()},
+                               {t.name: inputs[batch + "/" + name] for name, t in signature.inputs.items()})
+    for batch in batches:
+        try:
+            for name, value in run(batch).items():
+                outputs[batch + "/" + name] = value
+        except tf.errors.InvalidArgumentError as e:
+            error = str(e)
+    np.savez(job["outputs"], **outputs)
+    found["models"].append({"unregistered_ops": sorted(op for op in op_types if registered(op) is None),
+                            "op_types": sorted(op_types), "error": error})
+found["kernels_loaded"] = any("kernels-" in line for line in open("/proc/self/maps"))
+print(json.dumps(found))
+'''
+
+
+def other_stack_python():
+    """The other TensorFlow stack's interpreter, when its environment exists."""
+    python = REPO_ROOT / (".venv" if IS_TF2 else ".venv-tf2") / "bin" / "python"
+    return [str(python)] if python.exists() else []
+
+
+def model_inputs(run_dir, task_dir: str, max_seq_length: int):
+    """The run's test examples (the fixtures' test.tsv) as features.py makes them, [n, max_seq_length] each."""
+    run = inference.read_run(str(run_dir))
+    tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
+    examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")
+    converted = [features.convert_example(example, run.task, max_seq_length, tokenizer) for example in examples]
+    return {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+
+
+def batches(inputs, sizes):
+    """Consecutive batches of the examples, each cut to its longest example (TF Serving clients pad so), and
+    last one too long for the export (one token beyond its max_seq_length)."""
+    lengths = inputs["input_mask"].sum(axis=1)
+    out, start = {}, 0
+    for i, size in enumerate(sizes):
+        rows = slice(start, start + size)
+        for name, array in inputs.items():
+            out["b%d/%s" % (i, name)] = array[rows, :lengths[rows].max()]
+        start += size
+    for name, array in inputs.items():
+        out["too_long/" + name] = np.pad(array[:2], [(0, 0), (0, 1)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, fine_tuned_mrpc, fine_tuned_stsb):
+    """Both runs exported, their inputs, and what each available stack's plain TensorFlow made of them."""
+    root = tmp_path_factory.mktemp("export")
+    jobs, expected = [], []
+    for run_dir, task_dir, sizes in ((fine_tuned_mrpc, "MRPC", (1, 37, 62)), (fine_tuned_stsb, "STS-B", (50,))):
+        saved_model = export.export(str(run_dir), str(root / task_dir))
+        inputs = model_inputs(run_dir, task_dir, 64)
+        np.savez(str(root / (task_dir + "_inputs.npz")), **batches(inputs, sizes))
+        jobs.append({"model": saved_model, "inputs": str(root / (task_dir + "_inputs.npz"))})
+        expected.append(np.loadtxt(str(run_dir / "test_results.tsv"), ndmin=2 if task_dir == "MRPC" else 1))
+    results = []
+    for stack, python in enumerate([sys.executable] + other_stack_python()):
+        stack_jobs = [dict(job, outputs=str(root / ("outputs_%d_%d.npz" % (stack, i)))) for i, job in enumerate(jobs)]
+        (root / ("jobs_%d.json" % stack)).write_text(json.dumps(stack_jobs))
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        done = subprocess.run([python, "-I", "-c", LOADER, str(root / ("jobs_%d.json" % stack))], cwd=str(root),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append((found, [dict(np.load(job["outputs"])) for job in stack_jobs]))
+    return {"jobs": jobs, "expected": expected, "loaded": results}
+
+
+def test_the_export_is_in_tf_servings_layout_with_what_a_client_needs_to_tokenize(exported, bert_dir):
+    mrpc, stsb = (job["model"] for job in exported["jobs"])
+    for saved_model in (mrpc, stsb):
+        assert os.path.basename(saved_model).isdigit()
+        assert sorted(os.listdir(os.path.dirname(saved_model))) == [os.path.basename(saved_model)]  # no temp-*
+        assert sorted(os.listdir(saved_model)) == ["assets.extra", "saved_model.pb", "variables"]
+        assert sorted(os.listdir(os.path.join(saved_model, "assets.extra"))) == ["model_info.json", "vocab.txt"]
+    with open(os.path.join(mrpc, "assets.extra", "vocab.txt"), "rb") as f:
+        assert f.read() == (bert_dir / "vocab.txt").read_bytes()
+    with open(os.path.join(mrpc, "assets.extra", "model_info.json")) as f:
+        info = json.load(f)
+    assert info == {"task": "MRPC", "labels": ["0", "1"], "do_lower_case": True, "max_seq_length": 64,
+                    "inputs": ["input_ids", "input_mask", "segment_ids"], "output": "probabilities",
+                    "vocab": "vocab.txt", "checkpoint": "model.ckpt-4"}
+    with open(os.path.join(stsb, "assets.extra", "model_info.json")) as f:
+        info = json.load(f)
+    assert info["labels"] == [] and info["output"] == "predictions"
+
+
+def test_plain_tensorflow_without_this_code_runs_it_to_the_runs_own_predictions(exported):
+    assert len(exported["loaded"]) == 1 + len(other_stack_python())
+    for found, outputs in exported["loaded"]:
+        assert not found["bert_importable"], found["sys_path"]
+        assert not found["kernels_loaded"]
+        mrpc, stsb = outputs
+        probabilities = np.concatenate([mrpc["b%d/probabilities" % i] for i in range(3)])
+        np.testing.assert_allclose(probabilities, exported["expected"][0], atol=1e-4, err_msg=found["tensorflow"])
+        assert probabilities.std(axis=0).min() > 1e-2  # the examples' outputs differ: equal ones would say little
+        np.testing.assert_allclose(stsb["b0/predictions"], exported["expected"][1], atol=1e-4,
+                                   err_msg=found["tensorflow"])
+        assert stsb["b0/predictions"].shape == (50,)
+
+
+def test_the_graph_has_stock_ops_only_and_refuses_inputs_beyond_its_length(exported):
+    for found, _ in exported["loaded"]:
+        for model in found["models"]:
+            assert model["unregistered_ops"] == []
+            assert not [op for op in model["op_types"] if op.startswith("Bert") or "TPU" in op]
+            assert "inputs longer than the export takes: max_seq_length=64 tokens" in model["error"]
+
+
+def test_max_seq_length_can_be_lower_but_not_beyond_the_position_embeddings(tmp_path, fine_tuned_stsb):
+    saved_model = export.export(str(fine_tuned_stsb), str(tmp_path), max_seq_length=32)
+    with open(os.path.join(saved_model, "assets.extra", "model_info.json")) as f:
+        assert json.load(f)["max_seq_length"] == 32
+    with pytest.raises(UserError, match="--max_seq_length=65: the model takes 3 to 64 tokens"):
+        export.export(str(fine_tuned_stsb), str(tmp_path), max_seq_length=65)
+    assert len(os.listdir(str(tmp_path))) == 1
+
+
+def test_a_dir_without_a_run_or_a_checkpoint_is_refused_in_one_line(tmp_path, fine_tuned_stsb):
+    with pytest.raises(UserError, match="no run_info.json: it is not the --output_dir of a run_classifier.py run"):
+        export.export(str(tmp_path), str(tmp_path / "export"))
+    (tmp_path / "run_info.json").write_text((fine_tuned_stsb / "run_info.json").read_text())
+    with pytest.raises(UserError, match="has no checkpoint: train the run first"):
+        export.export(str(tmp_path), str(tmp_path / "export"))
+    done = subprocess.run([sys.executable, "-m", "bert.export", "--output_dir=%s" % (tmp_path / "missing"),
+                           "--export_dir=%s" % (tmp_path / "export")], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == ("error: %s is not a directory: pass the --output_dir of a "
+                                                    "fine-tuning run" % (tmp_path / "missing"))
+    assert not (tmp_path / "export").exists()

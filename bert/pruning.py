@@ -193,17 +193,21 @@ def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List],
     magnitude. An update whose gradients are not finite (fp16 loss scaling skips it) adds nothing."""
     if config.score == "magnitude":
         return None
+    # Created here, not in `accumulate`: with gradient accumulation that runs inside a tf.cond, where a
+    # variable's initializer may not be.
+    scores = {}
+    for weight, _ in masked_pairs():
+        with tf.get_default_graph().name_scope(None):
+            scores[weight.op.name] = tf.Variable(tf.zeros(weight.shape, weight.dtype.base_dtype), trainable=False,
+                                                 use_resource=True, name=weight.op.name + SCORE_SUFFIX)
+        tf.add_to_collection(SCORED, (weight, scores[weight.op.name]))
 
     def accumulate(gradients: List, variables: List) -> List:
-        by_name = {var.op.name: grad for grad, var in zip(gradients, variables)}
+        by_name = {var.op.name: (grad, var) for grad, var in zip(gradients, variables)}
         updates = []
-        for weight, _ in masked_pairs():
-            with tf.get_default_graph().name_scope(None):
-                score = tf.Variable(tf.zeros(weight.shape, weight.dtype.base_dtype), trainable=False, use_resource=True,
-                                    name=weight.op.name + SCORE_SUFFIX)
-            tf.add_to_collection(SCORED, (weight, score))
-            grad = tf.convert_to_tensor(by_name[weight.op.name])
-            product = grad * weight
+        for name, score in scores.items():
+            grad, weight = by_name[name]
+            product = tf.convert_to_tensor(grad) * weight
             increment = tf.square(product) if config.score == "taylor" else -product
             finite = tf.reduce_all(tf.is_finite(increment))
             updates.append(score.assign_add(tf.where(finite, increment, tf.zeros_like(increment)), read_value=False))

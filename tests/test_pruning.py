@@ -208,7 +208,7 @@ def test_gradual_schedule_follows_the_cubic_formula_at_every_update_step():
     assert zeros[t1] == [int(np.floor(target * size + 0.5)) for size in sizes] and zeros[-1] == zeros[t1]
 
 
-def train_graph(config, features_seed=0):
+def train_graph(config, features_seed=0, accumulation_steps=1):
     """The tiny model's TRAIN graph through run_classifier's model_fn (one tower), on fixed random features."""
     rng = np.random.RandomState(features_seed)
     features = {"input_ids": tf.constant(rng.randint(0, 1000, size=(8, 16)), tf.int32),
@@ -216,18 +216,21 @@ def train_graph(config, features_seed=0):
                 "label_ids": tf.constant(rng.randint(0, 2, size=8), tf.int32),
                 "is_real_example": tf.ones([8], tf.int32)}
     model_fn = model_fn_builder(CONFIG, processors.get_task("MRPC"), None, 1e-3, 20, 2, False,
-                                pruning_config=config)
+                                accumulation_steps=accumulation_steps, pruning_config=config)
     return model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {})
 
 
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
 @pytest.mark.parametrize("score", ["taylor", "movement"])
-def test_taylor_and_movement_scores_accumulate_each_update_and_rank_the_units(score):
+def test_taylor_and_movement_scores_accumulate_each_update_and_rank_the_units(score, accumulation_steps):
     """After two updates a matrix's score is (g0 w0)^2 + (g1 w1)^2 (taylor) or -(g0 w0 + g1 w1) (movement), g
-    being the loss's gradient before each update; a mask update then prunes the units of lowest mean score."""
+    being the loss's gradient before each update (with gradient accumulation, the mean of its micro-batches'; the
+    counter-seeded dropout repeats for the same batch count); a mask update then prunes the units of lowest mean
+    score."""
     config = pruning.PruningConfig(0.5, score=score, granularity="block", block=(4, 4))
     with tf.Graph().as_default():
         tf.set_random_seed(3)
-        spec = train_graph(config)
+        spec = train_graph(config, accumulation_steps=accumulation_steps)
         weights = [weight for weight, _ in pruning.masked_pairs()]
         gradients = tf.gradients(spec.loss, weights)
         scores = [accumulated for _, accumulated in pruning.scored_pairs()]
@@ -236,10 +239,13 @@ def test_taylor_and_movement_scores_accumulate_each_update_and_rank_the_units(sc
             session.run(tf.global_variables_initializer())
             expected = [np.zeros(w.shape.as_list(), np.float32) for w in weights]
             for _ in range(2):
-                values, grads = session.run([weights, gradients])
-                for total, w, g in zip(expected, values, grads):
+                values, micro_batch_grads = session.run(weights), []
+                for _ in range(accumulation_steps):
+                    micro_batch_grads.append(session.run(gradients))
+                    session.run(spec.train_op)
+                for number, (total, w) in enumerate(zip(expected, values)):
+                    g = np.mean([grads[number] for grads in micro_batch_grads], axis=0)
                     total += np.square(g * w) if score == "taylor" else -g * w
-                session.run(spec.train_op)
             got = session.run(scores)
             session.run(update)
             masks = session.run([mask for _, mask in pruning.masked_pairs()])

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prunes every task of TASKS at every granularity and target sparsity, two ways: the three-step pipeline
 # (1. the dense model: run_all.sh's best run of the same settings, else fine-tuned here; 2. reweighted
-# group-lasso training; 3. one-shot pruning and retraining with the mask fixed) and gradual pruning in one
-# run from the pre-trained checkpoint. Then writes pruning_summary.{md,csv,json,png} into its tree. Run it
+# group-lasso training; 3. one-shot pruning and retraining with the mask fixed) and, instead of steps 2 and 3,
+# gradual pruning of the dense model in one run. Then writes pruning_summary.{md,csv,json,png} into its tree. Run it
 # again after an interruption: finished runs are kept, an interrupted one resumes from its last checkpoint.
 # Settings (environment variables):
 #   TASKS="MRPC STS-B RTE CoLA SST-2"   GRANULARITIES="weight block"   SPARSITIES="0.5 0.7 0.8 0.9"

@@ -8,7 +8,7 @@ run_pruning.sh (bert/pruning_sweep.py) writes one tree per settings, with settin
                                      relative to this tree, "learning_rate": its learning rate}
   <TASK>/<granularity>/reweighted/   step 2: reweighted group-lasso training (when the tree's lambda is not 0)
   <TASK>/<granularity>/oneshot_<s>/  step 3: one-shot pruning to sparsity s, retrained with the mask fixed
-  <TASK>/<granularity>/gradual_<s>/  the one-run alternative: gradual pruning from the pre-trained checkpoint
+  <TASK>/<granularity>/gradual_<s>/  the one-run alternative to steps 2 and 3: gradual pruning of step 1's model
   planned.json                       every run folder an invocation planned, so that the summary shows the
                                      runs not started yet, whichever invocation planned them
 and this module reads that layout (the sweep writes it through `run_dir`, `write_dense_record` and
@@ -286,7 +286,7 @@ def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Option
              "on the saved weights is more than %.1f points off, it follows in brackets. three-step: the dense "
              "model, reweighted training (its model in the reweighted row), one-shot pruning and retraining with the "
              "mask fixed; gradual: one run "
-             "from the pre-trained checkpoint along Zhu & Gupta's cubic ramp." % (100 * NOTABLE_SPARSITY_GAP), ""]
+             "from the dense model along Zhu & Gupta's cubic ramp (over its first 30%% of steps)." % (100 * NOTABLE_SPARSITY_GAP), ""]
     if columns:
         lines += ["| sparsity | " + " | ".join(c.title for c in columns) + " |", "|---|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

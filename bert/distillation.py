@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict
 
-from bert import files, modeling, run_info
+from bert import files, inference, modeling, run_info
 from bert.compat import tf
 from bert.errors import UserError
 
@@ -66,30 +66,21 @@ def from_run(teacher_dir: str, task_name: str, vocab_file: str, do_lower_case: b
         raise UserError("--distill_temperature=%g must be > 0" % temperature)
     if not 0 <= alpha <= 1:
         raise UserError("--distill_alpha=%g must be in [0, 1] (the soft loss's weight)" % alpha)
-    checkpoint = tf.train.latest_checkpoint(teacher_dir)
-    if not checkpoint:
-        raise UserError("--distill_from %s has no checkpoint: pass the --output_dir of a finished run of this task"
-                        % teacher_dir)
-    settings = run_info.read(teacher_dir).get("settings")
-    if not settings:
-        raise UserError("--distill_from %s has no %s with the settings it was trained with (a run of an older "
-                        "version?): its bert_config.json is unknown" % (teacher_dir, run_info.RUN_INFO))
-    if settings["task_name"] != task_name:
+    try:
+        teacher = inference.read_run(teacher_dir)
+    except UserError as error:
+        raise UserError("--distill_from: %s" % error) from None
+    if teacher.task.name != task_name:
         raise UserError("--distill_from %s is a %s model, not %s: the teacher must be fine-tuned on this task"
-                        % (teacher_dir, settings["task_name"], task_name))
-    if settings["vocab_file"]["sha1"] != files.sha1(vocab_file) or settings["do_lower_case"] != do_lower_case:
+                        % (teacher_dir, teacher.task.name, task_name))
+    if files.sha1(teacher.vocab_file) != files.sha1(vocab_file) or teacher.do_lower_case != do_lower_case:
         raise UserError("--distill_from %s was trained with another vocab or casing (%s, --do_lower_case=%s): the "
-                        "teacher must read the student's token ids" % (teacher_dir, settings["vocab_file"]["path"],
-                                                                       settings["do_lower_case"]))
-    config_file = settings["bert_config_file"]
-    if not files.isfile(config_file["path"]) or files.sha1(config_file["path"]) != config_file["sha1"]:
-        raise UserError("--distill_from %s: its bert_config_file %s is %s" % (
-            teacher_dir, config_file["path"], "changed since" if files.isfile(config_file["path"]) else "not found"))
-    bert_config = modeling.BertConfig.from_json_file(config_file["path"])
-    if max_seq_length > bert_config.max_position_embeddings:
-        raise UserError("--max_seq_length=%d exceeds the teacher's max_position_embeddings=%d (%s)"
-                        % (max_seq_length, bert_config.max_position_embeddings, config_file["path"]))
-    return Distillation(checkpoint, bert_config, temperature, alpha)
+                        "teacher must read the student's token ids" % (teacher_dir, teacher.vocab_file,
+                                                                       teacher.do_lower_case))
+    if max_seq_length > teacher.bert_config.max_position_embeddings:
+        raise UserError("--max_seq_length=%d exceeds the teacher's max_position_embeddings=%d"
+                        % (max_seq_length, teacher.bert_config.max_position_embeddings))
+    return Distillation(teacher.checkpoint, teacher.bert_config, temperature, alpha)
 
 
 def frozen_getter(getter, name, *args, **kwargs):

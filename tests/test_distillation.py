@@ -248,8 +248,13 @@ def test_a_teacher_of_another_task_is_refused_in_one_line(teacher, setup):
 
 
 def test_teachers_without_a_checkpoint_or_settings_and_impossible_weights_are_refused(teacher, setup, tmp_path):
-    with pytest.raises(UserError, match="has no checkpoint"):
+    with pytest.raises(UserError, match="--distill_from: .* has no run_info.json"):
         from_teacher(tmp_path, setup)
+    no_checkpoint = tmp_path / "no_checkpoint"
+    no_checkpoint.mkdir()
+    shutil.copy(str(teacher / "run_info.json"), str(no_checkpoint))
+    with pytest.raises(UserError, match="--distill_from: .* has no checkpoint"):
+        from_teacher(no_checkpoint, setup)
     copy = tmp_path / "no_settings"
     shutil.copytree(str(teacher), str(copy))
     (copy / "run_info.json").unlink()

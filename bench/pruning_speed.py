@@ -31,6 +31,8 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from bert import pruning  # noqa: E402  (the schedule's rule, without TensorFlow's graph)
 GRADUAL = ["--pruning_schedule=gradual", "--pruning_begin=0", "--pruning_end=0.7", "--pruning_frequency=10"]
 VARIANTS = {  # name -> flags beside the dense run's
     "weight": ["--target_sparsity=0.5", "--pruning_granularity=weight", "--pruning_scope=per_matrix"] + GRADUAL,
@@ -44,9 +46,9 @@ BATCH = 32
 
 
 def mask_updates(steps: int, first: int, last: int) -> int:
-    """Mask updates after steps first+1..last (bert/pruning.py's is_update_step, begin 0, end 0.7, every 10)."""
-    end = max(int(round(0.7 * steps)), 1)
-    return sum(1 for s in range(first + 1, last + 1) if (0 < s < end and s % 10 == 0) or s == end)
+    """Mask updates after steps first+1..last of a run with the variants' schedule (begin 0, end 0.7, every 10)."""
+    return sum(1 for s in pruning.update_steps(pruning.PruningConfig(0.5, begin=0.0, end=0.7, frequency=10), steps)
+               if first < s <= last)
 
 
 def train(args, flags: list, run_dir: str) -> dict:

@@ -171,6 +171,12 @@ def ramp_steps(config: PruningConfig, num_train_steps: int) -> Tuple[int, int]:
     return begin, max(int(round(config.end * num_train_steps)), begin + 1)
 
 
+def update_steps(config: PruningConfig, num_train_steps: int) -> List[int]:
+    """The steps is_update_step is true at, in Python (for what a schedule costs: bench/)."""
+    begin, end = ramp_steps(config, num_train_steps)
+    return [step for step in range(begin + 1, end + 1) if step == end or (step - begin) % config.frequency == 0]
+
+
 def is_update_step(config: PruningConfig, step, num_train_steps: int):
     """Whether the masks are recomputed once global_step reaches `step`: every `frequency` steps after the
     ramp's begin up to its end, and at the end itself (so the target is reached exactly)."""

@@ -199,8 +199,10 @@ def test_gradual_schedule_follows_the_cubic_formula_at_every_update_step():
             zeros.append([int((mask == 0).sum()) for mask in masks_and_weights(session)[0]])
         sizes = [w.shape.num_elements() for w, _ in pruning.masked_pairs()]
     expected, current = [], [0] * len(sizes)
+    updates = [t for t in range(steps + 1) if (t0 < t < t1 and (t - t0) % frequency == 0) or t == t1]
+    assert pruning.update_steps(config, steps) == updates
     for t in range(steps + 1):
-        if (t0 < t < t1 and (t - t0) % frequency == 0) or t == t1:
+        if t in updates:
             s = target * (1 - (1 - (t - t0) / float(t1 - t0)) ** 3)
             current = [int(np.floor(s * size + 0.5)) for size in sizes]
         expected.append(current)

@@ -39,6 +39,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from bert.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 GOOGLE_LAYER_NORM_EPS = 1e-12
@@ -519,23 +521,18 @@ def main(argv=None):
     parser.add_argument("--to_hf", action="store_true",
                         help="export the run in --output_dir into --hf_dir (default: import --hf_dir)")
     args = parser.parse_args(argv)
+    if args.to_hf:  # imported here: it builds on this module, brings TensorFlow's model code, and is imported
+        from bert import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    if args.to_hf:
-        from bert import hf_export  # here: it builds on this module, and only the export needs TF's model code
-        from bert.errors import UserError
-
-        try:
-            print(hf_export.summary_line(hf_export.export(args.output_dir, args.hf_dir)))
-        except (ConversionError, UserError) as e:
-            print("error: %s" % e, file=sys.stderr)
-            return 1
-        return 0
     try:
-        summary = convert(args.hf_dir, args.output_dir)
-    except ConversionError as e:
+        if args.to_hf:
+            line = hf_export.summary_line(hf_export.export(args.output_dir, args.hf_dir))
+        else:
+            line = summary_line(convert(args.hf_dir, args.output_dir))
+    except (ConversionError, UserError) as e:  # read_run's errors are UserErrors
         print("error: %s" % e, file=sys.stderr)
         return 1
-    print(summary_line(summary))
+    print(line)
     return 0
 
 

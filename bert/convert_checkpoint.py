@@ -10,10 +10,14 @@ Google's layout is what the rest of this project reads:
 
 Usage:
     python -m bert.convert_checkpoint --hf_dir DIR --output_dir DIR
+    python -m bert.convert_checkpoint --to_hf --output_dir RUN_DIR --hf_dir DIR   (the way back: bert/hf_export.py)
 
-The safetensors file is read by a small numpy-only reader (``read_safetensors``), so neither torch nor
-the safetensors package is needed. Tensors outside the BERT encoder (``classifier.*``, ``cls.*``
-pre-training heads, ``embeddings.position_ids``) are ignored and listed in the summary.
+The safetensors file is read by a small numpy-only reader (``read_safetensors``), and written by a small
+writer (``write_safetensors``), so neither torch nor the safetensors package is needed. A
+BertForSequenceClassification's head (``classifier.*``) becomes run_classifier.py's ``output_weights`` and
+``output_bias``; other tensors outside the BERT encoder (``cls.*`` pre-training heads,
+``embeddings.position_ids``) are ignored and listed in the summary. Which HF tensor is which Google variable
+is one table, ``NAME_TABLE``, read in both directions.
 
 Activations: in bert_config.json "gelu" means the tanh approximation (Google's meaning, so Google's
 configs load unchanged) and "gelu_exact" the erf form. Hugging Face's "gelu" is the erf form, so it is
@@ -25,6 +29,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 import sys
@@ -33,6 +38,8 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+
+from bert.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +134,40 @@ def read_safetensors(path, names=None):
     return out
 
 
+# numpy dtype (little-endian) -> safetensors dtype name, for the writer. BF16 is left out: its numpy stand-in
+# (uint16) would be written as a bfloat16 it is not.
+_SAFETENSORS_NAMES = {np.dtype(v).str: k for k, v in _SAFETENSORS_DTYPES.items() if k != "BF16"}
+
+
+def write_safetensors(path, tensors, metadata):
+    # type: (str, OrderedDict, Dict[str, str]) -> None
+    """Writes {name: numpy array} as a .safetensors file, the tensors' bytes in the given order.
+
+    The format: an 8-byte little-endian header length, a JSON header naming each tensor's dtype, shape and
+    [begin, end) byte offsets in the data (and string-valued __metadata__; Hugging Face's loader wants
+    {"format": "pt"}), then the data, each tensor little-endian in C order. The header is padded with spaces
+    to a multiple of 8 bytes, as the safetensors package pads it, so the data starts 8-byte aligned for
+    readers that map the file.
+    """
+    header, offset = OrderedDict([("__metadata__", metadata)]), 0
+    arrays = []
+    for name, value in tensors.items():
+        value = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+        if value.dtype.str not in _SAFETENSORS_NAMES:
+            raise ConversionError("tensor %s: no safetensors dtype for %s" % (name, value.dtype))
+        header[name] = {"dtype": _SAFETENSORS_NAMES[value.dtype.str], "shape": list(value.shape),
+                        "data_offsets": [offset, offset + value.nbytes]}
+        offset += value.nbytes
+        arrays.append(value)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for value in arrays:
+            f.write(value.tobytes())
+
+
 def _safetensors_files(hf_dir):
     # type: (str) -> List[str]
     """The model's safetensors file(s): model.safetensors, or the shards named by its index."""
@@ -146,27 +187,42 @@ def _safetensors_files(hf_dir):
 # --------------------------------------------------------------------------------------------------
 # config
 # --------------------------------------------------------------------------------------------------
-_HIDDEN_ACT = {
-    "gelu": "gelu_exact",  # HF's "gelu" is the erf form
-    "gelu_new": "gelu",  # tanh approximation, Google's "gelu"
-    "gelu_pytorch_tanh": "gelu",
-    "gelu_fast": "gelu",
-    "relu": "relu",
-}
+# Our bert_config.json activation -> Hugging Face's name for the same function, then other HF names of it.
+# One table for both directions: an import maps every HF name of a row to ours, an export writes the first.
+# Google's "gelu" is the tanh approximation, HF's "gelu" the erf form (ours "gelu_exact"); of HF's three
+# spellings of the tanh form, "gelu_new" is computed by the very formula Google's code uses (and exists in
+# every transformers version); "gelu_pytorch_tanh" and "gelu_fast" are the same function computed otherwise.
+_HIDDEN_ACT = (
+    ("gelu", ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")),
+    ("gelu_exact", ("gelu",)),
+    ("relu", ("relu",)),
+    ("tanh", ("tanh",)),
+)
 
 
 def map_hidden_act(hf_act):
     # type: (str) -> str
     """Hugging Face activation name -> our bert_config.json name ("gelu" = tanh approx, "gelu_exact" = erf)."""
-    if hf_act not in _HIDDEN_ACT:
-        raise ConversionError("unsupported hidden_act %r: supported Hugging Face activations are %s"
-                              % (hf_act, ", ".join(sorted(_HIDDEN_ACT))))
-    return _HIDDEN_ACT[hf_act]
+    for ours, hf_names in _HIDDEN_ACT:
+        if hf_act in hf_names:
+            return ours
+    raise ConversionError("unsupported hidden_act %r: supported Hugging Face activations are %s"
+                          % (hf_act, ", ".join(sorted(n for _, names in _HIDDEN_ACT for n in names))))
 
 
-_REQUIRED_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+def hf_hidden_act(ours):
+    # type: (str) -> str
+    """Our bert_config.json activation -> Hugging Face's name for it (map_hidden_act's inverse)."""
+    for name, hf_names in _HIDDEN_ACT:
+        if ours.lower() == name:  # bert_config.json's names are read case-insensitively (modeling.get_activation)
+            return hf_names[0]
+    raise ConversionError("hidden_act %r has no Hugging Face equivalent (known: %s)"
+                          % (ours, ", ".join(name for name, _ in _HIDDEN_ACT)))
+
+
+REQUIRED_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                          "intermediate_size", "max_position_embeddings", "type_vocab_size")
-_DEFAULT_CONFIG = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+DEFAULT_CONFIG = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
                    "initializer_range": 0.02}
 
 
@@ -182,11 +238,11 @@ def convert_config(hf_config):
     pos_type = hf_config.get("position_embedding_type", "absolute")
     if pos_type != "absolute":
         raise ConversionError("position_embedding_type %r is not supported (only \"absolute\")" % pos_type)
-    missing = [k for k in _REQUIRED_CONFIG_KEYS if k not in hf_config]
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in hf_config]
     if missing:
         raise ConversionError("config.json lacks %s" % ", ".join(missing))
-    cfg = {k: int(hf_config[k]) for k in _REQUIRED_CONFIG_KEYS}
-    for key, default in _DEFAULT_CONFIG.items():
+    cfg = {k: int(hf_config[k]) for k in REQUIRED_CONFIG_KEYS}
+    for key, default in DEFAULT_CONFIG.items():
         cfg[key] = hf_config.get(key, default)
     cfg["hidden_act"] = map_hidden_act(cfg["hidden_act"])
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range"):
@@ -204,9 +260,10 @@ def convert_config(hf_config):
 # --------------------------------------------------------------------------------------------------
 # variable names
 # --------------------------------------------------------------------------------------------------
-def google_variable_shapes(config):
-    # type: (dict) -> OrderedDict
-    """Google variable name -> shape, for a bert_config.json dict. The exact set a converted checkpoint has."""
+def google_variable_shapes(config, num_labels=None):
+    # type: (dict, Optional[int]) -> OrderedDict
+    """Google variable name -> shape, for a bert_config.json dict and, with num_labels, run_classifier.py's
+    classifier head (output_weights, output_bias). The exact set a converted checkpoint has."""
     h, i = config["hidden_size"], config["intermediate_size"]
     shapes = OrderedDict()
     shapes["bert/embeddings/word_embeddings"] = [config["vocab_size"], h]
@@ -231,31 +288,49 @@ def google_variable_shapes(config):
         shapes[p + "output/LayerNorm/gamma"] = [h]
     shapes["bert/pooler/dense/kernel"] = [h, h]
     shapes["bert/pooler/dense/bias"] = [h]
+    if num_labels:
+        shapes["output_weights"] = [num_labels, h]
+        shapes["output_bias"] = [num_labels]
     return shapes
 
 
-def hf_source_names(google_name):
-    # type: (str) -> Tuple[List[str], bool]
-    """Google variable name -> (candidate HF tensor names without the "bert." prefix, transpose?).
+# Google variable -> Hugging Face tensor of BertForSequenceClassification: the one name table, read by the
+# import (which HF tensor feeds each Google variable) and by the export (which HF name each checkpoint
+# variable is written as). The first row whose pattern matches wins. {path} is a scope path, Google's
+# "encoder/layer_3/attention/self/query" being HF's "encoder.layer.3.attention.self.query"; dense kernels are
+# [in, out] in TF (x @ W) and [out, in] in torch (nn.Linear), hence transposed. The last column is the name
+# older HF files gave the tensor (LayerNorm gamma/beta), accepted by the import only.
+NAME_TABLE = (
+    # Google,                            Hugging Face,                            transposed, older HF name
+    ("bert/embeddings/{x}_embeddings", "bert.embeddings.{x}_embeddings.weight", False, None),
+    ("bert/{path}/LayerNorm/gamma", "bert.{path}.LayerNorm.weight", False, "bert.{path}.LayerNorm.gamma"),
+    ("bert/{path}/LayerNorm/beta", "bert.{path}.LayerNorm.bias", False, "bert.{path}.LayerNorm.beta"),
+    ("bert/{path}/kernel", "bert.{path}.weight", True, None),
+    ("bert/{path}/bias", "bert.{path}.bias", False, None),
+    ("output_weights", "classifier.weight", False, None),  # [num_labels, hidden] in both: TF multiplies by W^T
+    ("output_bias", "classifier.bias", False, None),
+)
+_PATTERNS = [(re.compile(google.replace("{x}", r"(?P<x>\w+)").replace("{path}", r"(?P<path>[\w/]+)") + "$"),
+              hf, transposed, old) for google, hf, transposed, old in NAME_TABLE]
 
-    LayerNorm parameters are weight/bias in current HF files and gamma/beta in old ones.
+
+def hf_tensor_name(google_name):
+    # type: (str) -> Optional[Tuple[str, bool, Optional[str]]]
+    """Google variable name -> (HF tensor name, transposed?, older HF name or None), by NAME_TABLE.
+
+    None for what no row matches: a checkpoint's other variables (global_step, Adam's slots, a pruning run's
+    `_mask`, `_pruning_score` and `_group_lasso_reweight`) are not model weights.
     """
-    assert google_name.startswith("bert/")
-    parts = google_name[len("bert/"):].split("/")
-    leaf = parts[-1]
-    path = [p.replace("layer_", "layer.") if p.startswith("layer_") else p for p in parts[:-1]]
-    if parts[0] == "embeddings" and leaf.endswith("_embeddings"):
-        return ["embeddings.%s.weight" % leaf], False
-    base = ".".join(path)
-    if leaf == "kernel":
-        return [base + ".weight"], True
-    if leaf == "bias":
-        return [base + ".bias"], False
-    if leaf == "gamma":
-        return [base + ".weight", base + ".gamma"], False
-    if leaf == "beta":
-        return [base + ".bias", base + ".beta"], False
-    raise ValueError("unexpected variable name %s" % google_name)
+    for pattern, hf, transposed, old in _PATTERNS:
+        match = pattern.match(google_name)
+        if match:
+            groups = match.groupdict()
+            if "path" in groups:  # layer_3 -> layer.3, "/" -> "."
+                groups["path"] = re.sub(r"\blayer_(\d+)\b", r"layer.\1", groups["path"]).replace("/", ".")
+            fill = lambda template: template.replace("{x}", groups.get("x", "")).replace(  # noqa: E731
+                "{path}", groups.get("path", ""))
+            return fill(hf), transposed, old and fill(old)
+    return None
 
 
 def _detect_prefix(names):
@@ -266,24 +341,27 @@ def _detect_prefix(names):
     return ""
 
 
-def map_hf_tensors(tensor_names, config):
-    # type: (List[str], dict) -> Tuple[OrderedDict, List[str]]
-    """Decides which HF tensor feeds which Google variable.
+def map_hf_tensors(tensor_names, config, num_labels=None):
+    # type: (List[str], dict, Optional[int]) -> Tuple[OrderedDict, List[str]]
+    """Decides which HF tensor feeds which Google variable (NAME_TABLE), the classifier head's too when
+    num_labels is given.
 
     Returns ({google_name: (hf_name, transpose)}, ignored HF names). Raises ConversionError naming every
     Google variable that has no source tensor.
     """
     prefix = _detect_prefix(tensor_names)
+    local = lambda name: prefix + name[len("bert."):] if name.startswith("bert.") else name  # noqa: E731
     available = set(tensor_names)
     mapping = OrderedDict()
     missing = []
-    for google_name in google_variable_shapes(config):
-        candidates, transpose = hf_source_names(google_name)
-        found = [prefix + c for c in candidates if prefix + c in available]
+    for google_name in google_variable_shapes(config, num_labels):
+        hf_name, transpose, old_name = hf_tensor_name(google_name)
+        candidates = [local(n) for n in (hf_name, old_name) if n]
+        found = [c for c in candidates if c in available]
         if found:
             mapping[google_name] = (found[0], transpose)
         else:
-            missing.append("%s (from %s%s)" % (google_name, prefix, candidates[0]))
+            missing.append("%s (from %s)" % (google_name, candidates[0]))
     if missing:
         raise ConversionError("missing %d tensor(s): %s" % (len(missing), "; ".join(missing)))
     used = set(src for src, _ in mapping.values())
@@ -341,9 +419,11 @@ def convert(hf_dir, output_dir):
         header, _, _ = read_safetensors_header(path)
         for name, entry in header.items():
             headers[name] = (path, entry)
-    mapping, ignored = map_hf_tensors(list(headers), config)
+    head = headers.get("classifier.weight") or headers.get("classifier.bias")  # a BertForSequenceClassification
+    num_labels = int(head[1]["shape"][0]) if head and head[1]["shape"] else None
+    mapping, ignored = map_hf_tensors(list(headers), config, num_labels)
 
-    expected = google_variable_shapes(config)
+    expected = google_variable_shapes(config, num_labels)
     bad = []
     for google_name, (src, transpose) in mapping.items():
         src_shape = [int(d) for d in headers[src][1]["shape"]]
@@ -399,6 +479,7 @@ def convert(hf_dir, output_dir):
         "config": config,
         "source_hidden_act": hf_config.get("hidden_act", "gelu"),
         "num_variables": len(arrays),
+        "num_labels": num_labels,
         "num_parameters": int(sum(a.size for a in arrays.values())),
         "ignored": ignored,
         "vocab_lines": vocab_lines,
@@ -412,6 +493,8 @@ def summary_line(summary):
             % (summary["hf_dir"], summary["output_dir"], summary["num_variables"],
                summary["num_parameters"] / 1e6, c["num_hidden_layers"], c["hidden_size"],
                c["num_attention_heads"], c["intermediate_size"], c["vocab_size"], c["hidden_act"]))
+    if summary["num_labels"]:
+        line += "; with the classifier head for %d labels" % summary["num_labels"]
     if summary["ignored"]:
         line += "; ignored %s" % ", ".join(summary["ignored"])
     return line
@@ -427,17 +510,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m bert.convert_checkpoint",
         description="Convert a Hugging Face BERT (config.json, vocab.txt, model.safetensors) to Google's "
-                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*).")
-    parser.add_argument("--hf_dir", required=True, help="directory with config.json, vocab.txt, model.safetensors")
-    parser.add_argument("--output_dir", required=True, help="where to write the Google-layout checkpoint")
+                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*), or with --to_hf a "
+                    "fine-tuned run to Hugging Face's BertForSequenceClassification layout.")
+    parser.add_argument("--hf_dir", required=True,
+                        help="the Hugging Face model directory: read (config.json, vocab.txt, model.safetensors), "
+                             "or written with --to_hf")
+    parser.add_argument("--output_dir", required=True,
+                        help="where to write the Google-layout checkpoint, or with --to_hf the fine-tuning run to "
+                             "export (run_classifier.py's --output_dir)")
+    parser.add_argument("--to_hf", action="store_true",
+                        help="export the run in --output_dir into --hf_dir (default: import --hf_dir)")
     args = parser.parse_args(argv)
+    if args.to_hf:  # imported here: it builds on this module, brings TensorFlow's model code, and is imported
+        from bert import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        summary = convert(args.hf_dir, args.output_dir)
-    except ConversionError as e:
+        if args.to_hf:
+            line = hf_export.summary_line(hf_export.export(args.output_dir, args.hf_dir))
+        else:
+            line = summary_line(convert(args.hf_dir, args.output_dir))
+    except (ConversionError, UserError) as e:  # read_run's errors are UserErrors
         print("error: %s" % e, file=sys.stderr)
         return 1
-    print(summary_line(summary))
+    print(line)
     return 0
 
 

@@ -286,12 +286,13 @@ def test_default_checkpoint_already_complete_is_left_alone(converted, capsys):
     ("gelu_pytorch_tanh", "gelu"),
     ("gelu_fast", "gelu"),
     ("relu", "relu"),
+    ("tanh", "tanh"),
 ])
 def test_hidden_act_mapping(hf_act, ours):
     assert cc.map_hidden_act(hf_act) == ours
 
 
-@pytest.mark.parametrize("hf_act", ["silu", "swish", "quick_gelu", "tanh", "GELU"])
+@pytest.mark.parametrize("hf_act", ["silu", "swish", "quick_gelu", "GELU"])
 def test_unknown_hidden_act_is_an_error(hf_act):
     with pytest.raises(cc.ConversionError, match="unsupported hidden_act '%s'" % hf_act):
         cc.map_hidden_act(hf_act)
@@ -334,22 +335,33 @@ def test_convert_config_missing_keys():
 # tiny models: prefixes, heads, half precision, errors
 # --------------------------------------------------------------------------------------------------
 def test_tiny_bf16_model_with_bert_prefix_and_heads(tmp_path):
+    """A BertForSequenceClassification's head becomes run_classifier.py's (as is: both are [labels, hidden]);
+    the pre-training head is ignored."""
     tensors = tiny_hf_tensors()
-    heads = {"classifier.weight": np.ones((3, 8), np.float32), "classifier.bias": np.zeros(3, np.float32),
-             "cls.predictions.bias": np.zeros(20, np.float32)}
-    hf_dir = make_tiny_hf_dir(tmp_path / "hf", tensors, prefix="bert.", extra=heads, dtype="BF16",
-                              config_overrides={"hidden_act": "gelu_new"})
+    head = {"classifier.weight": np.arange(24, dtype=np.float32).reshape(3, 8), "classifier.bias": np.ones(3, np.float32)}
+    hf_dir = make_tiny_hf_dir(tmp_path / "hf", tensors, prefix="bert.", extra=dict(head, **{
+        "cls.predictions.bias": np.zeros(20, np.float32)}), dtype="BF16", config_overrides={"hidden_act": "gelu_new"})
     summary = cc.convert(str(hf_dir), str(tmp_path / "out"))
-    assert summary["ignored"] == sorted(heads)
+    assert summary["ignored"] == ["cls.predictions.bias"] and summary["num_labels"] == 3
     arrays = load_checkpoint_arrays(tmp_path / "out" / "bert_model.ckpt")
-    assert {k: list(v.shape) for k, v in arrays.items()} == expected_google_shapes(
-        TINY["vocab"], TINY["hidden"], TINY["layers"], TINY["intermediate"], TINY["positions"], TINY["types"])
+    assert {k: list(v.shape) for k, v in arrays.items()} == dict(expected_google_shapes(
+        TINY["vocab"], TINY["hidden"], TINY["layers"], TINY["intermediate"], TINY["positions"], TINY["types"]),
+        output_weights=[3, 8], output_bias=[3])
+    np.testing.assert_array_equal(arrays["output_weights"], head["classifier.weight"])
+    np.testing.assert_array_equal(arrays["output_bias"], head["classifier.bias"])
     bf16 = lambda a: (to_bf16_bits(a).astype(np.uint32) << 16).view(np.float32)  # noqa: E731
     np.testing.assert_array_equal(arrays["bert/encoder/layer_1/intermediate/dense/kernel"],
                                   bf16(tensors["encoder.layer.1.intermediate.dense.weight"]).T)
     np.testing.assert_array_equal(arrays["bert/embeddings/LayerNorm/gamma"], bf16(tensors["embeddings.LayerNorm.weight"]))
     assert all(v.dtype == np.float32 for v in arrays.values())
     assert json.loads((tmp_path / "out" / "bert_config.json").read_text())["hidden_act"] == "gelu"
+    assert "with the classifier head for 3 labels" in cc.summary_line(summary)
+
+
+def test_a_classifier_head_needs_its_bias(tmp_path):
+    hf_dir = make_tiny_hf_dir(tmp_path / "hf", prefix="bert.", extra={"classifier.weight": np.ones((2, 8), np.float32)})
+    with pytest.raises(cc.ConversionError, match=r"missing 1 tensor\(s\): output_bias \(from classifier.bias\)"):
+        cc.convert(str(hf_dir), str(tmp_path / "out"))
 
 
 def test_tiny_f16_model_with_old_gamma_beta_names(tmp_path):

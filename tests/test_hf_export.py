@@ -1,0 +1,280 @@
+"""bert/hf_export.py (python -m bert.convert_checkpoint --to_hf): a fine-tuned run in Hugging Face's
+BertForSequenceClassification layout.
+
+The exports of conftest's pruned embedded-model MRPC run and dense tiny STS-B run are checked tensor by tensor
+against their checkpoints; the embedded model's own Hugging Face files, given a classifier head, go to Google's
+layout and back bit for bit. Whether transformers computes the run's logits from the export is checked only
+where torch and transformers are installed (not in the project's environments).
+"""
+import importlib.util
+import json
+import struct
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bert import convert_checkpoint as cc
+from bert import features, hf_export, inference, modeling, processors, tokenization
+from bert.compat import tf
+from conftest import REPO_ROOT
+from test_convert_checkpoint import make_tiny_hf_dir
+
+PRUNING_SUFFIXES = ("_mask", "_pruning_score", "_group_lasso_reweight")
+
+
+def raw_tensors(path):
+    """{name: (dtype, shape, bytes)} straight from a .safetensors file's header offsets (no decoding)."""
+    data = Path(path).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + length])
+    metadata = header.pop("__metadata__", None)
+    start = 8 + length
+    return metadata, {name: (e["dtype"], e["shape"], data[start + e["data_offsets"][0]:start + e["data_offsets"][1]])
+                      for name, e in header.items()}
+
+
+@pytest.fixture(scope="module")
+def exported_mrpc(fine_tuned_mrpc, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf_mrpc")
+    return hf_export.export(str(fine_tuned_mrpc), str(out)), out
+
+
+@pytest.fixture(scope="module")
+def exported_stsb(fine_tuned_stsb, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf_stsb")
+    return hf_export.export(str(fine_tuned_stsb), str(out)), out
+
+
+def assert_tensors_are_the_checkpoints(run_dir, hf_dir, num_labels):
+    run = inference.read_run(str(run_dir))
+    reader = tf.train.load_checkpoint(run.checkpoint)
+    metadata, stored = raw_tensors(hf_dir / "model.safetensors")
+    assert metadata == {"format": "pt"}
+    exported = cc.read_safetensors(str(hf_dir / "model.safetensors"))
+    weights = cc.google_variable_shapes(json.loads(run.bert_config.to_json_string()), num_labels)
+    assert len(exported) == len(weights)
+    for google_name in weights:
+        hf_name, transposed, _ = cc.hf_tensor_name(google_name)
+        ours = reader.get_tensor(google_name)
+        assert stored[hf_name][0] == "F32"
+        np.testing.assert_array_equal(exported[hf_name], ours.T if transposed else ours, err_msg=google_name)
+    return run, reader, exported
+
+
+def test_the_pruned_runs_tensors_are_its_checkpoints_with_kernels_transposed_and_its_zeros(exported_mrpc,
+                                                                                         fine_tuned_mrpc):
+    summary, hf_dir = exported_mrpc
+    run, reader, exported = assert_tensors_are_the_checkpoints(fine_tuned_mrpc, hf_dir, 2)
+    assert len(exported) == 105  # 103 encoder tensors and the classifier's two
+    kernel = reader.get_tensor("bert/encoder/layer_3/intermediate/dense/kernel")
+    weight = exported["bert.encoder.layer.3.intermediate.dense.weight"]
+    assert kernel.shape == (384, 1536) and weight.shape == (1536, 384) and weight[1000, 7] == kernel[7, 1000]
+    np.testing.assert_array_equal(exported["classifier.weight"], reader.get_tensor("output_weights"))  # as is
+    assert exported["classifier.weight"].shape == (2, 384)
+    np.testing.assert_array_equal(exported["bert.pooler.dense.weight"], reader.get_tensor("bert/pooler/dense/kernel").T)
+    np.testing.assert_array_equal(exported["bert.embeddings.LayerNorm.weight"],
+                                  reader.get_tensor("bert/embeddings/LayerNorm/gamma"))
+    np.testing.assert_array_equal(exported["bert.encoder.layer.5.output.LayerNorm.bias"],
+                                  reader.get_tensor("bert/encoder/layer_5/output/LayerNorm/beta"))
+    # the pruned matrices keep their zeros: wherever the mask is 0, so is the exported weight
+    mask = reader.get_tensor("bert/encoder/layer_0/attention/self/query/kernel_mask")
+    query = exported["bert.encoder.layer.0.attention.self.query.weight"]
+    assert 0.45 < (mask == 0).mean() < 0.55
+    assert not query.T[mask == 0].any()
+    # what is left aside: the pruning state, Adam's slots, the counters; none of it is written
+    left_aside = set(summary["left_aside"])
+    assert {"global_step", "bert/encoder/layer_0/attention/self/query/kernel_mask",
+            "bert/encoder/layer_0/attention/self/query/kernel_pruning_score",
+            "bert/encoder/layer_0/attention/self/query/kernel/adam_m"} <= left_aside
+    assert any(name.endswith("_group_lasso_reweight") for name in left_aside)
+    assert not any(name.endswith(PRUNING_SUFFIXES) or "adam" in name for name in exported)
+    assert summary["num_zeros"] >= 0.45 * 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+
+
+def test_the_mrpc_config_tokenizer_and_vocab(exported_mrpc, fine_tuned_mrpc):
+    summary, hf_dir = exported_mrpc
+    run = inference.read_run(str(fine_tuned_mrpc))
+    config = json.loads((hf_dir / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "0", "1": "1"} and config["label2id"] == {"0": 0, "1": 1}
+    assert config["num_labels"] == 2 and config["problem_type"] == "single_label_classification"
+    assert config["hidden_act"] == "gelu"  # the embedded model's gelu_exact is HF's gelu
+    ours = json.loads(run.bert_config.to_json_string())
+    for key in hf_export.CONFIG_FIELDS:
+        if key != "hidden_act":
+            assert config[key] == ours[key], key
+    assert config["initializer_range"] == 0.5  # the run's config, not the pre-trained one's
+    assert json.loads((hf_dir / "tokenizer_config.json").read_text()) == {
+        "tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 64}
+    assert (hf_dir / "vocab.txt").read_bytes() == Path(run.vocab_file).read_bytes()
+    assert sorted(p.name for p in hf_dir.iterdir()) == sorted(hf_export.HF_FILES)
+    assert summary["hidden_act"] == ("gelu_exact", "gelu")
+
+
+def test_the_stsb_regression_export(exported_stsb, fine_tuned_stsb):
+    summary, hf_dir = exported_stsb
+    _, _, exported = assert_tensors_are_the_checkpoints(fine_tuned_stsb, hf_dir, 1)
+    assert exported["classifier.weight"].shape == (1, 32) and exported["classifier.bias"].shape == (1,)
+    config = json.loads((hf_dir / "config.json").read_text())
+    assert config["problem_type"] == "regression" and config["num_labels"] == 1
+    assert config["id2label"] == {"0": "LABEL_0"} and config["label2id"] == {"LABEL_0": 0}
+    assert config["hidden_act"] == "gelu_new"  # the tiny config's Google gelu: the tanh approximation
+    assert {"global_step", "output_weights/adam_m", "output_weights/adam_v"} <= set(summary["left_aside"])
+
+
+def test_mnli_config_has_its_three_labels_in_order(bert_dir):
+    config = hf_export.hf_config(modeling.BertConfig.from_json_file(str(bert_dir / "bert_config.json")),
+                                 processors.get_task("mnli"))
+    assert config["num_labels"] == 3 and config["problem_type"] == "single_label_classification"
+    assert config["id2label"] == {"0": "contradiction", "1": "entailment", "2": "neutral"}
+    assert config["label2id"] == {"contradiction": 0, "entailment": 1, "neutral": 2}
+
+
+@pytest.mark.parametrize("ours, theirs", [("gelu", "gelu_new"), ("gelu_exact", "gelu"), ("relu", "relu"),
+                                          ("tanh", "tanh"), ("GELU", "gelu_new")])
+def test_the_gelu_form_maps_back_exactly(ours, theirs):
+    assert cc.hf_hidden_act(ours) == theirs
+    assert cc.map_hidden_act(theirs) == ours.lower()
+    assert cc.hf_hidden_act(cc.map_hidden_act(theirs)) == theirs
+
+
+def test_hf_spellings_of_the_tanh_form_come_back_as_gelu_new():
+    for name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+        assert cc.hf_hidden_act(cc.map_hidden_act(name)) == "gelu_new"
+    with pytest.raises(cc.ConversionError, match="hidden_act 'swish' has no Hugging Face equivalent"):
+        cc.hf_hidden_act("swish")
+
+
+def google_run(google_dir, task, do_lower_case=True, **config_overrides):
+    """A TrainedRun over a converted checkpoint (what read_run finds in a run dir), for export_run."""
+    config = json.loads((google_dir / "bert_config.json").read_text())
+    config.update(config_overrides)
+    return inference.TrainedRun(
+        output_dir=str(google_dir), checkpoint=str(google_dir / "bert_model.ckpt"), task=processors.get_task(task),
+        bert_config=modeling.BertConfig.from_dict(config), vocab_file=str(google_dir / "vocab.txt"),
+        do_lower_case=do_lower_case, max_seq_length=128)
+
+
+def test_hf_to_google_to_hf_is_bit_identical(hf_model_dir, tmp_path):
+    """The embedded model's HF files with an MRPC head, imported and exported again: every tensor's dtype, shape
+    and bytes, and every config field, come back (embeddings.position_ids, a buffer, is not a weight)."""
+    _, wheel = raw_tensors(hf_model_dir / "model.safetensors")
+    source = tmp_path / "hf"
+    source.mkdir()
+    tensors = OrderedDict(("bert." + name, cc.read_safetensors(str(hf_model_dir / "model.safetensors"), [name])[name])
+                          for name in wheel if name != "embeddings.position_ids")
+    rng = np.random.RandomState(0)
+    tensors["classifier.weight"] = rng.randn(2, 384).astype(np.float32)
+    tensors["classifier.bias"] = rng.randn(2).astype(np.float32)
+    cc.write_safetensors(str(source / "model.safetensors"), tensors, {"format": "pt"})
+    config = json.loads((hf_model_dir / "config.json").read_text())
+    config.update(architectures=["BertForSequenceClassification"], id2label={"0": "0", "1": "1"},
+                  label2id={"0": 0, "1": 1}, num_labels=2, problem_type="single_label_classification")
+    (source / "config.json").write_text(json.dumps(config))
+    (source / "vocab.txt").write_bytes((hf_model_dir / "vocab.txt").read_bytes())
+
+    summary = cc.convert(str(source), str(tmp_path / "google"))
+    assert summary["num_labels"] == 2 and summary["ignored"] == []
+    hf_export.export_run(google_run(tmp_path / "google", "MRPC"), str(tmp_path / "back"))
+
+    _, before = raw_tensors(source / "model.safetensors")
+    _, after = raw_tensors(tmp_path / "back" / "model.safetensors")
+    assert sorted(after) == sorted(before) and len(after) == 105
+    for name in before:
+        assert after[name] == before[name], name  # (dtype, shape, bytes)
+    for name, (dtype, shape, data) in before.items():  # and the wheel's own bytes
+        if name.startswith("bert."):
+            assert wheel[name[len("bert."):]] == (dtype, shape, data), name
+    back = json.loads((tmp_path / "back" / "config.json").read_text())
+    for key in hf_export.CONFIG_FIELDS + ("model_type", "position_embedding_type", "architectures", "id2label",
+                                          "label2id", "num_labels", "problem_type"):
+        assert back[key] == config[key], key
+    assert (tmp_path / "back" / "vocab.txt").read_bytes() == (hf_model_dir / "vocab.txt").read_bytes()
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "relu", "tanh"])
+def test_the_gelu_form_round_trips_through_the_files(tmp_path, hidden_act):
+    hf_dir = make_tiny_hf_dir(tmp_path / "hf", config_overrides={"hidden_act": hidden_act})
+    cc.convert(str(hf_dir), str(tmp_path / "google"))
+    run = google_run(tmp_path / "google", "MRPC")
+    reader = tf.train.load_checkpoint(run.checkpoint)
+    arrays = OrderedDict((name, reader.get_tensor(name)) for name, _ in tf.train.list_variables(run.checkpoint))
+    arrays["output_weights"] = np.ones((2, 8), np.float32)  # the head fine-tuning adds to the encoder
+    arrays["output_bias"] = np.zeros(2, np.float32)
+    cc.write_tf_checkpoint(arrays, run.checkpoint)
+    hf_export.export_run(run, str(tmp_path / "back"))
+    assert json.loads((tmp_path / "back" / "config.json").read_text())["hidden_act"] == hidden_act
+
+
+def test_a_checkpoint_of_other_shapes_than_its_config_is_refused(tmp_path):
+    cc.convert(str(make_tiny_hf_dir(tmp_path / "hf")), str(tmp_path / "google"))
+    run = google_run(tmp_path / "google", "MRPC", intermediate_size=32)
+    with pytest.raises(cc.ConversionError) as error:
+        hf_export.export_run(run, str(tmp_path / "back"))
+    message = str(error.value)
+    assert "does not fit its bert_config.json" in message and "output_weights is missing" in message
+    assert "bert/encoder/layer_0/intermediate/dense/kernel is [8, 16], not [8, 32]" in message
+    assert not (tmp_path / "back" / "config.json").exists()
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "bert.convert_checkpoint"] + list(args), cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+
+
+def test_cli_exports_in_one_line_and_errs_in_one_line(fine_tuned_stsb, tmp_path):
+    done = run_cli("--to_hf", "--output_dir=%s" % fine_tuned_stsb, "--hf_dir=%s" % (tmp_path / "hf"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("exported %s (STS-B, model.ckpt-" % fine_tuned_stsb), done.stdout
+    assert "-> %s: 41 tensors" % (tmp_path / "hf") in lines[0] and "hidden_act gelu -> gelu_new" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == sorted(hf_export.HF_FILES)
+    done = run_cli("--to_hf", "--output_dir=%s" % (tmp_path / "missing"), "--hf_dir=%s" % (tmp_path / "hf2"))
+    assert done.returncode == 1
+    # the last line: TF 1.15 prints a deprecation notice of its own when bert.compat imports it
+    assert done.stderr.strip().splitlines()[-1] == ("error: %s is not a directory: pass the --output_dir of a "
+                                                    "fine-tuning run" % (tmp_path / "missing"))
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "hf2").exists()
+
+
+def our_logits(run, inputs):
+    with tf.Graph().as_default():
+        tensors = [tf.constant(inputs[name]) for name in inference.INPUTS]
+        pooled = modeling.BertModel(run.bert_config, False, *tensors).pooled_output
+        logits = modeling.classifier_head(pooled, run.task.num_labels, run.task.is_regression, False).logits
+        saver = inference.checkpoint_saver(run)
+        with tf.Session() as session:
+            saver.restore(session, run.checkpoint)
+            return session.run(logits)
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("transformers") or not importlib.util.find_spec("torch"),
+                    reason="needs torch and transformers (not in the project's environments)")
+@pytest.mark.parametrize("run_fixture, task_dir", [("fine_tuned_mrpc", "MRPC"), ("fine_tuned_stsb", "STS-B")])
+def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run_fixture, task_dir):
+    import torch
+    import transformers
+
+    run_dir = request.getfixturevalue(run_fixture)
+    hf_export.export(str(run_dir), str(tmp_path / "hf"))
+    run = inference.read_run(str(run_dir))
+    ours_tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
+    examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")[:32]
+    converted = [features.convert_example(e, run.task, run.max_seq_length, ours_tokenizer) for e in examples]
+    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    encoded = tokenizer([e.text_a for e in examples], [e.text_b for e in examples], padding="max_length",
+                        truncation=True, return_tensors="np")
+    np.testing.assert_array_equal(encoded["input_ids"], inputs["input_ids"])
+    model = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
+    with torch.no_grad():
+        theirs = model(input_ids=torch.tensor(inputs["input_ids"], dtype=torch.long),
+                       attention_mask=torch.tensor(inputs["input_mask"], dtype=torch.long),
+                       token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long)).logits.numpy()
+    np.testing.assert_allclose(theirs, our_logits(run, inputs), atol=1e-4, rtol=0)

@@ -33,7 +33,8 @@ def main(checkpoint: str, config_file: str) -> None:
         np.median(head_means), head_means.min(), head_means.max(), np.median(neuron_means), neuron_means.min(),
         neuron_means.max()))
     scores = np.concatenate([head_means, neuron_means])
-    sizes = np.concatenate([np.full(head_means.size, 4 * hidden * hidden // heads), np.full(neuron_means.size, 2 * hidden)])
+    sizes = np.concatenate([np.full(head_means.size, 4 * hidden * hidden // heads),
+                            np.full(neuron_means.size, 2 * hidden)])
     order = np.argsort(scores, kind="stable")
     middles = 2 * np.cumsum(sizes[order]) - sizes[order]
     for sparsity in (0.3, 0.5, 0.7):

@@ -231,7 +231,8 @@ def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List],
 
 
 def importance(weight, mask, config: PruningConfig):
-    """Each weight's importance, of which a unit's score is the mean; 0 where the mask is 0."""
+    """Each weight's importance, of which a unit's score is the mean (a structured group's, the sum); 0 where the
+    mask is 0."""
     if config.score == "magnitude":
         value = tf.square(weight)
     else:

@@ -122,7 +122,7 @@ flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_
                   "global: one ranking of all prunable weights (or blocks, or tiles).")
 flags.DEFINE_enum("pruning_score", "magnitude", list(pruning.SCORES), "How units are ranked: magnitude (w^2), taylor "
                   "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is the mean "
-                  "of its weights'.")
+                  "of its weights' (a structured head's or neuron's, the sum).")
 flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty lambda * sum_g ||W_g|| / (||W_g|| + "
                    "1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the training loss, "

@@ -8,10 +8,12 @@ that init-from-checkpoint code ignores), and every copy of the model (towers, th
 reuse the variables) reads the same mask. The gradient reaching a pruned weight is zero.
 
 What is pruned at once (the granularity's units): single weights; blocks of the matrix (padded at the edges);
-or Guo et al.'s tile-wise pattern (`tile_units`). A unit's score is the mean over its weights of their
-importance: w^2 (magnitude), the accumulated (g * w)^2 (taylor) or the accumulated -g * w (movement, Sanh et
-al.), g being the gradient of each applied update. The lowest-scoring units go, up to the target count of
-zero weights, per matrix or over all matrices at once (`lowest_units`).
+Guo et al.'s tile-wise pattern (`tile_units`); or, structured, whole attention heads and FFN neurons, each a
+group of rows and columns across the matrices of a layer (`structured_masks`). A unit's score is the mean over
+its weights of their importance (a structured group's is the sum): w^2 (magnitude), the accumulated (g * w)^2
+(taylor) or the accumulated -g * w (movement, Sanh et al.), g being the gradient of each applied update. The
+lowest-scoring units go, up to the target count of zero weights, per matrix or over all matrices at once
+(`lowest_units`).
 
 Masks are recomputed inside train_op, in a tf.cond that runs only every `frequency` steps of the schedule
 (graph-side: no extra session run), and never grow back: a pruned unit scores lowest at every later update.
@@ -46,7 +48,7 @@ SCORE_SUFFIX = "_pruning_score"
 REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/group_lasso.py's reweights
 # Variables beside the model's weights that a checkpoint may hold (not parameters of the model).
 AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, REWEIGHT_SUFFIX)
-GRANULARITIES = ("weight", "block", "tile")
+GRANULARITIES = ("weight", "block", "tile", "structured")
 SCORES = ("magnitude", "taylor", "movement")
 
 
@@ -55,7 +57,7 @@ class PruningConfig:
     """What --target_sparsity and the other --pruning_* flags ask for (see run_classifier.py's flags)."""
 
     target_sparsity: float
-    granularity: str = "weight"  # weight | block | tile
+    granularity: str = "weight"  # weight | block | tile | structured
     block: Tuple[int, int] = (16, 16)
     tile: int = 128  # columns of a tile (granularity tile)
     schedule: str = "gradual"  # gradual | oneshot
@@ -67,6 +69,8 @@ class PruningConfig:
     prune_embeddings: bool = False
     group_lasso: float = 0.0  # lambda of bert/group_lasso.py's penalty (0: none)
     group_lasso_reweight_steps: int = 100
+    structured_uniform: bool = False  # structured: the same number of heads and neurons in every layer
+    attention_heads: int = 0  # the model's num_attention_heads, which structured groups need (not a flag)
 
     @property
     def enabled(self) -> bool:
@@ -104,6 +108,14 @@ class PruningConfig:
             raise UserError("--group_lasso=%g must be >= 0 (0: no penalty)" % self.group_lasso)
         if self.group_lasso_reweight_steps < 1:
             raise UserError("--group_lasso_reweight_steps=%d must be at least 1" % self.group_lasso_reweight_steps)
+        if self.granularity == "structured" and self.prune_embeddings:
+            raise UserError("--pruning_granularity=structured prunes the encoder's heads and neurons: the embeddings, "
+                            "pooler and classifier have neither (leave --prune_embeddings off)")
+        if self.granularity == "structured" and self.attention_heads < 1:
+            raise UserError("--pruning_granularity=structured needs the model's num_attention_heads (got %d)"
+                            % self.attention_heads)
+        if self.structured_uniform and self.granularity != "structured":
+            raise UserError("--structured_uniform is for --pruning_granularity=structured (not %s)" % self.granularity)
 
     def settings(self) -> Dict:
         """The flags as run_info.json records them (a run dir trained with others is refused)."""
@@ -111,7 +123,9 @@ class PruningConfig:
                 "pruning_block": "%dx%d" % self.block, "pruning_tile": self.tile, "pruning_schedule": self.schedule,
                 "pruning_begin": self.begin, "pruning_end": self.end, "pruning_frequency": self.frequency,
                 "pruning_scope": self.scope, "pruning_score": self.score, "prune_embeddings": self.prune_embeddings,
-                "group_lasso": self.group_lasso, "group_lasso_reweight_steps": self.group_lasso_reweight_steps}
+                "group_lasso": self.group_lasso, "group_lasso_reweight_steps": self.group_lasso_reweight_steps,
+                # only when structured, so that the runs recorded before this flag existed still resume
+                **({"structured_uniform": self.structured_uniform} if self.granularity == "structured" else {})}
 
 
 def parse_block(text: str) -> Tuple[int, int]:
@@ -223,7 +237,8 @@ def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List],
 
 
 def importance(weight, mask, config: PruningConfig):
-    """Each weight's importance, of which a unit's score is the mean; 0 where the mask is 0."""
+    """Each weight's importance, of which a unit's score is the mean (a structured group's, the sum); 0 where the
+    mask is 0."""
     if config.score == "magnitude":
         value = tf.square(weight)
     else:
@@ -406,10 +421,108 @@ def prune_to(all_units: List[Units], sizes: Sequence[int], sparsity, scope: str,
     return lowest_units(all_units, targets, scope)
 
 
+# --- structured: attention heads and FFN neurons ---
+
+# The matrices of a layer (scopes under `bert/encoder/layer_<l>/`, each with a `kernel` [inputs, outputs]) whose
+# columns (outputs) and rows (inputs) make its groups: head h is columns h*size:(h+1)*size of the query, key and
+# value kernels and the same rows of the attention output's; FFN neuron j is column j of the intermediate kernel
+# and row j of the output one. Biases stay unmasked: with a group's rows of the output kernel zero, what the
+# group computes (its q/k/v or intermediate biases included) is multiplied by zero before it reaches the layer's
+# output, so it contributes exactly nothing; the output kernels' own biases belong to no group (they are added
+# whatever is pruned, as in the compact model).
+HEAD_COLUMNS = ("attention/self/query", "attention/self/key", "attention/self/value")
+HEAD_ROWS = "attention/output/dense"
+NEURON_COLUMNS = "intermediate/dense"
+NEURON_ROWS = "output/dense"
+LAYER_MATRIX = r"^(bert/encoder/layer_\d+)/(.+)/kernel$"
+
+
+def encoder_layers(names: Sequence[str]) -> Dict[str, Dict[str, int]]:
+    """{`bert/encoder/layer_<l>`: {matrix scope: index in `names`}} for the encoder matrices among the variable
+    `names`, layers in their order in `names`."""
+    layers = {}
+    for index, name in enumerate(names):
+        found = re.match(LAYER_MATRIX, name)
+        if found and re.match(ENCODER_MATRICES, name):
+            layers.setdefault(found.group(1), {})[found.group(2)] = index
+    return layers
+
+
+def group_sums(by_matrix: Dict[str, object], heads: int) -> Tuple:
+    """([heads], [neurons]): the sums of a layer's per-weight `by_matrix` values (one tensor per matrix scope, of
+    the kernel's shape) over each head's and each neuron's weights."""
+    per_column = tf.add_n([tf.reduce_sum(by_matrix[name], axis=0) for name in HEAD_COLUMNS]) \
+        + tf.reduce_sum(by_matrix[HEAD_ROWS], axis=1)  # [hidden]: a head's columns and rows are the same indices
+    per_head = tf.reduce_sum(tf.reshape(per_column, [heads, -1]), axis=1)
+    per_neuron = tf.reduce_sum(by_matrix[NEURON_COLUMNS], axis=0) + tf.reduce_sum(by_matrix[NEURON_ROWS], axis=1)
+    return per_head, per_neuron
+
+
+def group_masks(head_keep, neuron_keep, shapes: Dict[str, Sequence[int]]) -> Dict[str, object]:
+    """The masks of a layer's matrices (scope -> [inputs, outputs]) that keep the heads and neurons of keep value
+    1.0: whole columns of the query, key, value and intermediate kernels, whole rows of the output ones."""
+    hidden = shapes[HEAD_ROWS][0]
+    per_index = tf.reshape(tf.tile(head_keep[:, tf.newaxis], [1, hidden // head_keep.shape.as_list()[0]]), [-1])
+    masks = {name: tf.ones(shapes[name][:1])[:, tf.newaxis] * per_index[tf.newaxis, :] for name in HEAD_COLUMNS}
+    masks[HEAD_ROWS] = per_index[:, tf.newaxis] * tf.ones(shapes[HEAD_ROWS][1:])[tf.newaxis, :]
+    masks[NEURON_COLUMNS] = tf.ones(shapes[NEURON_COLUMNS][:1])[:, tf.newaxis] * neuron_keep[tf.newaxis, :]
+    masks[NEURON_ROWS] = neuron_keep[:, tf.newaxis] * tf.ones(shapes[NEURON_ROWS][1:])[tf.newaxis, :]
+    return masks
+
+
+def group_units(scores, alive, size: int) -> Units:
+    """One layer's heads (or neurons) as units of `size` weights: the dead ones score lowest (-inf), the live one of
+    highest score +inf, so that it is never pruned (a layer keeps a head and a neuron: see `structured_masks`)."""
+    protected = tf.one_hot(tf.argmax(tf.where(alive, scores, -np.inf * tf.ones_like(scores))),
+                           scores.shape.as_list()[0], on_value=True, off_value=False)
+    scores = tf.where(protected, np.inf * tf.ones_like(scores), scores)
+    return Units(tf.where(alive, scores, -np.inf * tf.ones_like(scores)), size * tf.ones_like(scores, tf.int64),
+                 lambda keep: keep)
+
+
+def structured_masks(pairs: List[Tuple], values: List, masks: List, sparsity, config: PruningConfig) -> List:
+    """Every matrix's mask at `sparsity` with whole heads and neurons pruned (see HEAD_COLUMNS).
+
+    A group's score is the sum of its weights' importance: heads are ranked among heads and neurons among
+    neurons, where all groups are of one size, so the sum ranks them as the mean would. Heads and neurons are not
+    ranked against each other: the same fraction `sparsity` of each goes (of each layer's with scope per_matrix
+    or --structured_uniform, which makes every layer lose the same numbers; of all layers' with scope global),
+    to the nearest count of weights as for other units. No score compares a head with a neuron: their weights
+    differ in scale by matrix (a head's query and key kernels can be scaled by c and 1/c without changing what
+    it computes), and on the embedded MiniLM one ranking by mean w^2 would prune 74% of the neurons and 1 of the
+    72 heads at sparsity 0.5. A layer keeps its best head and best neuron (the fraction is capped at
+    (n - 1) / n for n per layer): so the compact model has no layer without attention or FFN, and
+    --structured_uniform gives a valid Google config."""
+    layers = list(encoder_layers([weight.op.name for weight, _ in pairs]).values())
+    heads = config.attention_heads
+    hidden = masks[layers[0][HEAD_ROWS]].shape.as_list()[0]
+    unit_size = {"heads": 4 * hidden * (hidden // heads), "neurons": 2 * hidden}  # weights of one group
+    kinds = {"heads": [], "neurons": []}
+    for layer in layers:
+        scores = group_sums({name: values[index] for name, index in layer.items()}, heads)
+        alive = group_sums({name: masks[index] for name, index in layer.items()}, heads)
+        for kind, score, live in zip(kinds, scores, alive):
+            kinds[kind].append(group_units(score, live > 0, unit_size[kind]))
+    scope = "per_matrix" if config.structured_uniform else config.scope
+    keeps = {}
+    for kind, units in kinds.items():
+        count = units[0].scores.shape.as_list()[0]  # per layer
+        capped = tf.minimum(tf.cast(sparsity, tf.float64), (count - 1) / count)
+        keeps[kind] = prune_to(units, [count * unit_size[kind]] * len(units), capped, scope)
+    new = list(masks)
+    for layer, head_keep, neuron_keep in zip(layers, keeps["heads"], keeps["neurons"]):
+        shapes = {name: masks[index].shape.as_list() for name, index in layer.items()}
+        for name, mask in group_masks(head_keep, neuron_keep, shapes).items():
+            new[layer[name]] = mask * masks[layer[name]]
+    return new
+
+
 def new_masks(pairs: List[Tuple], sparsity, config: PruningConfig) -> List:
     """Every matrix's mask at `sparsity`, never keeping a weight its current mask prunes."""
     values = [importance(weight, mask, config) for weight, mask in pairs]
     masks = [mask.read_value() for _, mask in pairs]
+    if config.granularity == "structured":
+        return structured_masks(pairs, values, masks, sparsity, config)
     sizes = [mask.shape.num_elements() for mask in masks]
     if config.granularity != "tile":
         block = (1, 1) if config.granularity == "weight" else config.block
@@ -495,9 +608,11 @@ class ZeroPrunedWeights(tf.train.CheckpointSaverListener):
         session.run(session.graph.get_collection(ZERO_PRUNED))
 
 
-def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool) -> Tuple[Dict[str, float], Dict[str, Dict]]:
+def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
+                        attention_heads: int = 0) -> Tuple[Dict[str, float], Dict[str, Dict]]:
     """From a checkpoint's saved weights: ({"sparsity": zeros over all prunable weights, "nonzero_parameters":
-    nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}).
+    nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}); with `attention_heads` (a structured run's
+    num_attention_heads) the totals also count the encoder's `heads_kept` and `neurons_kept`, from the masks.
 
     Model weights are the checkpoint's float tensors of rank >= 1 except optimizer slots, masks, scores and
     reweights (global_step, batches_read, loss scales and the recorded sparsity are integers or scalars)."""
@@ -513,4 +628,14 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool) -> Tuple[Dict[s
             zeros = int(value.size - np.count_nonzero(value))
             per_matrix[name] = {"sparsity": zeros / value.size, "zeros": zeros, "size": int(value.size)}
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
-    return {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero}, per_matrix
+    totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero}
+    if attention_heads:  # a group is kept where its rows of the output kernel's mask are not all zero
+        def kept(prefix: str, rows: str, groups: int) -> int:
+            mask = reader.get_tensor("%s/%s/kernel%s" % (prefix, rows, MASK_SUFFIX))
+            return int(np.any(mask.reshape(groups, -1), axis=1).sum())
+
+        layers = encoder_layers(weights)
+        totals["heads_kept"] = sum(kept(prefix, HEAD_ROWS, attention_heads) for prefix in layers)
+        totals["neurons_kept"] = sum(kept(prefix, NEURON_ROWS, reader.get_variable_to_shape_map()[
+            "%s/%s/kernel" % (prefix, NEURON_ROWS)][0]) for prefix in layers)
+    return totals, per_matrix

@@ -104,8 +104,11 @@ flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_di
 flags.DEFINE_float("target_sparsity", 0.0, "Prune this fraction of the prunable weights (the encoder's matrices, see "
                    "bert/pruning.py) while fine-tuning; 0 trains the dense model.")
 flags.DEFINE_enum("pruning_granularity", "weight", list(pruning.GRANULARITIES), "What is pruned at once: single "
-                  "weights; blocks of --pruning_block; or tiles (Guo et al.: whole columns, then rows of tiles of "
-                  "--pruning_tile kept columns).")
+                  "weights; blocks of --pruning_block; tiles (Guo et al.: whole columns, then rows of tiles of "
+                  "--pruning_tile kept columns); or structured: whole attention heads and FFN neurons.")
+flags.DEFINE_bool("structured_uniform", False, "With --pruning_granularity=structured: every layer keeps the same "
+                  "number of heads and of neurons (a Google-format config for the compact model), whatever "
+                  "--pruning_scope.")
 flags.DEFINE_string("pruning_block", "16x16", "Rows x columns of a block with --pruning_granularity=block (matrices "
                     "are padded to whole blocks at their edges).")
 flags.DEFINE_integer("pruning_tile", 128, "Columns of a tile with --pruning_granularity=tile.")
@@ -119,7 +122,7 @@ flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_
                   "global: one ranking of all prunable weights (or blocks, or tiles).")
 flags.DEFINE_enum("pruning_score", "magnitude", list(pruning.SCORES), "How units are ranked: magnitude (w^2), taylor "
                   "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is the mean "
-                  "of its weights'.")
+                  "of its weights' (a structured head's or neuron's, the sum).")
 flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty lambda * sum_g ||W_g|| / (||W_g|| + "
                    "1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the training loss, "
@@ -231,7 +234,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
             if pruning_config is not None and pruning_config.group_lasso > 0:  # trained under, not reported
                 objective += group_lasso.penalty(pruning_config.group_lasso, group_lasso.group_shape(
                     pruning_config.granularity, pruning_config.block, pruning_config.tile),
-                    pruning_config.group_lasso_reweight_steps, pruning_config.prune_embeddings)
+                    pruning_config.group_lasso_reweight_steps, pruning_config.prune_embeddings,
+                    pruning_config.attention_heads)
             train_op, lr = optimization.create_train_op(
                 objective, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
                 accumulation_steps=accumulation_steps, use_fp16=use_fp16, initial_loss_scale=initial_loss_scale,
@@ -617,7 +621,8 @@ def record_sparsity() -> Dict[str, float]:
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
     if not checkpoint:
         return {}
-    totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, FLAGS.prune_embeddings)
+    totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, FLAGS.prune_embeddings,
+                                                     pruning_config().attention_heads)
     write_atomically(os.path.join(FLAGS.output_dir, "sparsity.json"), json.dumps(per_matrix, indent=1, sort_keys=True)
                      + "\n")
     return totals
@@ -743,7 +748,10 @@ def pruning_config() -> pruning.PruningConfig:
         block=pruning.parse_block(FLAGS.pruning_block), schedule=FLAGS.pruning_schedule, begin=FLAGS.pruning_begin,
         end=FLAGS.pruning_end, frequency=FLAGS.pruning_frequency, scope=FLAGS.pruning_scope,
         tile=FLAGS.pruning_tile, score=FLAGS.pruning_score, prune_embeddings=FLAGS.prune_embeddings,
-        group_lasso=FLAGS.group_lasso, group_lasso_reweight_steps=FLAGS.group_lasso_reweight_steps)
+        group_lasso=FLAGS.group_lasso, group_lasso_reweight_steps=FLAGS.group_lasso_reweight_steps,
+        structured_uniform=FLAGS.structured_uniform,
+        attention_heads=modeling.BertConfig.from_json_file(FLAGS.bert_config_file).num_attention_heads
+        if FLAGS.pruning_granularity == "structured" else 0)
     config.check()
     return config
 

@@ -21,7 +21,19 @@ from bert.errors import UserError
 
 @dataclass
 class BertConfig:
-    """The fields of Google's `bert_config.json`, with BERT-base's defaults."""
+    """The fields of Google's `bert_config.json`, with BERT-base's defaults, and those of compact models.
+
+    A compact model (bert/compaction.py) is a structurally pruned one with its pruned heads and neurons removed
+    from the matrices. Pruning keeps each head's size, so a head is no longer hidden_size / num_attention_heads
+    wide: `attention_head_size` says how wide it is. When every layer kept as many heads and neurons, the config
+    is Google's with smaller `num_attention_heads` and `intermediate_size` plus `attention_head_size` (written
+    only when it differs from hidden_size / num_attention_heads, e.g. not when only neurons were pruned: that
+    config is exactly Google's). Otherwise `layer_num_attention_heads` and `layer_intermediate_sizes` give each
+    layer's count, and the scalars keep the model's values before pruning (unused by the graph). A count may be
+    0: that layer's attention (or feed-forward block) then adds only its output bias before its LayerNorm.
+    google-research/bert derives the head size from hidden_size / num_attention_heads and reads no per-layer
+    counts, so it cannot build a model whose heads were pruned (one with only neurons pruned, uniformly, it can).
+    """
 
     vocab_size: int
     hidden_size: int = 768
@@ -35,6 +47,11 @@ class BertConfig:
     type_vocab_size: int = 16
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12  # not in Google's configs (always 1e-12 there); converters may set it
+    # Not in Google's configs either: the shapes of a compact model, whose pruned attention heads and feed-forward
+    # neurons were cut out of its matrices (bert/compaction.py). Absent (None), the model is Google's.
+    attention_head_size: Optional[int] = None  # None: hidden_size // num_attention_heads
+    layer_num_attention_heads: Optional[List[int]] = None  # each layer's heads (0 allowed); then the scalar is unused
+    layer_intermediate_sizes: Optional[List[int]] = None  # each layer's feed-forward width (0 allowed); likewise
 
     @classmethod
     def from_dict(cls, values: Dict, source: str = "bert_config") -> "BertConfig":
@@ -69,12 +86,46 @@ class BertConfig:
     def check(self) -> None:
         """Refuses values no model can be built from, when the config is read rather than deep in graph building."""
         get_activation(self.hidden_act)
-        if self.hidden_size % self.num_attention_heads:
+        if self.attention_head_size is not None:
+            if isinstance(self.attention_head_size, bool) or not isinstance(self.attention_head_size, int) \
+                    or self.attention_head_size <= 0:
+                raise UserError("attention_head_size must be a positive integer, not %r" % self.attention_head_size)
+        elif self.hidden_size % self.num_attention_heads:
             raise UserError("hidden_size %d is not a multiple of num_attention_heads %d"
                              % (self.hidden_size, self.num_attention_heads))
+        for name in ("layer_num_attention_heads", "layer_intermediate_sizes"):
+            counts = getattr(self, name)
+            if counts is None:
+                continue
+            if not isinstance(counts, list) or any(isinstance(n, bool) or not isinstance(n, int) or n < 0
+                                                   for n in counts):
+                raise UserError("%s must be a list of non-negative integers, one per layer, not %r" % (name, counts))
+            if len(counts) != self.num_hidden_layers:
+                raise UserError("%s has %d entries but num_hidden_layers is %d: give one per layer"
+                                % (name, len(counts), self.num_hidden_layers))
+
+    @property
+    def head_size(self) -> int:
+        return self.attention_head_size or self.hidden_size // self.num_attention_heads
+
+    def layer_heads(self, layer: int) -> int:
+        """The attention heads of layer `layer` (0-based)."""
+        counts = self.layer_num_attention_heads
+        return self.num_attention_heads if counts is None else counts[layer]
+
+    def layer_intermediate_size(self, layer: int) -> int:
+        """The feed-forward width of layer `layer` (0-based)."""
+        counts = self.layer_intermediate_sizes
+        return self.intermediate_size if counts is None else counts[layer]
+
+    def to_dict(self) -> Dict:
+        """The fields as bert_config.json has them: ours only where they say something (not None, a LayerNorm
+        epsilon other than Google's), so a model of Google's shape gets Google's config."""
+        return {name: value for name, value in asdict(self).items()
+                if value is not None and not (name == "layer_norm_eps" and value == 1e-12)}
 
     def to_json_string(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 def gelu(x):
@@ -147,11 +198,16 @@ def initializer(config: BertConfig, name: str):
 
 
 def dense(x, units: int, name: str, config: BertConfig, activation=None):
-    """x @ kernel + bias, with variables `<name>/kernel` [in, units] and `<name>/bias` [units]."""
+    """x @ kernel + bias, with variables `<name>/kernel` [in, units] and `<name>/bias` [units].
+
+    An `x` of 0 columns (a compact layer without heads or neurons) gives the bias on every row, and no kernel:
+    it would have no weights.
+    """
+    depth = x.shape[-1].value
     with tf.variable_scope(name):
-        kernel = tf.get_variable("kernel", [x.shape[-1].value, units], initializer=initializer(config, "kernel"))
+        kernel = tf.get_variable("kernel", [depth, units], initializer=initializer(config, "kernel")) if depth else None
         bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
-        y = tf.nn.bias_add(tf.matmul(x, kernel), bias)
+        y = tf.nn.bias_add(tf.matmul(x, kernel), bias) if depth else tf.zeros(tf.stack([tf.shape(x)[0], units])) + bias
         return activation(y) if activation else y
 
 
@@ -253,13 +309,14 @@ class BertModel:
                 mask_bias = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)) * -10000.0
                 hidden = tf.reshape(self.embedding_output, [-1, config.hidden_size])
                 layers_2d = []
+                last = config.num_hidden_layers - 1
                 for i in range(config.num_hidden_layers):
                     with tf.variable_scope("layer_%d" % i):
                         last_input = hidden
-                        hidden = transformer_layer(config, drop, hidden, mask_bias, batch_size, seq_length)
+                        hidden = transformer_layer(config, i, drop, hidden, mask_bias, batch_size, seq_length)
                         layers_2d.append(hidden)
-                with tf.variable_scope("layer_%d" % (config.num_hidden_layers - 1), reuse=True):
-                    first_token = transformer_layer(config, drop, last_input, mask_bias, batch_size,
+                with tf.variable_scope("layer_%d" % last, reuse=True):
+                    first_token = transformer_layer(config, last, drop, last_input, mask_bias, batch_size,
                                                     seq_length, first_token_only=True)
             self.all_encoder_layers = [tf.reshape(h, [batch_size, seq_length, config.hidden_size])
                                        for h in layers_2d]
@@ -286,9 +343,9 @@ class BertModel:
         return drop(output, config.hidden_dropout_prob), word_table
 
 
-def transformer_layer(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_length,
+def transformer_layer(config: BertConfig, layer: int, drop, hidden, mask_bias, batch_size, seq_length,
                       first_token_only: bool = False):
-    """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden].
+    """One post-LayerNorm transformer block on 2-D activations [batch * seq, hidden]: layer `layer` of the config.
 
     With `first_token_only` it returns only each sequence's first row, [batch, hidden]. `drop(x, rate, name=...)`
     is the model's dropout (identity outside training).
@@ -296,40 +353,44 @@ def transformer_layer(config: BertConfig, drop, hidden, mask_bias, batch_size, s
     asking = tf.reshape(hidden, [batch_size, seq_length, config.hidden_size])[:, 0] if first_token_only else hidden
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
-            context = self_attention(config, drop, hidden, mask_bias, batch_size, seq_length, asking,
-                                     1 if first_token_only else seq_length)
+            context = self_attention(config, config.layer_heads(layer), drop, hidden, mask_bias, batch_size,
+                                     seq_length, asking, 1 if first_token_only else seq_length)
         with tf.variable_scope("output"):
             projected = drop(dense(context, config.hidden_size, "dense", config), config.hidden_dropout_prob)
             attention_output = layer_norm(projected + asking, epsilon=config.layer_norm_eps)
-    with tf.variable_scope("intermediate"):
-        intermediate = dense(attention_output, config.intermediate_size, "dense", config,
-                             get_activation(config.hidden_act))
+    width = config.layer_intermediate_size(layer)
+    with tf.variable_scope("intermediate"):  # a block without neurons has no intermediate variables
+        intermediate = (dense(attention_output, width, "dense", config, get_activation(config.hidden_act)) if width
+                        else attention_output[:, :0])
     with tf.variable_scope("output"):
         output = drop(dense(intermediate, config.hidden_size, "dense", config), config.hidden_dropout_prob)
         return layer_norm(output + attention_output, epsilon=config.layer_norm_eps)
 
 
-def self_attention(config: BertConfig, drop, hidden, mask_bias, batch_size, seq_length, asking, asking_length):
-    """Multi-head scaled dot-product attention; returns the heads' outputs concatenated, 2-D, a row per query.
+def self_attention(config: BertConfig, heads: int, drop, hidden, mask_bias, batch_size, seq_length, asking,
+                   asking_length):
+    """Multi-head scaled dot-product attention with `heads` heads of config.head_size; returns the heads' outputs
+    concatenated, 2-D, a row per query ([rows, 0] without heads: no variables then).
 
     Queries come from the rows of `asking`, `asking_length` of them per sequence (`hidden` itself, or each
     sequence's first row); keys and values from every row of `hidden`.
     """
-    heads = config.num_attention_heads
-    head_size = config.hidden_size // heads
+    head_size = config.head_size
+    if not heads:
+        return asking[:, :0]
 
-    def split_heads(x, length):  # [batch * length, hidden] -> [batch, heads, length, head_size]
+    def split_heads(x, length):  # [batch * length, heads * head_size] -> [batch, heads, length, head_size]
         # lengths spelled out, not -1: a batch may be empty (a tower's part of a 1-example batch)
         return tf.transpose(tf.reshape(x, [batch_size, length, heads, head_size]), [0, 2, 1, 3])
 
-    query = split_heads(dense(asking, config.hidden_size, "query", config), asking_length)
-    key = split_heads(dense(hidden, config.hidden_size, "key", config), seq_length)
-    value = split_heads(dense(hidden, config.hidden_size, "value", config), seq_length)
+    query = split_heads(dense(asking, heads * head_size, "query", config), asking_length)
+    key = split_heads(dense(hidden, heads * head_size, "key", config), seq_length)
+    value = split_heads(dense(hidden, heads * head_size, "value", config), seq_length)
     scores = tf.matmul(query, key, transpose_b=True)
     probs = drop(attention_probabilities(scores, mask_bias, 1.0 / math.sqrt(head_size)),
                  config.attention_probs_dropout_prob, name="attention_dropout")
     context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])
-    return tf.reshape(context, [-1, config.hidden_size])
+    return tf.reshape(context, [-1, heads * head_size])
 
 
 def attention_probabilities(scores, mask_bias, scale: float):

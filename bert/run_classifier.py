@@ -29,8 +29,8 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E4
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import (distillation, files, group_lasso, kernels, modeling, optimization, processors, pruning,  # noqa: E402
-                  run_info, tokenization)
+from bert import (compaction, distillation, files, group_lasso, kernels, modeling, optimization,  # noqa: E402
+                  processors, pruning, run_info, tokenization)
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -903,6 +903,10 @@ def main(_):
             tf.logging.warning("no training loss was recorded in %s (on TPU it is not): no `loss` to report", history_path)
         else:
             results["loss"] = final_loss
+        if FLAGS.pruning_granularity == "structured":  # its pruned heads and neurons cut out: compact_model/
+            results["compact_parameters"] = compaction.compact(
+                tf.train.latest_checkpoint(FLAGS.output_dir), bert_config,
+                os.path.join(FLAGS.output_dir, run_info.COMPACT_MODEL), FLAGS.vocab_file)
 
     if FLAGS.do_eval:
         stop_signals.phase = "evaluating"

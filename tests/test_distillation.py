@@ -9,10 +9,8 @@ which the in-process graph tests load too; the student of the pruning runs is a 
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +20,7 @@ from bert.compat import tf
 from bert.errors import UserError
 from bert.run_classifier import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
-from test_resume import checkpoint_step, eval_results, recorded_losses
+from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
 MRPC = processors.get_task("MRPC")
 STUDENT = dict(TINY_BERT_CONFIG, num_hidden_layers=1)  # a compact student of the 2-layer teacher
@@ -218,20 +216,8 @@ def test_an_interrupted_distilled_run_resumes_exactly(reference, teacher, setup)
     student from its checkpoint and the teacher from the teacher's, and gives the uninterrupted run's loss at
     every batch after the checkpoint, and its results."""
     output_dir = setup["root"] / "interrupted"
-    with open(str(setup["root"] / "interrupted.log"), "w") as log:
-        process = subprocess.Popen(command(output_dir, setup, *distilling(teacher, *PRUNING)), cwd=str(REPO_ROOT),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 300
-        while checkpoint_step(output_dir) < 40:
-            assert process.poll() is None and time.time() < deadline, (setup["root"] / "interrupted.log").read_text()
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 128 + signal.SIGINT
-    finally:
-        if process.poll() is None:
-            process.kill()
-    interrupted_at = checkpoint_step(output_dir)
+    interrupted_at = interrupt_after_checkpoint(command(output_dir, setup, *distilling(teacher, *PRUNING)), output_dir,
+                                                setup["root"] / "interrupted.log", 40)
     assert 40 <= interrupted_at < STEPS, interrupted_at
     log = run(output_dir, setup, *distilling(teacher, *PRUNING))
     assert "Restoring parameters from %s" % (output_dir / ("model.ckpt-%d" % interrupted_at)) in log

@@ -7,10 +7,8 @@ MRPC data.
 """
 import json
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from bert import group_lasso, modeling, optimization, processors, pruning
 from bert.compat import tf
 from bert.run_classifier import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
-from test_resume import checkpoint_step, eval_results, recorded_losses
+from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
 CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,
                                             attention_probs_dropout_prob=0.0))
@@ -179,23 +177,35 @@ def test_towers_and_the_cls_only_layer_share_one_mask_per_matrix():
     assert "bert/encoder/layer_0/attention/self/query/kernel_mask" in masks
 
 
+def scheduled(config, steps: int):
+    """The tiny model with random weights in the current graph, and `at_step(t)`: sets global_step to t and runs
+    the mask update train_op would run there."""
+    graph = tf.get_default_graph()
+    build_model(config)
+    step = tf.train.get_or_create_global_step()
+    set_step = tf.placeholder(tf.int64)
+    assign = step.assign(set_step)
+    train_op = pruning.with_mask_updates(tf.no_op(), config, steps)
+    session = session_with_random_weights(graph)
+
+    def at_step(t: int) -> None:
+        session.run(assign, {set_step: t})
+        session.run(train_op)
+
+    return session, at_step
+
+
 def test_gradual_schedule_follows_the_cubic_formula_at_every_update_step():
     """Masks change only at the update steps (every `frequency` steps of the ramp, and at its end), each time to
     round(s_t * size) zeros per matrix with s_t = s_f (1 - (1 - (t - t0) / (t1 - t0))^3), and stay after."""
     steps, frequency, target = 100, 7, 0.8
     config = pruning.PruningConfig(target, begin=0.1, end=0.6, frequency=frequency)
     t0, t1 = 10, 60
-    with tf.Graph().as_default() as graph:
-        build_model(config)
-        step = tf.train.get_or_create_global_step()
-        set_step = tf.placeholder(tf.int64)
-        assign = step.assign(set_step)
-        train_op = pruning.with_mask_updates(tf.no_op(), config, steps)
-        session = session_with_random_weights(graph)
+    with tf.Graph().as_default():
+        session, at_step = scheduled(config, steps)
         zeros = []
         for t in range(steps + 1):
-            session.run(assign, {set_step: t})
-            session.run(train_op)
+            at_step(t)
             zeros.append([int((mask == 0).sum()) for mask in masks_and_weights(session)[0]])
         sizes = [w.shape.num_elements() for w, _ in pruning.masked_pairs()]
     expected, current = [], [0] * len(sizes)
@@ -469,20 +479,8 @@ def test_an_interrupted_pruning_run_resumes_with_its_masks_and_schedule(referenc
     """SIGINT after the checkpoint of step 40, in the middle of the ramp (it ends at step 160): the resumed run
     gives the uninterrupted run's loss at every batch after the checkpoint, and its results."""
     output_dir = setup["root"] / "interrupted"
-    with open(str(setup["root"] / "interrupted.log"), "w") as log:
-        process = subprocess.Popen(command(output_dir, setup, *REFERENCE), cwd=str(REPO_ROOT), stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 300
-        while checkpoint_step(output_dir) < 40:
-            assert process.poll() is None and time.time() < deadline, (setup["root"] / "interrupted.log").read_text()
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=120) == 128 + signal.SIGINT
-    finally:
-        if process.poll() is None:
-            process.kill()
-    interrupted_at = checkpoint_step(output_dir)
+    interrupted_at = interrupt_after_checkpoint(command(output_dir, setup, *REFERENCE), output_dir,
+                                                setup["root"] / "interrupted.log", 40)
     assert 40 <= interrupted_at < 160, interrupted_at
     run(output_dir, setup, *REFERENCE)
     after = reference["losses"][interrupted_at:]

@@ -83,6 +83,24 @@ def checkpoint_step(output_dir) -> int:
     return int(found.group(1)) if found else -1
 
 
+def interrupt_after_checkpoint(command, output_dir, log_path, step: int) -> int:
+    """Starts `command` (a run_classifier run into output_dir), sends SIGINT once it has a checkpoint of `step` or
+    later, checks it stops as a SIGINT-ed run does and returns the step of the checkpoint it left."""
+    with open(str(log_path), "w") as log:
+        process = subprocess.Popen(command, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while checkpoint_step(output_dir) < step:
+            assert process.poll() is None and time.time() < deadline, log_path.read_text()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 128 + signal.SIGINT
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return checkpoint_step(output_dir)
+
+
 def checkpointed_batches(output_dir, step) -> int:
     return int(tf.train.load_variable(str(output_dir / ("model.ckpt-%d" % step)), "batches_read"))
 

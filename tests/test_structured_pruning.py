@@ -13,7 +13,8 @@ import pytest
 
 from bert import group_lasso, pruning
 from bert.compat import tf
-from test_pruning import build_model, masks_and_weights, run, session_with_random_weights, setup  # noqa: F401
+from test_pruning import (build_model, masks_and_weights, run, scheduled, session_with_random_weights,
+                          setup)  # noqa: F401  (setup: a fixture)
 from test_resume import eval_results
 
 LAYERS, HIDDEN, HEADS, NEURONS = 2, 32, 4, 64
@@ -159,19 +160,13 @@ def test_gradual_structured_masks_follow_the_cubic_formula_and_never_grow_back()
     neurons are the nearest counts at s_t, and a group once pruned stays pruned."""
     steps, frequency, target = 24, 3, 0.8
     config = structured(target, begin=0.0, end=20 / steps, frequency=frequency)
-    with tf.Graph().as_default() as graph:
-        build_model(config)
-        step = tf.train.get_or_create_global_step()
-        set_step = tf.placeholder(tf.int64)
-        assign = step.assign(set_step)
-        train_op = pruning.with_mask_updates(tf.no_op(), config, steps)
-        session = session_with_random_weights(graph)
+    with tf.Graph().as_default():
+        session, at_step = scheduled(config, steps)
         names = [w.op.name for w, _ in pruning.masked_pairs()]
         counts, expected, current, before = [], [], (0, 0), None
         rng = np.random.RandomState(5)
         for t in range(steps + 1):
-            session.run(assign, {set_step: t})
-            session.run(train_op)
+            at_step(t)
             masks, _ = masks_and_weights(session)
             kept = [kept_groups(layer) for layer in by_layer(names, masks)]
             counts.append([(int((~h).sum()), int((~n).sum())) for h, n in kept])

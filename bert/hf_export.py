@@ -37,8 +37,19 @@ REGRESSION_LABEL = "LABEL_0"  # what HF names a single output (its default id2la
 
 
 def hf_config(bert_config, task: processors.TaskSpec) -> Dict:
-    """config.json for a BertForSequenceClassification of this shape and task."""
+    """config.json for a BertForSequenceClassification of this shape and task. HF's BertConfig has one head count
+    and one feed-forward width for all layers and derives the head size from hidden / heads, so a compact model
+    with per-layer sizes or narrower heads has no config there: refused (ConversionError)."""
     values = asdict(bert_config)
+    ours = [name for name in ("attention_head_size", "layer_num_attention_heads", "layer_intermediate_sizes")
+            if bert_config.to_dict().get(name) is not None
+            and not (name == "attention_head_size"
+                     and values[name] * bert_config.num_attention_heads == bert_config.hidden_size)]
+    if ours:
+        raise cc.ConversionError("%s in bert_config.json: Hugging Face's BertConfig has one head count and width "
+                                 "for all layers and a head size of hidden_size / num_attention_heads, so this "
+                                 "compact model has no Hugging Face layout (a compact model with neurons pruned "
+                                 "uniformly and whole heads kept has)" % ", ".join(ours))
     config = OrderedDict([("architectures", ["BertForSequenceClassification"]), ("model_type", "bert")])
     config.update((key, values[key]) for key in CONFIG_FIELDS)
     config["hidden_act"] = cc.hf_hidden_act(bert_config.hidden_act)

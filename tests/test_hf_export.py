@@ -6,6 +6,7 @@ against their checkpoints; the embedded model's own Hugging Face files, given a 
 layout and back bit for bit. Whether transformers computes the run's logits from the export is checked only
 where torch and transformers are installed (not in the project's environments).
 """
+import dataclasses
 import importlib.util
 import json
 import struct
@@ -103,7 +104,7 @@ def test_the_mrpc_config_tokenizer_and_vocab(exported_mrpc, fine_tuned_mrpc):
     assert config["id2label"] == {"0": "0", "1": "1"} and config["label2id"] == {"0": 0, "1": 1}
     assert config["num_labels"] == 2 and config["problem_type"] == "single_label_classification"
     assert config["hidden_act"] == "gelu"  # the embedded model's gelu_exact is HF's gelu
-    ours = json.loads(run.bert_config.to_json_string())
+    ours = dataclasses.asdict(run.bert_config)
     for key in hf_export.CONFIG_FIELDS:
         if key != "hidden_act":
             assert config[key] == ours[key], key
@@ -208,6 +209,20 @@ def test_the_gelu_form_round_trips_through_the_files(tmp_path, hidden_act):
     cc.write_tf_checkpoint(arrays, run.checkpoint)
     hf_export.export_run(run, str(tmp_path / "back"))
     assert json.loads((tmp_path / "back" / "config.json").read_text())["hidden_act"] == hidden_act
+
+
+def test_compact_models_hugging_face_cannot_describe_are_refused():
+    """Per-layer sizes or narrower heads have no HF config; a compact model of Google's format has one."""
+    mrpc = processors.get_task("MRPC")
+    base = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    for extra, named in [(dict(layer_intermediate_sizes=[64, 32]), "layer_intermediate_sizes"),
+                         (dict(layer_num_attention_heads=[4, 2]), "layer_num_attention_heads"),
+                         (dict(num_attention_heads=2, attention_head_size=8), "attention_head_size")]:
+        with pytest.raises(cc.ConversionError, match="^%s in bert_config.json: Hugging Face" % named):
+            hf_export.hf_config(modeling.BertConfig.from_dict(dict(base, **extra)), mrpc)
+    narrow_ffn = hf_export.hf_config(modeling.BertConfig.from_dict(dict(base, intermediate_size=16,
+                                                                        attention_head_size=8)), mrpc)
+    assert narrow_ffn["intermediate_size"] == 16 and narrow_ffn["num_attention_heads"] == 4
 
 
 def test_a_checkpoint_of_other_shapes_than_its_config_is_refused(tmp_path):

@@ -46,14 +46,21 @@ def session_with_random_weights(graph):
     return session
 
 
+def masked_session(config, sparsity: float):
+    """In the current graph, the tiny model with random weights after one mask update to `sparsity`: (its
+    session, its logits tensor)."""
+    logits = build_model(config)
+    update = pruning.update_masks(config, tf.constant(sparsity, tf.float64))
+    session = session_with_random_weights(tf.get_default_graph())
+    session.run(update)
+    return session, logits
+
+
 def pruned_at(config, sparsity: float):
     """The masks and weights of the tiny model (random weights) after one mask update to `sparsity`, and the
     sparsity that the update recorded."""
-    with tf.Graph().as_default() as graph:
-        build_model(config)
-        update = pruning.update_masks(config, tf.constant(sparsity, tf.float64))
-        session = session_with_random_weights(graph)
-        session.run(update)
+    with tf.Graph().as_default():
+        session, _ = masked_session(config, sparsity)
         return masks_and_weights(session) + (session.run(pruning.sparsity_variable()),)
 
 
@@ -343,11 +350,8 @@ def test_oneshot_masks_come_from_the_initial_weights_and_never_change():
 
 def test_masked_model_computes_what_the_dense_model_with_zeroed_weights_does():
     config = pruning.PruningConfig(0.6, granularity="block", block=(8, 8), prune_embeddings=True)
-    with tf.Graph().as_default() as graph:
-        logits = build_model(config)
-        update = pruning.update_masks(config, tf.constant(0.6, tf.float64))
-        session = session_with_random_weights(graph)
-        session.run(update)
+    with tf.Graph().as_default():
+        session, logits = masked_session(config, 0.6)
         masked = session.run(logits)
         values = {v.op.name: session.run(v) for v in tf.trainable_variables()}
         session.run(pruning.zero_pruned_weights())

@@ -13,8 +13,8 @@ import pytest
 
 from bert import group_lasso, pruning
 from bert.compat import tf
-from test_pruning import (build_model, masks_and_weights, run, scheduled, session_with_random_weights,
-                          setup)  # noqa: F401  (setup: a fixture)
+from test_pruning import (build_model, masked_session, masks_and_weights, run, scheduled,
+                          session_with_random_weights, setup)  # noqa: F401  (setup: a fixture)
 from test_resume import eval_results
 
 LAYERS, HIDDEN, HEADS, NEURONS = 2, 32, 4, 64
@@ -187,11 +187,8 @@ def test_masked_model_computes_what_the_model_with_those_heads_and_neurons_zeroe
     """The biases (random here, as every weight) are not masked: a pruned head's or neuron's output rows are
     zero, so its biases change nothing."""
     config = structured(0.5, scope="global")
-    with tf.Graph().as_default() as graph:
-        logits = build_model(config)
-        update = pruning.update_masks(config, tf.constant(0.5, tf.float64))
-        session = session_with_random_weights(graph)
-        session.run(update)
+    with tf.Graph().as_default():
+        session, logits = masked_session(config, 0.5)
         masked = session.run(logits)
         masks, _ = masks_and_weights(session)
         names = [w.op.name for w, _ in pruning.masked_pairs()]

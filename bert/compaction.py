@@ -125,20 +125,13 @@ def compact(checkpoint_prefix: str, bert_config: modeling.BertConfig, output_dir
     weights = model_weights(checkpoint_prefix)
     kept = [compact_layer(weights, bert_config, layer) for layer in range(bert_config.num_hidden_layers)]
     config = compact_config(bert_config, [k["heads"] for k in kept], [k["neurons"] for k in kept])
-    temporary = "%s.tmp-%d" % (output_dir.rstrip("/"), os.getpid())
-    try:
+    with files.replaced_atomically(output_dir) as temporary:
         files.makedirs(temporary)
         write_tf_checkpoint(weights, os.path.join(temporary, CKPT_NAME))
         with files.open(vocab_file, "rb") as source, files.open(os.path.join(temporary, "vocab.txt"), "wb") as target:
             shutil.copyfileobj(source, target)
         with files.open(os.path.join(temporary, "bert_config.json"), "w") as f:
             f.write(config.to_json_string())
-        if files.exists(output_dir):
-            files.rmtree(output_dir)
-        files.replace(temporary, output_dir)
-    finally:
-        if files.exists(temporary):
-            files.rmtree(temporary)
     parameters = int(sum(value.size for value in weights.values()))
     tf.logging.info("Compact model in %s: %d parameters; heads per layer %s, feed-forward neurons per layer %s",
                     output_dir, parameters, [k["heads"] for k in kept], [k["neurons"] for k in kept])

@@ -26,6 +26,7 @@ written as "gelu_exact" (see ``map_hidden_act``).
 from __future__ import absolute_import, division, print_function
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ import struct
 import sys
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -372,6 +373,24 @@ def map_hf_tensors(tensor_names, config, num_labels=None):
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def written_config_last(output_dir: str, config_name: str) -> Iterator[str]:
+    """Yields a temporary directory inside `output_dir` (made if missing) for a model's files; when the block
+    ends, moves them into `output_dir` with `config_name` last (an older one removed first), so a folder with
+    that config file holds a whole model. The temporary directory goes in any case."""
+    os.makedirs(output_dir, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
+    try:
+        yield tmp_dir
+        stale = os.path.join(output_dir, config_name)
+        if os.path.exists(stale):
+            os.remove(stale)
+        for name in sorted(os.listdir(tmp_dir), key=lambda name: name == config_name):
+            os.replace(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 def write_tf_checkpoint(arrays, ckpt_prefix):
     # type: (OrderedDict, str) -> None
     """Saves {variable name: float32 array} as a TF checkpoint at ckpt_prefix (no meta graph)."""
@@ -455,23 +474,12 @@ def convert(hf_dir, output_dir):
         logger.info("ignored %d tensor(s) not used by the encoder: %s", len(ignored), ", ".join(ignored))
 
     output_dir = os.path.abspath(output_dir)
-    if not os.path.isdir(output_dir):
-        os.makedirs(output_dir)
-    tmp_dir = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
-    try:
+    with written_config_last(output_dir, "bert_config.json") as tmp_dir:
         write_tf_checkpoint(arrays, os.path.join(tmp_dir, CKPT_NAME))
         shutil.copyfile(vocab_path, os.path.join(tmp_dir, "vocab.txt"))
         with open(os.path.join(tmp_dir, "bert_config.json"), "w") as f:
             json.dump(config, f, sort_keys=True, indent=2)
             f.write("\n")
-        stale = os.path.join(output_dir, "bert_config.json")
-        if os.path.exists(stale):
-            os.remove(stale)
-        names = sorted(os.listdir(tmp_dir), key=lambda n: n == "bert_config.json")  # config last
-        for name in names:
-            os.replace(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
     return {
         "hf_dir": hf_dir,

@@ -14,7 +14,7 @@ The graph is built here in a tf.Graph and written with the TF 1 SavedModelBuilde
 rather than through the Estimator's export, whose model_fn carries the training machinery (towers,
 TPUEstimatorSpec, the replica context): this one holds the inference model and nothing else. It uses
 TensorFlow's own ops only (kernels.enabled(False): the fused kernels are a library that a serving process
-never loads), no dropout and no TPU ops, and the version appears whole: it is written under `temp-<version>`
+never loads), no dropout and no TPU ops, and the version appears whole: it is written under `<version>.tmp-<pid>`
 and renamed when complete, so TF Serving never loads half of one.
 """
 import argparse
@@ -78,13 +78,9 @@ def export(output_dir: str, export_dir: str, max_seq_length: Optional[int] = Non
     version = int(time.time())
     while files.exists(os.path.join(export_dir, str(version))):  # two exports within a second
         version += 1
-    temporary, final = os.path.join(export_dir, "temp-%d" % version), os.path.join(export_dir, str(version))
-    try:
+    final = os.path.join(export_dir, str(version))
+    with files.replaced_atomically(final) as temporary:  # `<version>.tmp-<pid>`: not a version to TF Serving
         write_saved_model(run, max_seq_length, temporary)
-        files.replace(temporary, final)
-    finally:
-        if files.exists(temporary):
-            files.rmtree(temporary)
     tf.logging.info("Exported %s (%s, inputs of up to %d tokens) to %s", run.checkpoint, run.output_name,
                     max_seq_length, final)
     return final

@@ -146,13 +146,18 @@ def replace(source: str, target: str) -> None:
 
 @contextlib.contextmanager
 def replaced_atomically(path: str) -> Iterator[str]:
-    """Yields a temporary path to write; renames it over `path` only if the block finishes."""
-    temporary = "%s.tmp-%d" % (path, os.getpid())  # per process: concurrent writers never share one
+    """Yields a temporary path to write, a file or a directory; renames it over `path` only if the block
+    finishes (an earlier directory `path` is removed just before, since a rename cannot replace one)."""
+    temporary = "%s.tmp-%d" % (path.rstrip("/"), os.getpid())  # per process: concurrent writers never share one
     try:
         yield temporary
+        if isdir(temporary) and exists(path):
+            rmtree(path)
         replace(temporary, path)
     finally:
-        if exists(temporary):
+        if isdir(temporary):
+            rmtree(temporary)
+        elif exists(temporary):
             remove(temporary)
 
 

@@ -19,7 +19,6 @@ its bert_config.json gives, since HF's BertConfig has one size per kind of matri
 import json
 import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from dataclasses import asdict
 from typing import Dict, List, Tuple
@@ -30,7 +29,7 @@ from bert import convert_checkpoint as cc
 from bert import inference, processors
 from bert.compat import tf
 
-HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # config.json last
+HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # what an export holds
 # HF's BertConfig fields that bert_config.json holds under the same names (the import reads the same ones).
 CONFIG_FIELDS = cc.REQUIRED_CONFIG_KEYS + tuple(cc.DEFAULT_CONFIG) + ("layer_norm_eps",)
 REGRESSION_LABEL = "LABEL_0"  # what HF names a single output (its default id2label for num_labels=1)
@@ -105,21 +104,13 @@ def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
     config = hf_config(run.bert_config, run.task)
     tensors, left_aside = hf_tensors(run.checkpoint, run.bert_config, run.task.num_labels)
     hf_dir = os.path.abspath(hf_dir)
-    os.makedirs(hf_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".export-", dir=hf_dir)
-    try:
+    with cc.written_config_last(hf_dir, "config.json") as tmp_dir:
         cc.write_safetensors(os.path.join(tmp_dir, "model.safetensors"), tensors, {"format": "pt"})
         shutil.copyfile(run.vocab_file, os.path.join(tmp_dir, "vocab.txt"))
         for name, values in (("tokenizer_config.json", tokenizer_config(run)), ("config.json", config)):
             with open(os.path.join(tmp_dir, name), "w") as f:
                 json.dump(values, f, indent=2)
                 f.write("\n")
-        if os.path.exists(os.path.join(hf_dir, "config.json")):
-            os.remove(os.path.join(hf_dir, "config.json"))
-        for name in HF_FILES:
-            os.replace(os.path.join(tmp_dir, name), os.path.join(hf_dir, name))
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return {"output_dir": run.output_dir, "checkpoint": run.checkpoint, "hf_dir": hf_dir, "task": run.task.name,
             "hidden_act": (run.bert_config.hidden_act, config["hidden_act"]), "num_tensors": len(tensors),
             "num_parameters": int(sum(t.size for t in tensors.values())),

@@ -285,8 +285,8 @@ def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Option
              "elsewhere). Rows: the target sparsity of the encoder's prunable matrices; where the sparsity measured "
              "on the saved weights is more than %.1f points off, it follows in brackets. three-step: the dense "
              "model, reweighted training (its model in the reweighted row), one-shot pruning and retraining with the "
-             "mask fixed; gradual: one run "
-             "from the dense model along Zhu & Gupta's cubic ramp (over its first 30%% of steps)." % (100 * NOTABLE_SPARSITY_GAP), ""]
+             "mask fixed; gradual: one run from the dense model along Zhu & Gupta's cubic ramp (over its first "
+             "30%% of steps)." % (100 * NOTABLE_SPARSITY_GAP), ""]
     if columns:
         lines += ["| sparsity | " + " | ".join(c.title for c in columns) + " |", "|---|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]

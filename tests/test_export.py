@@ -122,7 +122,7 @@ def test_the_export_is_in_tf_servings_layout_with_what_a_client_needs_to_tokeniz
     mrpc, stsb = (job["model"] for job in exported["jobs"])
     for saved_model in (mrpc, stsb):
         assert os.path.basename(saved_model).isdigit()
-        assert sorted(os.listdir(os.path.dirname(saved_model))) == [os.path.basename(saved_model)]  # no temp-*
+        assert sorted(os.listdir(os.path.dirname(saved_model))) == [os.path.basename(saved_model)]  # no <version>.tmp-<pid>
         assert sorted(os.listdir(saved_model)) == ["assets.extra", "saved_model.pb", "variables"]
         assert sorted(os.listdir(os.path.join(saved_model, "assets.extra"))) == ["model_info.json", "vocab.txt"]
     with open(os.path.join(mrpc, "assets.extra", "vocab.txt"), "rb") as f:

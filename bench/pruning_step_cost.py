@@ -42,6 +42,7 @@ VARIANTS = {  # name -> PruningConfig arguments (target 50%, updates every secon
     "tile": dict(granularity="tile"),
     "taylor": dict(granularity="weight", score="taylor"),
     "group_lasso": dict(target_sparsity=0.0, group_lasso=1e-4),
+    "structured": dict(granularity="structured"),  # heads and neurons: attention_heads from the config
 }
 SCHEDULES = {"run_classifier's default (ramp to 0.7)": pruning.PruningConfig(0.5),
              "run_pruning.sh's gradual (ramp to 0.3)": pruning.PruningConfig(0.5, end=0.3)}
@@ -95,6 +96,8 @@ def main():
     trainers = {"dense": Trainer(bert_config, None, args.seq, args.steps)}
     for name in args.variants:
         values = dict(dict(target_sparsity=0.5, frequency=2, begin=0.0, end=1.0), **VARIANTS[name])
+        if values.get("granularity") == "structured":
+            values["attention_heads"] = bert_config.num_attention_heads
         trainers[name] = Trainer(bert_config, pruning.PruningConfig(**values), args.seq, args.steps)
     names = list(trainers)
     for rep in range(args.steps):

@@ -7,6 +7,8 @@
 # Settings (environment variables):
 #   TASKS="MRPC STS-B RTE CoLA SST-2"   GRANULARITIES="weight block"   SPARSITIES="0.5 0.7 0.8 0.9"
 #   LR=2e-5  GROUP_LASSO=1e-4 (lambda; 0 skips step 2: step 3 prunes the dense model)  REWEIGHT_STEPS=100
+#   GRANULARITIES may hold `structured` (heads and neurons): gradual pruning of the dense model only, distilling
+#   from it with DISTILL=1 (the default; 0: without), and the compact models' size and speed in the summary
 #   EPOCHS=3  BATCH_SIZE=32  MAX_SEQ_LENGTH=128
 #   DENSE_DIR=fine_tune_outputs (run_all.sh's OUTPUT_DIR, where step 1 looks for a dense run)
 #   OUTPUT_DIR=fine_tune_outputs/pruning   EXTRA_FLAGS="--flag=value ..." (passed to every run_classifier.py run)

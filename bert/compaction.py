@@ -52,6 +52,11 @@ def model_weights(checkpoint: str) -> Dict[str, np.ndarray]:
     return weights
 
 
+def parameter_count(checkpoint: str) -> int:
+    """The model weights' parameters in a checkpoint (see model_weight_shapes)."""
+    return sum(int(np.prod(shape)) for shape in model_weight_shapes(tf.train.NewCheckpointReader(checkpoint)).values())
+
+
 def live_units(output_kernel: np.ndarray, rows_per_unit: int) -> List[int]:
     """The units (heads: `rows_per_unit` = head size; neurons: 1) whose output rows are not all zero."""
     rows = output_kernel.reshape(-1, rows_per_unit, output_kernel.shape[-1])
@@ -146,8 +151,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     run = inference.read_run(args.output_dir)
     target = os.path.join(args.output_dir, run_info.COMPACT_MODEL)
-    before = sum(int(np.prod(shape)) for shape in model_weight_shapes(tf.train.NewCheckpointReader(run.checkpoint))
-                 .values())
+    before = parameter_count(run.checkpoint)
     after = compact(run.checkpoint, run.bert_config, target, run.vocab_file)
     print("%s: %d parameters (%d before, %.1f%%)" % (target, after, before, 100.0 * after / before))
 

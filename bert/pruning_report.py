@@ -9,6 +9,7 @@ run_pruning.sh (bert/pruning_sweep.py) writes one tree per settings, with settin
   <TASK>/<granularity>/reweighted/   step 2: reweighted group-lasso training (when the tree's lambda is not 0)
   <TASK>/<granularity>/oneshot_<s>/  step 3: one-shot pruning to sparsity s, retrained with the mask fixed
   <TASK>/<granularity>/gradual_<s>/  the one-run alternative to steps 2 and 3: gradual pruning of step 1's model
+  <TASK>/structured/distilled_<s>/   structured pruning's run: gradual, distilling from step 1's model
   planned.json                       every run folder an invocation planned, so that the summary shows the
                                      runs not started yet, whichever invocation planned them
 and this module reads that layout (the sweep writes it through `run_dir`, `write_dense_record` and
@@ -43,11 +44,12 @@ DENSE = "dense"
 DENSE_RECORD = "dense.json"
 PLAN_FILE = "planned.json"
 REWEIGHTED = "reweighted"
-METHODS = {"oneshot": "three-step", "gradual": "gradual"}  # run folder prefix -> the method it ends
-GRANULARITY_ORDER = ("weight", "block", "tile")
+# run folder prefix -> the method it ends
+METHODS = {"oneshot": "three-step", "gradual": "gradual", "distilled": "gradual + distillation"}
+GRANULARITY_ORDER = ("weight", "block", "tile", "structured")
 SUMMARY_FILES = ("pruning_summary.md", "pruning_summary.csv", "pruning_summary.json", "pruning_summary.png")
 NOTABLE_SPARSITY_GAP = 0.005  # measured sparsity further than this from the target is shown beside the metric
-_PRUNED_RUN = re.compile(r"^(?P<kind>oneshot|gradual)_(?P<sparsity>[0-9]*\.?[0-9]+(?:e-[0-9]+)?)$")
+_PRUNED_RUN = re.compile(r"^(?P<kind>oneshot|gradual|distilled)_(?P<sparsity>[0-9]*\.?[0-9]+(?:e-[0-9]+)?)$")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class PruningRun:
     """One run of a pruning tree, finished or not."""
 
     task: TaskSpec
-    kind: str  # "dense", "reweighted", "oneshot" or "gradual"
+    kind: str  # "dense", "reweighted", "oneshot", "gradual" or "distilled"
     granularity: Optional[str]  # None for the dense model
     sparsity: Optional[str]  # the target as its folder spells it; None for dense and reweighted runs
     run_dir: str  # relative to the tree, "/"-separated (a reused dense run's: "../<tree>/<TASK>/lr_<LR>")
@@ -197,7 +199,7 @@ def collect(tree: str) -> List[PruningRun]:
 class Column:
     task: TaskSpec
     granularity: str
-    kind: str  # "oneshot" (the three-step pipeline) or "gradual"
+    kind: str  # "oneshot" (the three-step pipeline), "gradual" or "distilled"
 
     @property
     def title(self) -> str:
@@ -278,6 +280,39 @@ def dense_text(runs: Sequence[PruningRun]) -> str:
     return "Dense baselines (folders relative to this file): %s." % ("; ".join(dense) or "none yet")
 
 
+def compact_lines(runs: Sequence[PruningRun], settings: Optional[Dict]) -> List[str]:
+    """The table of the structured runs' compact models: size, speed and accuracy, to pick a model by."""
+    compact = [run for run in runs if run.results is not None and "compact_parameters" in run.results]
+    if not compact:
+        return []
+    model = ((settings or {}).get("checkpoint") or {}).get("model") or {}
+    layers = model.get("num_hidden_layers")
+    heads = layers * model["num_attention_heads"] if layers and "num_attention_heads" in model else None
+    neurons = layers * model["intermediate_size"] if layers and "intermediate_size" in model else None
+
+    def of(kept: Optional[Number], total: Optional[int]) -> str:
+        return "-" if kept is None else "%d" % kept + ("/%d" % total if total else "")
+
+    lines = ["", "Compact models (each structured run's `compact_model/`): its dev metric, parameters (and their share "
+             "of the full-size model's), the attention heads and feed-forward neurons it kept, and its dev-set "
+             "evaluation rate against the full-size model's, both measured right after training in the run's own "
+             "process (the full-size model runs at the dense model's speed).", "",
+             "| run | dev % | parameters | heads | neurons | eval examples/s | full size | speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in compact:
+        results = run.results
+        metric = results.get("compact_eval_" + run.task.headline_metric)
+        size, full_size = float(results["compact_parameters"]), results.get("parameters")
+        rate, full_rate = results.get("compact_eval_examples_per_second"), results.get("eval_examples_per_second")
+        lines.append("| %s | %s | %.2fM%s | %s | %s | %s | %s | %s |" % (
+            run.run_dir, "-" if metric is None else percent(float(metric)), size / 1e6,
+            " (%.0f%%)" % (100 * size / float(full_size)) if full_size else "",
+            of(results.get("heads_kept"), heads), of(results.get("neurons_kept"), neurons),
+            "-" if rate is None else "%.1f" % float(rate), "-" if full_rate is None else "%.1f" % float(full_rate),
+            "%.2fx" % (float(rate) / float(full_rate)) if rate and full_rate else "-"))
+    return lines
+
+
 def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Optional[Dict]) -> str:
     columns, rows = table_rows(runs)
     lines = ["# Pruning: %s" % tree_name, "", settings_text(settings), "", dense_text(runs), "",
@@ -286,12 +321,14 @@ def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Option
              "on the saved weights is more than %.1f points off, it follows in brackets. three-step: the dense "
              "model, reweighted training (its model in the reweighted row), one-shot pruning and retraining with the "
              "mask fixed; gradual: one run from the dense model along Zhu & Gupta's cubic ramp (over its first "
-             "30%% of steps)." % (100 * NOTABLE_SPARSITY_GAP), ""]
+             "30%% of steps); gradual + distillation: the same, learning from the dense model's outputs too."
+             % (100 * NOTABLE_SPARSITY_GAP), ""]
     if columns:
         lines += ["| sparsity | " + " | ".join(c.title for c in columns) + " |", "|---|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
     else:
         lines.append("No pruning runs yet.")
+    lines += compact_lines(runs, settings)
     trained = [run for run in runs if run.results is not None and not run.reused and "train_time" in run.results]
     lines += ["", "Train time: %s over the %d finished runs trained in this tree (a reused dense run's not counted)."
               % (format_duration(sum(float(run.results["train_time"]) for run in trained)), len(trained))]

@@ -15,6 +15,7 @@ For each task:
 2. per granularity, the reweighted training starts from step 1's last checkpoint (GROUP_LASSO=0 skips it);
 3. per granularity and sparsity, one-shot pruning and retraining starts from step 2's last checkpoint (step 1's
    without step 2), and gradual pruning (GRADUAL_FLAGS) from step 1's.
+The `structured` granularity has only the gradual runs, distilling from step 1's model (structured_steps).
 The runs are run, resumed and reported by bert/sweep.py's loop (finished runs kept, interrupted ones resumed,
 signals as in run_all.sh); a run whose predecessor failed is skipped with a message. The tree's planned.json
 keeps every run any invocation planned, and at the end the tree gets pruning_summary.md/csv/json/png.
@@ -22,7 +23,7 @@ keeps every run any invocation planned, and at the end the tree gets pruning_sum
 import functools
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from bert import pruning_report
 from bert.errors import UserError
@@ -34,7 +35,7 @@ from bert.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, 
 DEFAULT_TASKS = "MRPC STS-B RTE CoLA SST-2"
 DEFAULTS = {"OUTPUT_DIR": "fine_tune_outputs/pruning", "DENSE_DIR": "fine_tune_outputs",
             "GRANULARITIES": "weight block", "SPARSITIES": "0.5 0.7 0.8 0.9", "LR": "2e-5", "GROUP_LASSO": "1e-4",
-            "REWEIGHT_STEPS": "100"}
+            "REWEIGHT_STEPS": "100", "DISTILL": "1"}
 # Gradual pruning of an already fine-tuned model: the cubic ramp ends at 30% of training, so the pruned model
 # has 70% of it to recover (at the default 0.7, meant for pruning while fine-tuning from the pre-trained
 # checkpoint, MRPC's F1 at 50% ended 0.4 points lower: bench/pruning_gradual_mrpc.md). EXTRA_FLAGS come after
@@ -122,6 +123,19 @@ def _step(tree: str, task: TaskSpec, train_examples: int, lr: str, granularity: 
                       train_examples, flags + ["--pruning_granularity=" + granularity], start_from)
 
 
+def structured_steps(env: Dict[str, str], step: Callable[..., PlannedRun], sparsities: List[str],
+                     dense: PlannedRun) -> List[PlannedRun]:
+    """Structured pruning: per sparsity, gradual pruning of the dense model while it distils from itself
+    (Sanh et al.'s setting; `distilled_<s>` runs), or, with DISTILL=0, without (`gradual_<s>`). No three-step
+    pipeline: the group lasso's pull on a head's 49k weights at the weights' lambda is negligible, and the
+    distilled gradual run is what the structured methods measured against do."""
+    if env["DISTILL"] not in ("0", "1"):
+        raise UserError("DISTILL=%s: 1 (distil from the dense model, the default) or 0" % env["DISTILL"])
+    kind, distill = ("distilled", ["--distill_from=" + dense.run_dir]) if env["DISTILL"] == "1" else ("gradual", [])
+    return [step(kind, GRADUAL_FLAGS + ["--target_sparsity=" + sparsity] + distill, sparsity, dense)
+            for sparsity in sparsities]
+
+
 def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[PlannedRun]:
     """Every run of the pipeline, in order: per task its dense model, then per granularity the reweighted run and,
     per sparsity, the one-shot and the gradual run."""
@@ -132,6 +146,9 @@ def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[Pla
         runs.append(dense)
         for granularity in env["GRANULARITIES"].split():
             step = functools.partial(_step, tree, task, train_examples, env["LR"], granularity)
+            if granularity == "structured":
+                runs += structured_steps(env, step, sparsities, dense)
+                continue
             pruned_from = dense
             if _number(env, "GROUP_LASSO"):
                 pruned_from = step(pruning_report.REWEIGHTED, ["--group_lasso=" + env["GROUP_LASSO"],

@@ -23,6 +23,7 @@ import functools  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple  # noqa: E402
 
@@ -461,11 +462,14 @@ def micro_batch_size() -> int:
     return FLAGS.train_batch_size // FLAGS.gradient_accumulation_steps
 
 
-def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.estimator.Estimator:
+def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int,
+                    model_dir: Optional[str] = None) -> tf.estimator.Estimator:
     """A TPUEstimator (on CPU and GPU too), or, with --distribution_strategy, an Estimator that trains with it.
 
     TPUEstimator hands input_fn the batch size of the mode it runs, `predict_batch_size` in PREDICT mode.
+    `model_dir` (default --output_dir) is where it restores from and saves to.
     """
+    model_dir = model_dir or FLAGS.output_dir
     session_config = tf.ConfigProto()
     # One pass of Grappler's graph optimisers, as Estimator's default config has: the second finds
     # nothing more here and costs ~0.5 s at start-up.
@@ -476,7 +480,7 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.esti
         strategy = {"mirrored": tf.distribute.MirroredStrategy,
                     "multi_worker_mirrored": tf.distribute.experimental.MultiWorkerMirroredStrategy,
                     }[FLAGS.distribution_strategy]()
-        run_config = tf.estimator.RunConfig(model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
+        run_config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=FLAGS.seed,
                                             session_config=session_config, train_distribute=strategy,
                                             save_checkpoints_steps=FLAGS.save_checkpoints_steps)
 
@@ -488,7 +492,7 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int) -> tf.esti
     if use_tpu and FLAGS.tpu_name:
         resolver = cluster_resolver.TPUClusterResolver(FLAGS.tpu_name, zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
     run_config = tpu_estimator.RunConfig(
-        cluster=resolver, master=FLAGS.master, model_dir=FLAGS.output_dir, tf_random_seed=FLAGS.seed,
+        cluster=resolver, master=FLAGS.master, model_dir=model_dir, tf_random_seed=FLAGS.seed,
         session_config=session_config,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         # TPUEstimator's rate logging: every loop of iterations on TPU; off elsewhere, where ProgressHook
@@ -584,6 +588,22 @@ def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec) -> Dict[
     if timed_seconds > 0:
         results["eval_examples_per_second"] = round(timed_examples / timed_seconds, 2)
     return results
+
+
+def evaluate_compact(cache: FeatureCache, task: processors.TaskSpec, compact_dir: str) -> Dict[str, float]:
+    """evaluate() of a structured run's compact_model/, its keys prefixed `compact_`.
+
+    It runs right after the full-size model's evaluation, in the same process: the masked model evaluates with
+    the dense model's shapes, hence at its speed, so eval_examples_per_second against
+    compact_eval_examples_per_second is what cutting the pruned heads and neurons out gains, measured like for
+    like. Its metrics are the masked model's up to float rounding (bert/compaction.py); a difference is a bug.
+    """
+    config = modeling.BertConfig.from_json_file(os.path.join(compact_dir, "bert_config.json"))
+    model_fn = model_fn_builder(config, task, os.path.join(compact_dir, compaction.CKPT_NAME), 0.0, 0, 0,
+                                FLAGS.use_tpu, inference_towers=num_towers(training=False))
+    with tempfile.TemporaryDirectory() as empty:  # no checkpoint in its model_dir: the weights are compact_dir's
+        estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.eval_batch_size, model_dir=empty)
+        return {"compact_" + key: value for key, value in evaluate(estimator, cache, task).items()}
 
 
 def predict(estimator, cache: FeatureCache, task: processors.TaskSpec) -> None:
@@ -904,8 +924,10 @@ def main(_):
         else:
             results["loss"] = final_loss
         if FLAGS.pruning_granularity == "structured":  # its pruned heads and neurons cut out: compact_model/
+            checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
+            results["parameters"] = compaction.parameter_count(checkpoint)
             results["compact_parameters"] = compaction.compact(
-                tf.train.latest_checkpoint(FLAGS.output_dir), bert_config,
+                checkpoint, bert_config,
                 os.path.join(FLAGS.output_dir, run_info.COMPACT_MODEL), FLAGS.vocab_file)
 
     if FLAGS.do_eval:
@@ -918,6 +940,13 @@ def main(_):
         results.update(evaluate(evaluator, cache, task))
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
+        compact_dir = os.path.join(FLAGS.output_dir, run_info.COMPACT_MODEL)
+        if FLAGS.pruning_granularity == "structured" and files.isdir(compact_dir):
+            results.update(evaluate_compact(cache, task, compact_dir))
+            headline, rate = "eval_" + task.headline_metric, "eval_examples_per_second"
+            tf.logging.info("compact model: %s %.4f (full size %.4f), %s examples/s (full size %s)", headline,
+                            results["compact_" + headline], results[headline], results.get("compact_" + rate),
+                            results.get(rate))
         if pruning_config().enabled:
             results.update(record_sparsity())
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))

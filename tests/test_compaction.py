@@ -254,15 +254,23 @@ def test_run_classifier_evaluates_predicts_and_fine_tunes_the_compact_model(tmp_
     assert shapes["bert/encoder/layer_1/intermediate/dense/kernel"] == [32, 24]
 
 
-@pytest.mark.skipif("structured" not in pruning.GRANULARITIES,
-                    reason="--pruning_granularity=structured is not here yet")
-def test_a_structured_run_writes_its_compact_model(tmp_path, glue_dir, vocab_file):
+def test_a_structured_run_writes_its_compact_model_and_evaluates_it_too(tmp_path, glue_dir, vocab_file):
+    """The compact model's parameters, those of the full-size model, and its evaluation beside the full-size
+    model's: the same metrics, and a rate of its own."""
     (tmp_path / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
     data = glue_subset(glue_dir, "MRPC", tmp_path / "MRPC", {"train": 64, "dev": 50})
     run_classifier(tmp_path / "run", data, "MRPC", vocab_file, tmp_path / "bert_config.json", "--do_train=true",
                    "--do_eval=true", "--num_train_epochs=1", "--target_sparsity=0.5",
-                   "--pruning_granularity=structured", "--pruning_frequency=1")
+                   "--pruning_granularity=structured", "--pruning_frequency=1",
+                   "--eval_batch_size=16")  # more than one batch: the first is not timed
     compact = tmp_path / "run" / run_info.COMPACT_MODEL
     shapes = dict(tf.train.list_variables(str(compact / "bert_model.ckpt")))
-    assert read_results(tmp_path / "run")["compact_parameters"] == sum(int(np.prod(s)) for s in shapes.values())
+    results = read_results(tmp_path / "run")
+    assert results["compact_parameters"] == sum(int(np.prod(s)) for s in shapes.values())
+    full_size = dict(tf.train.list_variables(tf.train.latest_checkpoint(str(tmp_path / "run"))))
+    assert results["parameters"] == sum(int(np.prod(full_size[name])) for name in shapes) > results["compact_parameters"]
     assert (compact / "vocab.txt").exists() and (compact / "bert_config.json").exists()
+    assert (results["compact_eval_accuracy"], results["compact_eval_f1"]) == (results["eval_accuracy"],
+                                                                              results["eval_f1"])
+    assert results["compact_eval_loss"] == pytest.approx(results["eval_loss"], abs=1e-5)
+    assert results["compact_eval_examples_per_second"] > 0 and results["eval_examples_per_second"] > 0

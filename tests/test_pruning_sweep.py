@@ -118,6 +118,24 @@ def test_the_plan_chains_each_step_to_the_last_checkpoint_of_the_one_before(tmp_
     assert {run.start_from.label for run in without_lasso if "oneshot" in run.label} == {"MRPC dense"}
 
 
+def test_structured_pruning_is_gradual_from_the_dense_model_and_distils_from_it(tmp_path, tiny_bert, glue_dir):
+    env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, GRANULARITIES="structured weight",
+                                                       SPARSITIES="0.3 0.5", GROUP_LASSO="1e-4"))
+    tree = tmp_path / "tree"
+    runs = pruning_sweep.plan(env, str(tree), {})
+    assert relative(runs, tree)[:3] == ["MRPC/dense", "MRPC/structured/distilled_0.3", "MRPC/structured/distilled_0.5"]
+    assert relative(runs, tree)[3] == "MRPC/weight/reweighted"  # the other granularities keep their pipeline
+    dense, distilled = runs[0], runs[2]
+    assert distilled.label == "MRPC structured distilled 0.5" and distilled.start_from is dense
+    assert distilled.flags == pruning_sweep.GRADUAL_FLAGS + ["--target_sparsity=0.5", "--distill_from=" + dense.run_dir,
+                                                             "--pruning_granularity=structured"]
+    plain = pruning_sweep.plan(dict(env, DISTILL="0", GRANULARITIES="structured"), str(tree), {})
+    assert relative(plain, tree) == ["MRPC/dense", "MRPC/structured/gradual_0.3", "MRPC/structured/gradual_0.5"]
+    assert not any(flag.startswith("--distill") for run in plain for flag in run.flags)
+    with pytest.raises(UserError, match="DISTILL=yes: 1 .* or 0"):
+        pruning_sweep.plan(dict(env, DISTILL="yes"), str(tree), {})
+
+
 def test_each_setting_of_the_pipeline_has_its_own_tree(tmp_path, tiny_bert, glue_dir):
     def name(**values):
         env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, **values))
@@ -236,6 +254,27 @@ def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp
             ("MRPC", "gradual", "weight", "0.5", "finished"),
             ("MRPC", "gradual", "weight", "0.9", "unfinished: no eval_results.txt")]
     assert rows[6]["sparsity"] == "0.8821" and rows[0]["eval_pearson"] == "0.87"
+
+
+def test_the_summary_shows_the_compact_models_size_speed_and_accuracy(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "settings.json").write_text(json.dumps({
+        "checkpoint": {"dir": "tiny_bert", "model": {"num_hidden_layers": 2, "num_attention_heads": 4,
+                                                      "intermediate_size": 64}, "weights_sha1": "x"},
+        "epochs": 3.0, "batch_size": 32, "max_seq_length": 128, "extra_flags": [], "learning_rate": 2e-5,
+        "group_lasso": 0, "reweight_steps": None}))
+    write_run(tree / "MRPC" / "dense", eval_f1=0.85, eval_examples_per_second=100.0, train_time=100.0)
+    write_run(tree / "MRPC" / "structured" / "distilled_0.5", eval_f1=0.84, sparsity=0.5, heads_kept=4,
+              neurons_kept=64, parameters=4000000, compact_parameters=3000000, compact_eval_f1=0.84,
+              eval_examples_per_second=100.0, compact_eval_examples_per_second=180.0, train_time=100.0)
+    pruning_report.write_summary(str(tree))
+    markdown = (tree / "pruning_summary.md").read_text()
+    rows = table(markdown)
+    assert rows[:3] == [["sparsity", "MRPC (F1) structured gradual + distillation"], ["dense", "85.0"], ["50%", "84.0"]]
+    assert rows[3:] == [["run", "dev %", "parameters", "heads", "neurons", "eval examples/s", "full size", "speed-up"],
+                        ["MRPC/structured/distilled_0.5", "84.0", "3.00M (75%)", "4/8", "64/128", "180.0", "100.0",
+                         "1.80x"]]
 
 
 def table(markdown):

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from bert import (compaction, distillation, files, group_lasso, kernels, modeling, optimization,  # noqa: E402
-                  processors, pruning, run_info, tokenization)
+                  processors, pruning, run_info, tensorboard, tokenization)
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
 from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
@@ -268,13 +268,15 @@ class ProgressHook(tf.train.SessionRunHook):
     the batches read, optimization.batches_read: the step, unless gradient accumulation or skipped
     updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
     a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
-    cut short), so its loss curve is complete.
+    cut short), so its loss curve is complete. With `summary_dir`, each update's loss, learning rate (and
+    sparsity, soft loss) and, with each progress line, the examples/s go to TensorBoard (bert/tensorboard.py).
     """
 
     def __init__(self, num_train_steps: int, micro_batch_size: int, accumulation_steps: int,
                  history_path: Optional[str], resumed_from: int, every_seconds: float = 30.0,
-                 record_time: Optional[Callable[[Dict], None]] = None):
+                 record_time: Optional[Callable[[Dict], None]] = None, summary_dir: Optional[str] = None):
         self.num_train_steps, self.every_seconds = num_train_steps, every_seconds
+        self.summary_dir = summary_dir
         self.micro_batch_size, self.accumulation_steps = micro_batch_size, accumulation_steps
         self.history_path = history_path
         self.history = [(batch, loss) for batch, loss in read_loss_history(history_path) if batch <= resumed_from]
@@ -310,6 +312,10 @@ class ProgressHook(tf.train.SessionRunHook):
         self.history.append((batches + 1, loss))
         self.write_checkpointed_history()
         update_done = (batches + 1) % self.accumulation_steps == 0
+        sparsity, soft_loss = run_values.results.get("sparsity"), run_values.results.get("soft_loss")
+        if self.summary_dir and update_done:
+            tensorboard.write_scalars(self.summary_dir, step + 1, {"loss": loss, "learning_rate": lr,
+                                                                   "sparsity": sparsity, "soft_loss": soft_loss})
         if self.stop_signal is not None and update_done:
             tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
                             step + 1, signal.Signals(self.stop_signal).name)
@@ -323,7 +329,8 @@ class ProgressHook(tf.train.SessionRunHook):
         rate = (batches + 1 - self.first_batch) / max(now - self.start_time, 1e-9)  # batches per second
         batches_left = (self.num_train_steps - step) * self.accumulation_steps - batches % self.accumulation_steps - 1
         skipped = batches // self.accumulation_steps - step
-        sparsity, soft_loss = run_values.results.get("sparsity"), run_values.results.get("soft_loss")
+        if self.summary_dir:
+            tensorboard.write_scalars(self.summary_dir, step + 1, {"examples_per_second": rate * self.micro_batch_size})
         tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f%s  lr %.2e  %.1f examples/s  time left %s%s%s",
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss,
                         "" if soft_loss is None else "  soft loss %.4f" % soft_loss, lr,
@@ -333,6 +340,8 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def end(self, session):  # the session ended normally: its last batch is in the final checkpoint
         self.write_history()
+        if self.summary_dir:
+            tensorboard.flush(self.summary_dir)
         self.record_time_up_to(int(session.run(self.fetches["batches"])))
 
     def record_time_up_to(self, batches: int) -> None:
@@ -482,7 +491,8 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int,
                     }[FLAGS.distribution_strategy]()
         run_config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=FLAGS.seed,
                                             session_config=session_config, train_distribute=strategy,
-                                            save_checkpoints_steps=FLAGS.save_checkpoints_steps)
+                                            save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+                                            save_summary_steps=None)  # ProgressHook writes them (below)
 
         def estimator_model_fn(features, labels, mode, params):  # Estimator checks these argument names
             return model_fn(features, labels, mode, params).as_estimator_spec()
@@ -495,6 +505,9 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int,
         cluster=resolver, master=FLAGS.master, model_dir=model_dir, tf_random_seed=FLAGS.seed,
         session_config=session_config,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        # Estimator's own loss summary every 100 steps on TPU, where ProgressHook cannot run; elsewhere the hook
+        # writes every update's loss, learning rate and rate (bert/tensorboard.py).
+        save_summary_steps=100 if use_tpu else None,
         # TPUEstimator's rate logging: every loop of iterations on TPU; off elsewhere, where ProgressHook
         # reports (with iterations_per_loop > 100 it would log, and read the step in a second session
         # run, after every step).
@@ -870,7 +883,8 @@ def main(_):
         progress = ProgressHook(num_train_steps, micro_batch_size(), FLAGS.gradient_accumulation_steps,
                                 history_path if is_chief() else None, resumed_from=resumed_batches,
                                 record_time=functools.partial(run_info.record_invocation, FLAGS.output_dir,
-                                                              invocation) if trains else None)
+                                                              invocation) if trains else None,
+                                summary_dir=FLAGS.output_dir if is_chief() else None)
         input_fn = input_fn_builder(cached.path, FLAGS.max_seq_length, task.is_regression, len(train_examples),
                                     order[resumed_batches * micro_batch_size():], micro_batch_size(),
                                     drop_remainder=True, dynamic_padding=dynamic_padding(),
@@ -950,6 +964,7 @@ def main(_):
         if pruning_config().enabled:
             results.update(record_sparsity())
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
+        tensorboard.write_eval(FLAGS.output_dir, results["global_step"], results)
 
     if FLAGS.do_predict:
         stop_signals.phase = "predicting"

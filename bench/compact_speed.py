@@ -15,9 +15,7 @@ matrix parameters of both checkpoints (the query, key, value, attention output, 
 kernels), counted by reading them.
 """
 import argparse
-import datetime
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +25,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import measurement  # noqa: E402  (bench/, the script's own folder)
 from bert import inference, run_info  # noqa: E402
 from bert.compat import tf  # noqa: E402
 from bert.convert_checkpoint import CKPT_NAME  # noqa: E402
@@ -106,16 +105,11 @@ def main():
                      ", ".join("%.1f" % v for v in m["eval"]), ", ".join("%.1f" % v for v in m["train"])])
     ratio = {kind: statistics.median(measured["compact"][kind]) / statistics.median(measured["dense"][kind])
              for kind in ("eval", "train")}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, stdout=subprocess.PIPE,
-                            universal_newlines=True).stdout.strip()
-    about = ("`%s` at commit %s, %s; TensorFlow %s on Python %s, %d cores; %s dev set, eval batch 32, "
-             "training %d steps of batch %d, %d tokens; load average %.2f before, %.2f after." % (
-                 " ".join(["python", "bench/compact_speed.py"] + sys.argv[1:]), commit,
-                 datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), tf.__version__, platform.python_version(),
-                 os.cpu_count(), task, args.train_steps, batch, length, load_before, os.getloadavg()[0]))
+    about = measurement.about("%s dev set, eval batch 32, training %d steps of batch %d, %d tokens" % (
+        task, args.train_steps, batch, length), load_before, tf.__version__)
     header = ["model", headline.replace("eval_", "dev ") + " %", "encoder matrix parameters",
               "eval examples/s (median)", "train examples/s (median)", "eval, each round", "train, each round"]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    table = measurement.markdown_table(header, rows)
     summary = ("compact / dense: %.1f%% of the encoder matrix parameters, eval %.2fx, train %.2fx"
                % (100.0 * parameters["compact"] / parameters["dense"], ratio["eval"], ratio["train"]))
     print("\n".join([about, ""] + table + ["", summary]))

@@ -17,11 +17,8 @@ bench/pruning_speed.py compares whole runs instead (subprocesses, one after anot
 large as the bar.
 """
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -29,6 +26,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import measurement  # noqa: E402  (bench/, the script's own folder)
 from bert import modeling, processors, pruning  # noqa: E402
 from bert.compat import tf  # noqa: E402
 from bert.run_classifier import model_fn_builder  # noqa: E402
@@ -120,14 +118,9 @@ def main():
             total = MRPC_STEPS * plain + updates * (update - plain if times["update"] else 0.0)
             row.append("%.1f%% (%d updates)" % (100 * (total / (MRPC_STEPS * dense) - 1), updates))
         rows.append(row)
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, stdout=subprocess.PIPE,
-                            universal_newlines=True).stdout.strip()
-    about = ("`%s` at commit %s, %s; TensorFlow %s on Python %s, %d cores; batch %d, %d tokens, %d timed steps per "
-             "graph; load average %.2f before, %.2f after." % (
-                 " ".join(["python", "bench/pruning_step_cost.py"] + sys.argv[1:]), commit,
-                 datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), tf.__version__, platform.python_version(),
-                 os.cpu_count(), BATCH, args.seq, args.steps, load_before[0], os.getloadavg()[0]))
+    table = measurement.markdown_table(header, rows)
+    about = measurement.about("batch %d, %d tokens, %d timed steps per graph" % (BATCH, args.seq, args.steps),
+                              load_before[0], tf.__version__)
     print("\n".join([about, ""] + table))
     if args.output:
         with open(args.output, "a") as f:

@@ -93,6 +93,35 @@ def batches(inputs, sizes):
     return out
 
 
+def client_inputs(saved_model: str, test_file) -> dict:
+    """What a TF Serving client that knows nothing of this code feeds the export: the MRPC test pairs tokenized by
+    Hugging Face's `tokenizers`, set up as BERT from the export's assets alone (vocab.txt, model_info.json's casing
+    and length), in batches of 25 padded to their longest pair."""
+    tokenizers = pytest.importorskip("tokenizers")
+    with open(os.path.join(saved_model, "assets.extra", "model_info.json")) as f:
+        info = json.load(f)
+    vocab = os.path.join(saved_model, "assets.extra", info["vocab"])
+    client = tokenizers.Tokenizer(tokenizers.models.WordPiece.from_file(vocab, unk_token="[UNK]",
+                                                                        max_input_chars_per_word=200))
+    client.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=info["do_lower_case"], strip_accents=None)
+    client.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    client.post_processor = tokenizers.processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", client.token_to_id("[CLS]")), ("[SEP]", client.token_to_id("[SEP]"))])
+    client.enable_truncation(max_length=info["max_seq_length"], strategy="longest_first")
+    with open(str(test_file), encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f.read().splitlines()[1:]]
+    encodings = client.encode_batch([(row[3], row[4]) for row in rows])  # MRPC test: index, id1, id2, s1, s2
+    inputs = {}
+    for number, start in enumerate(range(0, len(encodings), 25)):
+        batch = encodings[start:start + 25]
+        length = max(len(e.ids) for e in batch)
+        for name, field in (("input_ids", "ids"), ("input_mask", "attention_mask"), ("segment_ids", "type_ids")):
+            inputs["b%d/%s" % (number, name)] = np.array([getattr(e, field) + [0] * (length - len(e.ids))
+                                                          for e in batch], np.int32)
+    return inputs
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, fine_tuned_mrpc, fine_tuned_stsb):
     """Both runs exported, their inputs, and what each available stack's plain TensorFlow made of them."""
@@ -104,6 +133,9 @@ def exported(tmp_path_factory, fine_tuned_mrpc, fine_tuned_stsb):
         np.savez(str(root / (task_dir + "_inputs.npz")), **batches(inputs, sizes))
         jobs.append({"model": saved_model, "inputs": str(root / (task_dir + "_inputs.npz"))})
         expected.append(np.loadtxt(str(run_dir / "test_results.tsv"), ndmin=2 if task_dir == "MRPC" else 1))
+    client = client_inputs(jobs[0]["model"], fine_tuned_mrpc.parent / "MRPC" / "test.tsv")
+    np.savez(str(root / "client_inputs.npz"), **client)
+    jobs.append({"model": jobs[0]["model"], "inputs": str(root / "client_inputs.npz")})
     results = []
     for stack, python in enumerate([sys.executable] + other_stack_python()):
         stack_jobs = [dict(job, outputs=str(root / ("outputs_%d_%d.npz" % (stack, i)))) for i, job in enumerate(jobs)]
@@ -142,7 +174,7 @@ def test_plain_tensorflow_without_this_code_runs_it_to_the_runs_own_predictions(
     for found, outputs in exported["loaded"]:
         assert not found["bert_importable"], found["sys_path"]
         assert not found["kernels_loaded"]
-        mrpc, stsb = outputs
+        mrpc, stsb, client = outputs
         probabilities = np.concatenate([mrpc["b%d/probabilities" % i] for i in range(3)])
         np.testing.assert_allclose(probabilities, exported["expected"][0], atol=1e-4, err_msg=found["tensorflow"])
         assert probabilities.std(axis=0).min() > 1e-2  # the examples' outputs differ: equal ones would say little
@@ -151,11 +183,19 @@ def test_plain_tensorflow_without_this_code_runs_it_to_the_runs_own_predictions(
         assert stsb["b0/predictions"].shape == (50,)
 
 
+def test_ids_made_by_hugging_faces_tokenizers_give_the_runs_own_predictions(exported):
+    """Issue 17's bar: a client tokenizing with `tokenizers` from the export's assets gets test_results.tsv."""
+    for found, (_, _, client) in exported["loaded"]:
+        probabilities = np.concatenate([client["b%d/probabilities" % i] for i in range(4)])
+        np.testing.assert_allclose(probabilities, exported["expected"][0], atol=1e-4, err_msg=found["tensorflow"])
+
+
 def test_the_graph_has_stock_ops_only_and_refuses_inputs_beyond_its_length(exported):
     for found, _ in exported["loaded"]:
         for model in found["models"]:
             assert model["unregistered_ops"] == []
             assert not [op for op in model["op_types"] if op.startswith("Bert") or "TPU" in op]
+        for model in found["models"][:2]:  # the jobs with a batch one token too long (not the client's)
             assert "inputs longer than the export takes: max_seq_length=64 tokens" in model["error"]
 
 

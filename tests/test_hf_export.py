@@ -3,12 +3,13 @@ BertForSequenceClassification layout.
 
 The exports of conftest's pruned embedded-model MRPC run and dense tiny STS-B run are checked tensor by tensor
 against their checkpoints; the embedded model's own Hugging Face files, given a classifier head, go to Google's
-layout and back bit for bit. Whether transformers computes the run's logits from the export is checked only
-where torch and transformers are installed (not in the project's environments).
+layout and back bit for bit; transformers (its TensorFlow model, in the TF 2 environment) computes the runs'
+logits from the export.
 """
 import dataclasses
 import importlib.util
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 
 from bert import convert_checkpoint as cc
 from bert import features, hf_export, inference, modeling, processors, tokenization
-from bert.compat import tf
+from bert.compat import IS_TF2, tf
 from conftest import REPO_ROOT
 from test_convert_checkpoint import make_tiny_hf_dir
 
@@ -268,13 +269,36 @@ def our_logits(run, inputs):
             return session.run(logits)
 
 
-@pytest.mark.skipif(not importlib.util.find_spec("transformers") or not importlib.util.find_spec("torch"),
-                    reason="needs torch and transformers (not in the project's environments)")
+# Runs in the TF 2 environment's Python, eagerly, without this code: transformers' tokenizer and its TensorFlow
+# BertForSequenceClassification (which reads model.safetensors without torch) on the export alone.
+TRANSFORMERS_SCRIPT = r'''
+import json, sys
+import numpy as np
+import transformers
+job = json.load(open(sys.argv[1]))
+tokenizer = transformers.AutoTokenizer.from_pretrained(job["hf_dir"])
+encoded = tokenizer(job["text_a"], job["text_b"], padding="max_length", truncation=True,
+                    max_length=job["max_seq_length"], return_tensors="np")
+model = transformers.TFBertForSequenceClassification.from_pretrained(job["hf_dir"])
+logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+               token_type_ids=encoded["token_type_ids"], training=False).logits.numpy()
+np.savez(job["output"], input_ids=encoded["input_ids"], logits=logits)
+'''
+
+
+def transformers_python():
+    """The TF 2 environment's interpreter if transformers is installed there (requirements/tf2.txt), else None."""
+    python = sys.executable if IS_TF2 else str(REPO_ROOT / ".venv-tf2" / "bin" / "python")
+    if IS_TF2:
+        return python if importlib.util.find_spec("transformers") else None
+    found = Path(python).exists() and subprocess.run([python, "-c", "import importlib.util, sys; sys.exit("
+                                                      "importlib.util.find_spec('transformers') is None)"]).returncode == 0
+    return python if found else None
+
+
+@pytest.mark.skipif(transformers_python() is None, reason="needs transformers in the TF 2 environment")
 @pytest.mark.parametrize("run_fixture, task_dir", [("fine_tuned_mrpc", "MRPC"), ("fine_tuned_stsb", "STS-B")])
 def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run_fixture, task_dir):
-    import torch
-    import transformers
-
     run_dir = request.getfixturevalue(run_fixture)
     hf_export.export(str(run_dir), str(tmp_path / "hf"))
     run = inference.read_run(str(run_dir))
@@ -283,13 +307,15 @@ def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run
     converted = [features.convert_example(e, run.task, run.max_seq_length, ours_tokenizer) for e in examples]
     inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
-    encoded = tokenizer([e.text_a for e in examples], [e.text_b for e in examples], padding="max_length",
-                        truncation=True, return_tensors="np")
-    np.testing.assert_array_equal(encoded["input_ids"], inputs["input_ids"])
-    model = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
-    with torch.no_grad():
-        theirs = model(input_ids=torch.tensor(inputs["input_ids"], dtype=torch.long),
-                       attention_mask=torch.tensor(inputs["input_mask"], dtype=torch.long),
-                       token_type_ids=torch.tensor(inputs["segment_ids"], dtype=torch.long)).logits.numpy()
-    np.testing.assert_allclose(theirs, our_logits(run, inputs), atol=1e-4, rtol=0)
+    job = {"hf_dir": str(tmp_path / "hf"), "text_a": [e.text_a for e in examples],
+           "text_b": [e.text_b for e in examples], "max_seq_length": run.max_seq_length,
+           "output": str(tmp_path / "theirs.npz")}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([transformers_python(), "-I", "-c", TRANSFORMERS_SCRIPT, str(tmp_path / "job.json")],
+                          cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    theirs = np.load(str(tmp_path / "theirs.npz"))
+    np.testing.assert_array_equal(theirs["input_ids"], inputs["input_ids"])
+    np.testing.assert_allclose(theirs["logits"], our_logits(run, inputs), atol=1e-4, rtol=0)

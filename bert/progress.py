@@ -99,7 +99,7 @@ class LogFollower:
 
 def status_text(progress: Progress, now: float, elapsed: float, train_examples: int, later_examples: int,
                 seconds_per_example: List[float]) -> str:
-    """`step 120/343 (35%), 84.3 examples/s, 2m39s left in this run; sweep about 1h05m left`.
+    """`step 120/343 (35%), 84.3 examples/s, 2m39s left in this run; sweep about 1h05m12s left`.
 
     The sweep's time left is this run's plus the later runs' training examples at the seconds per example of
     the runs finished so far (their evaluation included), as the line after each run estimates it; before any

@@ -10,6 +10,7 @@
 #   GLUE_DIR  (default: datasets/ if it holds data, else ../shared/glue_data)
 #   OUTPUT_DIR=fine_tune_outputs   EXTRA_FLAGS="--flag=value ..." (passed to run_classifier.py)
 #   PYTHON    (default: .venv/bin/python, created by scripts/setup_env.sh)
+#   PROGRESS_EVERY=60  (seconds between progress lines when the output is not a terminal)
 set -uo pipefail
 cd "$(dirname "$0")"
 source scripts/sweep_defaults.sh

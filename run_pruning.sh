@@ -12,7 +12,7 @@
 #   EPOCHS=3  BATCH_SIZE=32  MAX_SEQ_LENGTH=128
 #   DENSE_DIR=fine_tune_outputs (run_all.sh's OUTPUT_DIR, where step 1 looks for a dense run)
 #   OUTPUT_DIR=fine_tune_outputs/pruning   EXTRA_FLAGS="--flag=value ..." (passed to every run_classifier.py run)
-#   BERT_DIR, GLUE_DIR, PYTHON: as for run_all.sh
+#   BERT_DIR, GLUE_DIR, PYTHON, PROGRESS_EVERY: as for run_all.sh
 set -uo pipefail
 cd "$(dirname "$0")"
 source scripts/sweep_defaults.sh

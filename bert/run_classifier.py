@@ -62,6 +62,8 @@ flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for Adam.")
 flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over the training set.")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of training steps spent warming the learning rate up.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
+flags.DEFINE_float("progress_seconds", 30.0, "Seconds between the training progress lines in the log (the last "
+                   "step always has one).")
 flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per TPU host loop.")
 flags.DEFINE_bool("use_tpu", False, "Run on a TPU through TPUEstimator.")
 flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc://ip.address.of.tpu:8470 url.")
@@ -882,6 +884,7 @@ def main(_):
         trains = is_chief() and resumed_step < num_train_steps  # a finished model is only evaluated again
         progress = ProgressHook(num_train_steps, micro_batch_size(), FLAGS.gradient_accumulation_steps,
                                 history_path if is_chief() else None, resumed_from=resumed_batches,
+                                every_seconds=FLAGS.progress_seconds,
                                 record_time=functools.partial(run_info.record_invocation, FLAGS.output_dir,
                                                               invocation) if trains else None,
                                 summary_dir=FLAGS.output_dir if is_chief() else None)

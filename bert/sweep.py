@@ -2,7 +2,7 @@
 and the loop that runs a planned list of fine-tunes, which bert/pruning_sweep.py (run_pruning.sh) shares.
 
 Settings come from the environment (run_all.sh documents them): TASKS, LRS, SEEDS, EPOCHS, BATCH_SIZE,
-MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. A sweep's runs go into one tree per settings,
+MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS, PROGRESS_EVERY. A sweep's runs go into one tree per settings,
 OUTPUT_DIR/<settings>/ (bert/runs.py): the checkpoint (its config, weights and vocab, by content), the
 epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are recorded in its settings.json, so
 a sweep with other settings trains its own runs beside the earlier ones and never takes theirs for its
@@ -14,6 +14,8 @@ own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with 
 - the tokenized examples are shared by every run of every tree (OUTPUT_DIR/feature_cache).
 At the end the report (summary.md/csv/json/png per tree, OUTPUT_DIR/summary.md over all trees, and the
 GLUE submission files) is rebuilt from all results.
+While a run goes on, a status line (bert/progress.py) shows its progress, read from its log, and the sweep's
+time left.
 
 Interruptions: each fine-tune runs in a process group of its own, so the signal a terminal's Ctrl-C or
 `timeout` sends to the whole group reaches the sweep only; the sweep forwards exactly one signal to the
@@ -34,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from bert import files, processors
+from bert import files, processors, progress
 from bert.errors import UserError
 from bert.files import write_atomically
 from bert.report import format_duration
@@ -43,6 +45,7 @@ from bert.runs import SETTINGS_FILE, read_eval_results, read_settings
 ALL_TASKS = "CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI"
 PAPER_LEARNING_RATES = "5e-5 4e-5 3e-5 2e-5"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+POLL_SECONDS = 1.0  # how often the sweep looks at a running fine-tune's log for its progress
 
 
 @dataclass
@@ -230,7 +233,9 @@ class Stopping:
 
     @staticmethod
     def say(message: str) -> None:
-        os.write(sys.stdout.fileno(), ("[sweep] %s\n" % message).encode("utf-8"))
+        """On a terminal the message first clears the status line (progress.StatusLine) it would follow."""
+        fd = sys.stdout.fileno()
+        os.write(fd, ("%s[sweep] %s\n" % ("\r\x1b[K" if os.isatty(fd) else "", message)).encode("utf-8"))
 
 
 def _in_own_process_group() -> None:
@@ -243,17 +248,27 @@ def _in_own_process_group() -> None:
         pass
 
 
-def execute(run: PlannedRun, args: List[str], stopping: Stopping) -> bool:
-    """Runs one fine-tune to its end (or until it stops for a forwarded signal); True when it finished."""
+def execute(run: PlannedRun, args: List[str], stopping: Stopping,
+            show: Callable[[progress.Progress], None] = lambda current: None) -> bool:
+    """Runs one fine-tune to its end (or until it stops for a forwarded signal); True when it finished. About
+    every POLL_SECONDS while it runs, `show` gets its latest progress from its log (once it has logged any)."""
     os.makedirs(run.run_dir, exist_ok=True)
     log_path = os.path.join(run.run_dir, "log.txt")
     with open(log_path, "a") as log_file:  # appended: a resumed run keeps the history of its attempts
         log_file.write("\n===== %s: %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(args)))
         log_file.flush()
+        follower = progress.LogFollower(log_path, log_file.tell())  # this attempt's lines only
         stopping.child = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT,
                                           preexec_fn=_in_own_process_group)
         try:
-            return_code = stopping.child.wait()  # a handled signal does not end the wait (PEP 475)
+            while True:
+                try:
+                    return_code = stopping.child.wait(POLL_SECONDS)  # a handled signal does not end it (PEP 475)
+                    break
+                except subprocess.TimeoutExpired:
+                    current = follower.poll()
+                    if current is not None:
+                        show(current)
         finally:
             stopping.child = None
     return return_code == 0 and is_finished(run)
@@ -279,6 +294,7 @@ def run_planned(runs: List[PlannedRun], env: Dict[str, str], tree: str,
     skipped: List[str] = []
     broken: Set[str] = set()  # the run dirs of both
     seconds_per_example: List[float] = []
+    status = progress.StatusLine(sys.stdout, every=float(env.get("PROGRESS_EVERY", "60")))
     for number, run in enumerate(todo, 1):
         if stopping.signum is not None:
             break
@@ -299,7 +315,17 @@ def run_planned(runs: List[PlannedRun], env: Dict[str, str], tree: str,
         log_path = os.path.join(run.run_dir, "log.txt")
         log("%s: started %s, log %s" % (prefix, time.strftime("%H:%M:%S"), log_path))
         start = time.time()
-        finished = execute(run, args, stopping)
+        later_examples = sum(r.train_examples for r in todo[number:] if _broken_start(r, broken) is None)
+
+        def show(current: progress.Progress) -> None:
+            now = time.time()
+            status.show("%s: %s" % (prefix, progress.status_text(current, now, now - start, run.train_examples,
+                                                                 later_examples, seconds_per_example)))
+
+        try:
+            finished = execute(run, args, stopping, show)
+        finally:
+            status.clear()  # the lines below start on a clean line
         elapsed = time.time() - start
         if stopping.signum is not None and not finished:
             log("interrupted during %s: run the same command again to resume" % run.label)

@@ -155,6 +155,17 @@ def test_other_settings_train_their_own_runs_and_each_table_says_which(sweep_env
                                                          sweep_env["EXTRA_FLAGS"])) in section
 
 
+def test_a_sweep_whose_output_is_not_a_terminal_prints_the_runs_progress(sweep_env):
+    """Plain progress lines in a pipe: at every poll with PROGRESS_EVERY=0, of a fine-tune that logs its progress
+    at every step (a run this short otherwise logs only its last, a moment before it evaluates)."""
+    env = dict(sweep_env, TASKS="MRPC", LRS="5e-5", EPOCHS="0.3", PROGRESS_EVERY="0",
+               EXTRA_FLAGS=sweep_env["EXTRA_FLAGS"] + " --progress_seconds=0")
+    log = run_sweep(env)
+    assert re.search(r"^\[sweep\] \(1/1\) MRPC lr=5e-5: step \d+/68 \(\d+%\), [\d.]+ examples/s, \w+ left in this run; "
+                     r"sweep about \w+ left$", log, re.M), log
+    assert "\r" not in log and "\x1b" not in log
+
+
 def start_run_all(env, *prefix):
     """`bash run_all.sh` as a user starts it, in a session (process group) of its own, as a terminal would."""
     return subprocess.Popen(list(prefix) + ["bash", "run_all.sh"], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,

@@ -269,8 +269,8 @@ def our_logits(run, inputs):
             return session.run(logits)
 
 
-# Runs in the TF 2 environment's Python, eagerly, without this code: transformers' tokenizer and its TensorFlow
-# BertForSequenceClassification (which reads model.safetensors without torch) on the export alone.
+# Runs in the TF 2 environment's Python, eagerly, without this code: transformers' tokenizer, and its TensorFlow
+# BertForSequenceClassification (which reads model.safetensors without torch) on our ids, from the export alone.
 TRANSFORMERS_SCRIPT = r'''
 import json, sys
 import numpy as np
@@ -279,9 +279,10 @@ job = json.load(open(sys.argv[1]))
 tokenizer = transformers.AutoTokenizer.from_pretrained(job["hf_dir"])
 encoded = tokenizer(job["text_a"], job["text_b"], padding="max_length", truncation=True,
                     max_length=job["max_seq_length"], return_tensors="np")
+inputs = np.load(job["inputs"])
 model = transformers.TFBertForSequenceClassification.from_pretrained(job["hf_dir"])
-logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
-               token_type_ids=encoded["token_type_ids"], training=False).logits.numpy()
+logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["input_mask"],
+               token_type_ids=inputs["segment_ids"], training=False).logits.numpy()
 np.savez(job["output"], input_ids=encoded["input_ids"], logits=logits)
 '''
 
@@ -307,9 +308,10 @@ def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run
     converted = [features.convert_example(e, run.task, run.max_seq_length, ours_tokenizer) for e in examples]
     inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
 
+    np.savez(str(tmp_path / "inputs.npz"), **inputs)
     job = {"hf_dir": str(tmp_path / "hf"), "text_a": [e.text_a for e in examples],
            "text_b": [e.text_b for e in examples], "max_seq_length": run.max_seq_length,
-           "output": str(tmp_path / "theirs.npz")}
+           "inputs": str(tmp_path / "inputs.npz"), "output": str(tmp_path / "theirs.npz")}
     (tmp_path / "job.json").write_text(json.dumps(job))
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run([transformers_python(), "-I", "-c", TRANSFORMERS_SCRIPT, str(tmp_path / "job.json")],
@@ -317,5 +319,11 @@ def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run
                           universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     theirs = np.load(str(tmp_path / "theirs.npz"))
-    np.testing.assert_array_equal(theirs["input_ids"], inputs["input_ids"])
+    # The same ids for every pair that fits; a longer pair is cut to the same lengths only where Google's rule
+    # (pop from the longer, from the second on ties) and tokenizers' (>= 0.14: the shorter keeps at most half)
+    # agree, so those are left out (README, Use the model).
+    fits = [len(ours_tokenizer.tokenize(e.text_a)) + len(ours_tokenizer.tokenize(e.text_b or "")) + 3
+            <= run.max_seq_length for e in examples]
+    assert sum(fits) >= len(examples) // 2
+    np.testing.assert_array_equal(theirs["input_ids"][fits], inputs["input_ids"][fits])
     np.testing.assert_allclose(theirs["logits"], our_logits(run, inputs), atol=1e-4, rtol=0)

@@ -127,7 +127,8 @@ def test_structured_pruning_is_gradual_from_the_dense_model_and_distils_from_it(
     assert relative(runs, tree)[3] == "MRPC/weight/reweighted"  # the other granularities keep their pipeline
     dense, distilled = runs[0], runs[2]
     assert distilled.label == "MRPC structured distilled 0.5" and distilled.start_from is dense
-    assert distilled.flags == pruning_sweep.GRADUAL_FLAGS + ["--target_sparsity=0.5", "--distill_from=" + dense.run_dir,
+    assert distilled.flags == pruning_sweep.GRADUAL_FLAGS + ["--pruning_score=taylor", "--target_sparsity=0.5",
+                                                             "--distill_from=" + dense.run_dir,
                                                              "--pruning_granularity=structured"]
     plain = pruning_sweep.plan(dict(env, DISTILL="0", GRANULARITIES="structured"), str(tree), {})
     assert relative(plain, tree) == ["MRPC/dense", "MRPC/structured/gradual_0.3", "MRPC/structured/gradual_0.5"]

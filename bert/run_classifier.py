@@ -494,7 +494,9 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int,
         run_config = tf.estimator.RunConfig(model_dir=model_dir, tf_random_seed=FLAGS.seed,
                                             session_config=session_config, train_distribute=strategy,
                                             save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-                                            save_summary_steps=None)  # ProgressHook writes them (below)
+                                            # Estimator's loss summary stays: without it a multi-worker
+                                            # run saves no final checkpoint (TF 1.15, tests/test_distributed.py)
+                                            save_summary_steps=100)
 
         def estimator_model_fn(features, labels, mode, params):  # Estimator checks these argument names
             return model_fn(features, labels, mode, params).as_estimator_spec()

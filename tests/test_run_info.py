@@ -71,7 +71,7 @@ def test_other_settings_are_refused_the_same_resume_and_overwrite_starts_afresh(
     (out / "notes.txt").write_text("mine")
     code, stderr = run(dict(flags, **{"--learning_rate": "2e-5"}), "--overwrite_output_dir")
     assert code == 0, stderr[-2000:]
-    assert "--overwrite_output_dir: removed checkpoint, data_stats.json, eval_results.txt" in stderr
+    assert "--overwrite_output_dir: removed checkpoint, data_stats.json, eval, eval_results.txt" in stderr
     assert "Restoring parameters" not in stderr.split("***** Eval on")[0]  # trained afresh, from step 0
     assert json.loads((out / "run_info.json").read_text())["settings"]["learning_rate"] == 2e-5
     assert results(out)["global_step"] == 19 and (out / "notes.txt").read_text() == "mine"

@@ -42,6 +42,7 @@ def encoder_matrix_parameters(checkpoint: str) -> int:
 
 
 def run_classifier(model: dict, task: str, data_dir: str, output_dir: str, extra) -> dict:
+    """eval_results.txt of the run, or for a training run without evaluation its recorded timing."""
     command = [sys.executable, "-m", "bert.run_classifier", "--task_name=" + task, "--data_dir=" + data_dir,
                "--vocab_file=" + model["vocab"], "--bert_config_file=" + model["config"],
                "--init_checkpoint=" + model["checkpoint"], "--output_dir=" + output_dir,
@@ -50,7 +51,9 @@ def run_classifier(model: dict, task: str, data_dir: str, output_dir: str, extra
                           universal_newlines=True)
     if done.returncode != 0:
         sys.exit("failed: %s\n%s" % (" ".join(command), done.stdout[-3000:]))
-    return read_eval_results(os.path.join(output_dir, "eval_results.txt"))
+    if "--do_eval=true" in extra:
+        return read_eval_results(os.path.join(output_dir, "eval_results.txt"))
+    return run_info.totals(run_info.read(output_dir)["invocations"])
 
 
 def main():
@@ -81,7 +84,7 @@ def main():
     measured = {name: {"eval": [], "train": [], "metric": None} for name in models}
     load_before = os.getloadavg()[0]
     for round_number in range(args.rounds):
-        order = list(models) if round_number % 2 == 0 else list(reversed(models))
+        order = list(models) if round_number % 2 == 0 else list(models)[::-1]
         for name in order:
             with tempfile.TemporaryDirectory() as scratch:
                 results = run_classifier(models[name], task, args.data_dir, os.path.join(scratch, "eval"),

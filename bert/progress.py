@@ -19,6 +19,7 @@ TRAIN_LINE = re.compile(r"train step (\d+)/(\d+) \(\d+%\) .*?  ([\d.]+) examples
 EVAL_LINE = re.compile(r"\*\*\*\*\* Eval on (\S+): (\d+) examples")
 PREDICT_LINE = re.compile(r"\*\*\*\*\* Predict (\S+) (\S+): (\d+) examples \*\*\*\*\*")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(\d+)s$")
+CLEAR_LINE = "\r\x1b[K"  # back to the line's start, and erase it to its end
 
 
 def parse_duration(text: str) -> int:
@@ -137,6 +138,6 @@ class StatusLine:
     def clear(self) -> None:
         """Leaves the cursor at the start of an empty line, for the sweep's next line."""
         if self.shown:
-            self.stream.write("\r\x1b[K")
+            self.stream.write(CLEAR_LINE)
             self.stream.flush()
             self.shown = False

@@ -130,9 +130,8 @@ def structured_steps(env: Dict[str, str], step: Callable[..., PlannedRun], spars
                      dense: PlannedRun) -> List[PlannedRun]:
     """Structured pruning: per sparsity, gradual pruning of the dense model by Taylor scores (STRUCTURED_FLAGS)
     while it distils from itself (as Sanh et al.; `distilled_<s>` runs), or, with DISTILL=0, without
-    (`gradual_<s>`). No three-step
-    pipeline: the group lasso's pull on a head's 49k weights at the weights' lambda is negligible, and the
-    distilled gradual run is what the structured methods measured against do."""
+    (`gradual_<s>`). No three-step pipeline: the group lasso's pull on a head's 49k weights at the weights'
+    lambda is negligible, and the distilled gradual run is what the structured methods measured against do."""
     if env["DISTILL"] not in ("0", "1"):
         raise UserError("DISTILL=%s: 1 (distil from the dense model, the default) or 0" % env["DISTILL"])
     kind, distill = ("distilled", ["--distill_from=" + dense.run_dir]) if env["DISTILL"] == "1" else ("gradual", [])

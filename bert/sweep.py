@@ -235,7 +235,7 @@ class Stopping:
     def say(message: str) -> None:
         """On a terminal the message first clears the status line (progress.StatusLine) it would follow."""
         fd = sys.stdout.fileno()
-        os.write(fd, ("%s[sweep] %s\n" % ("\r\x1b[K" if os.isatty(fd) else "", message)).encode("utf-8"))
+        os.write(fd, ("%s[sweep] %s\n" % (progress.CLEAR_LINE if os.isatty(fd) else "", message)).encode("utf-8"))
 
 
 def _in_own_process_group() -> None:
@@ -315,7 +315,10 @@ def run_planned(runs: List[PlannedRun], env: Dict[str, str], tree: str,
         log_path = os.path.join(run.run_dir, "log.txt")
         log("%s: started %s, log %s" % (prefix, time.strftime("%H:%M:%S"), log_path))
         start = time.time()
-        later_examples = sum(r.train_examples for r in todo[number:] if _broken_start(r, broken) is None)
+        # The runs after this one that will run: `broken` only grows when this one fails, and then no estimate
+        # follows it.
+        left = [r for r in todo[number:] if _broken_start(r, broken) is None]
+        later_examples = sum(r.train_examples for r in left)
 
         def show(current: progress.Progress) -> None:
             now = time.time()
@@ -332,8 +335,7 @@ def run_planned(runs: List[PlannedRun], env: Dict[str, str], tree: str,
             break
         if finished:
             seconds_per_example.append(elapsed / max(run.train_examples, 1))
-            left = [r for r in todo[number:] if _broken_start(r, broken) is None]
-            estimate = sum(r.train_examples for r in left) * sum(seconds_per_example) / len(seconds_per_example)
+            estimate = later_examples * sum(seconds_per_example) / len(seconds_per_example)
             log("%s: %s in %s; %d run%s left%s" % (
                 prefix, headline(run), format_duration(elapsed), len(left), "" if len(left) == 1 else "s",
                 ", about %s to go" % format_duration(estimate) if left else ""))

@@ -20,10 +20,11 @@ model's activations than on those of random weights):
 The settings are measured in turns (a chunk of steps or one dev pass each, then the next setting): this
 VM's speed drifts by ~10% within an hour, which would otherwise decide comparisons between rows.
 FLOP count of a training step = 3 x forward (backward costs twice the forward), counting the matmuls
-this code runs: per example of padded length S, (L - 1) full layers of S * (2 (4 H^2 + 2 H I) + 4 S H)
+this code runs: per example of padded length S, (L - 1) full layers of S * (2 (4 H A + 2 H I) + 4 S A)
 (dense layers; attention scores and context), and a last layer that computes keys and values for all
-S tokens but the rest for [CLS] only: S * 4 H^2 + 2 (2 H^2 + 2 H I) + 4 S H. Embeddings, LayerNorm,
-softmax, pooler and head are left out (< 2%).
+S tokens but the rest for [CLS] only: S * 4 H A + 2 (2 H A + 2 H I) + 4 S A, where A = the layer's heads x
+head size (H in Google's shape) and I its feed-forward width (a compact model's differ by layer).
+Embeddings, LayerNorm, softmax, pooler and head are left out (< 2%).
 `--full_mrpc` also times a complete MRPC fine-tune (3 epochs, batch 32, lr 2e-5) end to end; `--google`
 runs the same fine-tune with google-research/bert's own run_classifier.py (bert-tensorflow 1.0.4 from
 PyPI, TF 1.15 only, about 12 minutes here) and compares wall time, training time and the time of the
@@ -88,10 +89,16 @@ def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
 
 
 def train_flops_per_example(config: modeling.BertConfig, padded_length: float) -> float:
-    h, i, layers, s = config.hidden_size, config.intermediate_size, config.num_hidden_layers, padded_length
-    full_layer = s * (2 * (4 * h * h + 2 * h * i) + 4 * s * h)
-    last_layer = s * 4 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * s * h
-    return 3.0 * ((layers - 1) * full_layer + last_layer)
+    """Each layer at its own width: A = its heads x head size (H in Google's shape), I = its feed-forward width."""
+    h, s, last = config.hidden_size, padded_length, config.num_hidden_layers - 1
+    forward = 0.0
+    for layer in range(config.num_hidden_layers):
+        a, i = config.layer_heads(layer) * config.head_size, config.layer_intermediate_size(layer)
+        if layer < last:
+            forward += s * (2 * (4 * h * a + 2 * h * i) + 4 * s * a)
+        else:
+            forward += s * 4 * h * a + 2 * (2 * h * a + 2 * h * i) + 4 * s * a
+    return 3.0 * forward
 
 
 def session_config(use_xla: bool):

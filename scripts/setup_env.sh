@@ -63,6 +63,10 @@ make_env() {  # make_env DIR PYTHON REQUIREMENTS
 
 fail() { echo "[setup] error: $1" >&2; exit 1; }
 
+case "$which_envs" in
+  default|tf2|all) ;;
+  *) fail "unknown argument '$which_envs': give default, tf2 or all" ;;
+esac
 case "$which_envs" in  # before anything is made, so that `all` does not stop half done
   tf2|all) if [ -z "$py3x" ]; then
              fail "no Python 3.9-3.11 found: .venv-tf2 needs one (TF 2.15 supports Python 3.9-3.11 only)"; fi ;;

@@ -91,6 +91,12 @@ def test_default_without_any_python_says_which_it_needs(repo):
     assert "no Python 3.7 (for TF 1.15) nor 3.9-3.11 (for TF 2.15) found" in output
 
 
+def test_an_unknown_argument_is_refused_before_anything_is_made(repo, py37, py3x):
+    code, output, planned = dry_run(repo, [py37, py3x], "tf1")
+    assert code == 1 and not planned, output
+    assert "unknown argument 'tf1': give default, tf2 or all" in output
+
+
 @pytest.mark.parametrize("which", ["tf2", "all"])
 def test_tf2_needs_python_3x_and_says_so_before_making_anything(repo, py37, which):
     code, output, planned = dry_run(repo, [py37], which)

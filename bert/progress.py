@@ -2,7 +2,7 @@
 writes (the sweep's only channel to it: a fine-tune is a subprocess whose output goes to that file), and the one
 status line the sweep keeps on the terminal while the run goes on.
 
-run_classifier's ProgressHook logs `train step 120/343 (35%)  loss ...  84.3 examples/s  time left 2m39s`
+training_hooks.ProgressHook logs `train step 120/343 (35%)  loss ...  84.3 examples/s  time left 2m39s`
 about every 30 s; evaluation and prediction start with `***** Eval on dev: 408 examples, ...` and
 `***** Predict MRPC test: 1725 examples *****`. Nothing here reads global state: the sweep hands in the log's
 offset, the stream and the clock, so the tests run it in-process.

@@ -27,7 +27,7 @@ import time
 import pytest
 
 from bert.compat import tf
-from bert.run_classifier import ProgressHook
+from bert.training_hooks import ProgressHook
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)
@@ -243,7 +243,8 @@ class RunContext:
 def test_a_signal_stops_training_only_after_a_whole_update():
     """Two micro-batches per update and a stop asked for (by SIGINT) before the first: the hook lets the
     update's second micro-batch run before it stops the training, as it does after every later first one."""
-    hook = ProgressHook(num_train_steps=3, micro_batch_size=8, accumulation_steps=2, history_path=None, resumed_from=0)
+    hook = ProgressHook(num_train_steps=3, micro_batch_size=8, accumulation_steps=2, history_path=None, resumed_from=0,
+                        peak_learning_rate=1e-4)
     hook.after_create_session(None, None)
     hook.stop_signal = signal.SIGINT  # what stop_soon sets
     stops = []

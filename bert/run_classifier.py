@@ -454,14 +454,14 @@ def write_eval_results(results: Dict[str, float]) -> str:
     return text
 
 
-def record_sparsity() -> Dict[str, float]:
+def record_sparsity(prune: pruning.PruningConfig) -> Dict[str, float]:
     """The evaluated checkpoint's sparsity and nonzero parameters, for eval_results.txt; sparsity.json gets
     each matrix's."""
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
     if not checkpoint:
         return {}
     totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, FLAGS.prune_embeddings,
-                                                     pruning_config().attention_heads)
+                                                     prune.attention_heads)
     write_atomically(os.path.join(FLAGS.output_dir, "sparsity.json"), json.dumps(per_matrix, indent=1, sort_keys=True)
                      + "\n")
     return totals
@@ -510,7 +510,8 @@ def init_checkpoint() -> Optional[str]:
     return given
 
 
-def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> None:
+def check_setup(bert_config: modeling.BertConfig, prune: pruning.PruningConfig,
+                distill: Optional[distillation.Distillation]) -> None:
     """Refuses flag, model-file and output-dir combinations that would fail late or train the wrong thing."""
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise UserError("at least one of --do_train, --do_eval or --do_predict must be true")
@@ -520,11 +521,11 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
         raise UserError("--gradient_accumulation_steps does not work on TPU: use a smaller --train_batch_size")
     if FLAGS.distribution_strategy != "none" and (FLAGS.gradient_accumulation_steps > 1 or FLAGS.use_fp16):
         raise UserError("--gradient_accumulation_steps and --use_fp16 do not work with --distribution_strategy yet")
-    if pruning_config().active and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
+    if prune.active and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
         raise UserError("--target_sparsity and --group_lasso do not work on TPU or with --distribution_strategy yet")
     # The teacher's local variables are initialised outside TPUEstimator's scaffold and would need a copy per
     # tf.distribute replica: not done yet.
-    if distillation_setup(task) and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
+    if distill and (FLAGS.use_tpu or FLAGS.distribution_strategy != "none"):
         raise UserError("--distill_from does not work on TPU or with --distribution_strategy yet")
     if FLAGS.towers < 0:
         raise UserError("--towers=%d: pass a positive number of towers, or 0 for the default" % FLAGS.towers)
@@ -560,11 +561,11 @@ def check_setup(bert_config: modeling.BertConfig, task: processors.TaskSpec) -> 
                             % (checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
 
 
-def training_settings(task: processors.TaskSpec) -> Dict:
+def training_settings(task: processors.TaskSpec, prune: pruning.PruningConfig,
+                      distill: Optional[distillation.Distillation]) -> Dict:
     """The flags that shape the trained model, as run_info.json records them (bert/run_info.py)."""
     data_file = os.path.join(FLAGS.data_dir, task.splits["train"].file)
     checkpoint = init_checkpoint()
-    distill = distillation_setup(task)
     return {
         "task_name": task.name, "learning_rate": FLAGS.learning_rate, "train_batch_size": FLAGS.train_batch_size,
         "num_train_epochs": FLAGS.num_train_epochs, "warmup_proportion": FLAGS.warmup_proportion,
@@ -575,12 +576,12 @@ def training_settings(task: processors.TaskSpec) -> Dict:
         "bert_config_file": run_info.file_setting(FLAGS.bert_config_file),
         "vocab_file": run_info.file_setting(FLAGS.vocab_file), "data_dir": run_info.file_setting(FLAGS.data_dir, data_file),
         # only when pruning or distilling, so that the runs recorded before these flags existed still resume
-        **(pruning_config().settings() if pruning_config().active else {}),
+        **(prune.settings() if prune.active else {}),
         **(distill.settings() if distill else {}),
     }
 
 
-def pruning_config() -> pruning.PruningConfig:
+def pruning_config(bert_config: modeling.BertConfig) -> pruning.PruningConfig:
     """The --target_sparsity and --pruning_* flags, checked."""
     config = pruning.PruningConfig(
         target_sparsity=FLAGS.target_sparsity, granularity=FLAGS.pruning_granularity,
@@ -589,8 +590,7 @@ def pruning_config() -> pruning.PruningConfig:
         tile=FLAGS.pruning_tile, score=FLAGS.pruning_score, prune_embeddings=FLAGS.prune_embeddings,
         group_lasso=FLAGS.group_lasso, group_lasso_reweight_steps=FLAGS.group_lasso_reweight_steps,
         structured_uniform=FLAGS.structured_uniform,
-        attention_heads=modeling.BertConfig.from_json_file(FLAGS.bert_config_file).num_attention_heads
-        if FLAGS.pruning_granularity == "structured" else 0)
+        attention_heads=bert_config.num_attention_heads if FLAGS.pruning_granularity == "structured" else 0)
     config.check()
     return config
 
@@ -603,7 +603,8 @@ def distillation_setup(task: processors.TaskSpec) -> Optional[distillation.Disti
                                  FLAGS.max_seq_length, FLAGS.distill_temperature, FLAGS.distill_alpha)
 
 
-def claim_output_dir(task: processors.TaskSpec) -> None:
+def claim_output_dir(task: processors.TaskSpec, prune: pruning.PruningConfig,
+                     distill: Optional[distillation.Distillation]) -> None:
     """Makes --output_dir this run's: a model trained there with other settings is refused (or, with
     --overwrite_output_dir, removed); the settings of a training run are recorded in run_info.json."""
     output_dir = FLAGS.output_dir
@@ -619,7 +620,7 @@ def claim_output_dir(task: processors.TaskSpec) -> None:
         raise UserError("--output_dir %s holds a %s model, not %s: choose another --output_dir"
                         % (output_dir, info["task"], task.name))
     if FLAGS.do_train:
-        settings = training_settings(task)
+        settings = training_settings(task, prune, distill)
         if has_model and "settings" not in info:
             tf.logging.warning("%s has a checkpoint but no recorded settings (an older run): resuming it unchecked",
                                output_dir)
@@ -646,8 +647,9 @@ def main(_):
         if not files.isfile(FLAGS[flag].value):
             raise UserError("--%s %s not found" % (flag, FLAGS[flag].value))
     bert_config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    check_setup(bert_config, task)
-    claim_output_dir(task)
+    prune, distill = pruning_config(bert_config), distillation_setup(task)
+    check_setup(bert_config, prune, distill)
+    claim_output_dir(task, prune, distill)
     if FLAGS.use_xla:
         enable_xla_on_cpu()
     elif FLAGS.fused_kernels and not FLAGS.use_tpu and not has_gpu():
@@ -671,7 +673,7 @@ def main(_):
                                 use_fp16=FLAGS.use_fp16, towers=num_towers(training=True),
                                 inference_towers=num_towers(training=False),
                                 initial_loss_scale=FLAGS.fp16_initial_loss_scale, resumed_without_counter=not counted,
-                                pruning_config=pruning_config(), distill=distillation_setup(task))
+                                pruning_config=prune, distill=distill)
     estimator = build_estimator(model_fn, FLAGS.use_tpu, FLAGS.predict_batch_size)
 
     results = {}
@@ -712,7 +714,7 @@ def main(_):
         else:
             estimator.train(input_fn=input_fn, max_steps=num_train_steps, hooks=hooks,
                             saving_listeners=[progress.listener()] + ([pruning.ZeroPrunedWeights()]
-                                                                       if pruning_config().enabled else [])
+                                                                       if prune.enabled else [])
                             if hooks else None)
         stop_signals.training = None
         if progress.stop_signal is not None:
@@ -768,8 +770,8 @@ def main(_):
             tf.logging.info("compact model: %s %.4f (full size %.4f), %s examples/s (full size %s)", headline,
                             results["compact_" + headline], results[headline], results.get("compact_" + rate),
                             results.get(rate))
-        if pruning_config().enabled:
-            results.update(record_sparsity())
+        if prune.enabled:
+            results.update(record_sparsity(prune))
         tf.logging.info("***** Eval results *****\n%s", write_eval_results(results))
         tensorboard.write_eval(FLAGS.output_dir, results["global_step"], results)
 

@@ -46,8 +46,6 @@ import zipfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_ENV = dict(os.environ)  # before bert.compat sets its defaults in os.environ
 
-import numpy as np  # noqa: E402
-
 from bert import features, kernels, modeling, processors, tokenization  # noqa: E402
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
 from bert.runs import read_eval_results  # noqa: E402

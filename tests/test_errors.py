@@ -1,7 +1,6 @@
 """Broken inputs end in one clear `error:` line and exit status 1, never a traceback (unless --verbose)."""
 import json
 import re
-import shutil
 import subprocess
 import sys
 

@@ -10,7 +10,7 @@
 Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in Google's fine-tuned checkpoints.
 """
 import re
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from tensorflow.python.tpu import tpu_function  # the shard count of the TPU computation being built
 
@@ -18,6 +18,7 @@ from bert.compat import tf
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
 BATCHES_READ = "batches_read"  # the variable's name and its graph collection
+STEP_BEFORE_UPDATE, BATCHES_BEFORE_UPDATE = "global_step_before_update", "batches_read_before_update"
 
 
 def batches_read():
@@ -28,8 +29,8 @@ def batches_read():
     update takes several batches or is skipped; this counter can, and it is saved in the checkpoint: a
     resumed run continues at this batch, and dropout draws its masks from it (see modeling.dropout). In a
     run without accumulation or skips it equals global_step at every step. A resource variable, like
-    TPUEstimator's global_step: a read is a snapshot, so what a run reads (the masks, ProgressHook's fetch)
-    is the count before this run's increment.
+    TPUEstimator's global_step: a read is a snapshot, so what a run reads before its increment (dropout's masks,
+    pruning's) is the count before it; a hook fetches counts_before_update(), whose reads are ordered so too.
     """
     found = tf.get_collection(BATCHES_READ)
     if found:
@@ -43,6 +44,16 @@ def count_batches_from_global_step(accumulation_steps: int):
     (where those runs resumed). Call it before anything uses batches_read()."""
     step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
     return _create_batches_read(initial_value=step * accumulation_steps, collections=[tf.GraphKeys.LOCAL_VARIABLES])
+
+
+def counts_before_update() -> Tuple:
+    """(global_step, batches_read) as the current run of train_op read them before its increments: what a hook
+    fetches along with train_op. A fetch of the variables themselves is not ordered with those increments:
+    global_step, a ref variable that the update increments in place, then shows the new count, and the
+    counter's read came after its increment in ~1% of the runs of a small graph (once in a resume test run
+    under load, which recorded a batch's loss as the next one's)."""
+    graph = tf.get_default_graph()
+    return tuple(graph.get_tensor_by_name(name + ":0") for name in (STEP_BEFORE_UPDATE, BATCHES_BEFORE_UPDATE))
 
 
 def _create_batches_read(initial_value, collections: List[str]):
@@ -191,6 +202,9 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     """
     global_step = tf.train.get_or_create_global_step()
     counter = batches_read()
+    with tf.get_default_graph().name_scope(None):  # counts_before_update(); Snapshot copies (a read of a ref
+        counts = [tf.raw_ops.Snapshot(input=global_step, name=STEP_BEFORE_UPDATE),  # variable shares its buffer)
+                  tf.identity(counter.read_value(), name=BATCHES_BEFORE_UPDATE)]
     learning_rate = learning_rate_schedule(init_lr, global_step, num_train_steps, num_warmup_steps)
     adam = optimizer = AdamWeightDecayOptimizer(learning_rate)
     if use_fp16:
@@ -209,8 +223,8 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
         grads = [grad for grad, _ in optimizer.compute_gradients(loss, var_list=variables)]
     all_reduce_mean = mean_over_replicas(use_tpu)
 
-    def apply(gradients):
-        with tf.control_dependencies(before_update(gradients, variables) if before_update else []):
+    def apply(gradients):  # after the counts are read: it increments global_step
+        with tf.control_dependencies(counts + (before_update(gradients, variables) if before_update else [])):
             clipped = clipped_mean_gradient(gradients, all_reduce_mean, clip_norm)
             return optimizer.apply_gradients(zip(clipped, variables), global_step=global_step)
 
@@ -222,7 +236,7 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
         raise ValueError("gradient accumulation is not supported on TPU: use a smaller --train_batch_size")
     sums = [zeros_like_variable(var, "grad_accum") for var in variables]
     added = [total.assign_add(tf.convert_to_tensor(grad)) for total, grad in zip(sums, grads)]
-    with tf.control_dependencies(added):
+    with tf.control_dependencies(added + counts):
         count = counter.assign_add(1)
 
     def apply_and_reset():

@@ -50,7 +50,8 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def begin(self):
         graph = tf.get_default_graph()
-        self.fetches = {"step": tf.train.get_global_step(), "batches": optimization.batches_read(),
+        step, batches = optimization.counts_before_update()
+        self.fetches = {"step": step, "batches": batches,
                         "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}
         if tf.get_collection(pruning.SPARSITY):  # pruning: its current sparsity, a variable read in the same run

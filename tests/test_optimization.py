@@ -209,3 +209,23 @@ def test_batches_read_counts_every_run_and_global_step_the_applied_updates(scale
             for _ in range(3):
                 session.run(train_op)
             assert session.run([tf.train.get_global_step(), optimization.batches_read()]) == [applied, 3]
+
+
+@pytest.mark.parametrize("accumulation_steps,use_fp16", [(1, False), (2, False), (1, True)])
+def test_the_counts_fetched_with_train_op_are_those_before_its_update(accumulation_steps, use_fp16):
+    """ProgressHook fetches counts_before_update() with train_op. A fetch of the variables themselves races with
+    the increments of the same run: global_step (a ref variable, incremented in place) showed the new count in
+    every run of this test, batches_read's read came after its increment in about 1% of them."""
+    with tf.Graph().as_default():
+        kernel = tf.get_variable("dense/kernel", initializer=np.eye(64, dtype=np.float32))
+        x = tf.random.normal([64, 64])
+        for _ in range(3):  # some work before the update, which the reads could otherwise wait for
+            x = tf.matmul(x, kernel)
+        train_op, _ = optimization.create_train_op(tf.reduce_mean(tf.square(x)), 1e-3, num_train_steps=10 ** 4,
+                                                   num_warmup_steps=0, accumulation_steps=accumulation_steps,
+                                                   use_fp16=use_fp16)  # its update is in a tf.cond
+        counts = optimization.counts_before_update()
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            fetched = [tuple(session.run([train_op, counts])[1]) for _ in range(2000)]
+    assert fetched == [(run // accumulation_steps, run) for run in range(2000)]

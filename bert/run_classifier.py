@@ -460,7 +460,7 @@ def record_sparsity(prune: pruning.PruningConfig) -> Dict[str, float]:
     checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
     if not checkpoint:
         return {}
-    totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, FLAGS.prune_embeddings,
+    totals, per_matrix = pruning.checkpoint_sparsity(checkpoint, prune.prune_embeddings,
                                                      prune.attention_heads)
     write_atomically(os.path.join(FLAGS.output_dir, "sparsity.json"), json.dumps(per_matrix, indent=1, sort_keys=True)
                      + "\n")
@@ -746,7 +746,7 @@ def main(_):
             tf.logging.warning("no training loss was recorded in %s (on TPU it is not): no `loss` to report", history_path)
         else:
             results["loss"] = final_loss
-        if FLAGS.pruning_granularity == "structured":  # its pruned heads and neurons cut out: compact_model/
+        if prune.granularity == "structured":  # its pruned heads and neurons cut out: compact_model/
             checkpoint = tf.train.latest_checkpoint(FLAGS.output_dir)
             results["parameters"] = compaction.parameter_count(checkpoint)
             results["compact_parameters"] = compaction.compact(
@@ -764,7 +764,7 @@ def main(_):
         results["eval_time"] = round(time.time() - start, 2)
         results["global_step"] = latest_global_step()
         compact_dir = os.path.join(FLAGS.output_dir, run_info.COMPACT_MODEL)
-        if FLAGS.pruning_granularity == "structured" and files.isdir(compact_dir):
+        if prune.granularity == "structured" and files.isdir(compact_dir):
             results.update(evaluate_compact(cache, task, compact_dir))
             headline, rate = "eval_" + task.headline_metric, "eval_examples_per_second"
             tf.logging.info("compact model: %s %.4f (full size %.4f), %s examples/s (full size %s)", headline,

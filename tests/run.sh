@@ -3,7 +3,7 @@
 # whole suite once per TensorFlow stack. Extra arguments go to pytest, e.g. `bash tests/run.sh -k tokeniz`.
 #
 # The two stacks run side by side: most tests are runs of tiny models, which keep about one core busy, so on
-# two cores both take little longer than one. TF 1.15's output streams here, TF 2's follows when both are
+# two cores both take little longer than one. TF 1.15's output streams here, TF 2's follows when it is
 # done; each has its own pytest temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,18 +20,15 @@ suite() {  # environment, pytest arguments
 }
 
 status=0
+suite .venv-tf2 "$@" > "$work/tf2.log" 2>&1 &
+tf2=$!
 if cmp -s .venv/.installed .venv-tf2/.installed; then
   echo "=== .venv is the TF 2 stack too (no Python 3.7 here): testing it once ==="
 else
-  suite .venv-tf2 "$@" > "$work/tf2.log" 2>&1 &
-  tf2=$!
   echo "=== .venv: $(stack .venv) ==="
   suite .venv "$@" || status=1
-  echo "=== .venv-tf2: $(stack .venv-tf2), run alongside ==="
-  wait "$tf2" || status=1
-  cat "$work/tf2.log"
-  exit $status
 fi
 echo "=== .venv-tf2: $(stack .venv-tf2) ==="
-suite .venv-tf2 "$@" || status=1
+wait "$tf2" || status=1
+cat "$work/tf2.log"
 exit $status

@@ -14,4 +14,4 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 source scripts/sweep_defaults.sh
-exec "$PYTHON" -m bert.sweep
+exec "$PYTHON" -m bert.sweeps.sweep

@@ -16,4 +16,4 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 source scripts/sweep_defaults.sh
-exec "$PYTHON" -m bert.pruning_sweep
+exec "$PYTHON" -m bert.sweeps.pruning_sweep

@@ -46,9 +46,10 @@ import zipfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_ENV = dict(os.environ)  # before bert.compat sets its defaults in os.environ
 
-from bert import features, kernels, modeling, processors, tokenization  # noqa: E402
+from bert import kernels, modeling, tokenization  # noqa: E402
+from bert.data import features, processors
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
-from bert.runs import read_eval_results  # noqa: E402
+from bert.sweeps.runs import read_eval_results  # noqa: E402
 from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -26,10 +26,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import measurement  # noqa: E402  (bench/, the script's own folder)
-from bert import inference, run_info  # noqa: E402
+from bert import run_info  # noqa: E402
+from bert.serving import inference
 from bert.compat import tf  # noqa: E402
-from bert.convert_checkpoint import CKPT_NAME  # noqa: E402
-from bert.runs import read_eval_results  # noqa: E402
+from bert.data.convert_checkpoint import CKPT_NAME  # noqa: E402
+from bert.sweeps.runs import read_eval_results  # noqa: E402
 
 ENCODER_KERNELS = ("attention/self/query/kernel", "attention/self/key/kernel", "attention/self/value/kernel",
                    "attention/output/dense/kernel", "intermediate/dense/kernel", "output/dense/kernel")

@@ -14,7 +14,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bert import modeling, processors, pruning  # noqa: E402
+from bert import modeling  # noqa: E402
+from bert.compression import pruning
+from bert.data import processors
 from bert.compat import tf  # noqa: E402
 from bert.run_classifier import model_fn_builder  # noqa: E402
 

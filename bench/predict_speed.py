@@ -1,13 +1,13 @@
-"""How fast does bert.predict label raw text? Examples/s on MRPC dev's 408 raw pairs (a measurement, not a test).
+"""How fast does bert.serving.predict label raw text? Examples/s on MRPC dev's 408 raw pairs (a measurement, not a test).
 
     .venv/bin/python bench/predict_speed.py --model_dir RUN_DIR [--glue_dir ../shared/glue_data] [--rounds 5]
         [--batch_size 32] [--output bench/predict_speed.md]
 
 RUN_DIR is a fine-tuned MRPC run (run_classifier.py's --output_dir). Two rates:
-- the command, as users run it: `python -m bert.predict --input_file=<the pairs> --output_file=...`, one
+- the command, as users run it: `python -m bert.serving.predict --input_file=<the pairs> --output_file=...`, one
   subprocess per round, wall time from start to exit (TensorFlow's import, graph building and the
   checkpoint's restore included: what one call on a file this size costs);
-- the model in a running process: one bert.predict.Predictor, a warm-up pass over the pairs, then `--rounds`
+- the model in a running process: one bert.serving.predict.Predictor, a warm-up pass over the pairs, then `--rounds`
   timed passes of Predictor.predict (tokenization, batching by length and the model), with the tokenization's
   share timed on its own (features.convert_examples on the same pairs).
 Each figure is the median over the rounds. Run it on an idle machine: another job on the cores changes every figure.
@@ -25,7 +25,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bert import features, inference, predict, processors  # noqa: E402
+from bert.data import features, processors  # noqa: E402
+from bert.serving import inference, predict
 from bert.compat import TF_VERSION  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def main():
         pairs = os.path.join(scratch, "pairs.tsv")
         with open(pairs, "w", encoding="utf-8") as f:
             f.write("".join("%s\t%s\n" % (e.text_a, e.text_b) for e in examples))
-        command = [sys.executable, "-m", "bert.predict", "--model_dir=" + args.model_dir, "--input_file=" + pairs,
+        command = [sys.executable, "-m", "bert.serving.predict", "--model_dir=" + args.model_dir, "--input_file=" + pairs,
                    "--output_file=" + os.path.join(scratch, "out.tsv"), "--batch_size=%d" % args.batch_size]
         wall = []
         for _ in range(args.rounds):
@@ -74,7 +75,7 @@ def main():
     commit = output(["git", "rev-parse", "--short", "HEAD"]) + (" dirty" if output(["git", "status", "--porcelain"])
                                                                  else "")
     lines = [
-        "# bert.predict speed: MRPC dev raw pairs",
+        "# bert.serving.predict speed: MRPC dev raw pairs",
         "",
         "`%s` at commit `%s`, %s, TensorFlow %s on Python %s, %s cores, %s." % (
             " ".join(["python", "bench/predict_speed.py"] + sys.argv[1:]), commit, platform.machine(), TF_VERSION,
@@ -84,7 +85,7 @@ def main():
         "",
         "| what | seconds | examples/s |",
         "|---|---|---|",
-        "| `python -m bert.predict` on the file, start to exit | %.2f | %.1f |" % (
+        "| `python -m bert.serving.predict` on the file, start to exit | %.2f | %.1f |" % (
             statistics.median(wall), n / statistics.median(wall)),
         "| Predictor.predict in a running process (tokenization and model) | %.2f | %.1f |" % (
             statistics.median(passes), n / statistics.median(passes)),

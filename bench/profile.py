@@ -18,7 +18,8 @@ import sys
 
 import benchmark  # bench/benchmark.py, beside this script; it puts the repository on sys.path
 
-from bert import modeling, processors
+from bert import modeling
+from bert.data import processors
 from bert.compat import tf
 from bert.run_classifier import default_towers
 

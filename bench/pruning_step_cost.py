@@ -12,7 +12,7 @@ update steps are timed alike. From the mean times (the first step of each graph,
 - an update's cost (update step minus plain step);
 - the projected slowdown of a whole MRPC run (3 epochs at batch 32: 343 steps) with run_classifier's default
   schedule (ramp from 0 to 70% of the steps, an update every 10) and with run_pruning.sh's gradual one (ramp to
-  30%): (plain steps + updates) / dense steps - 1, the updates counted by bert/pruning.py's own rule.
+  30%): (plain steps + updates) / dense steps - 1, the updates counted by bert/compression/pruning.py's own rule.
 bench/pruning_speed.py compares whole runs instead (subprocesses, one after another), where the drift is as
 large as the bar.
 """
@@ -27,7 +27,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import measurement  # noqa: E402  (bench/, the script's own folder)
-from bert import modeling, processors, pruning  # noqa: E402
+from bert import modeling  # noqa: E402
+from bert.compression import pruning
+from bert.data import processors
 from bert.compat import tf  # noqa: E402
 from bert.run_classifier import model_fn_builder  # noqa: E402
 

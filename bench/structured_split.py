@@ -1,6 +1,6 @@
 """What one ranking of heads against neurons by mean w^2 (score per weight) would prune from a checkpoint, at a
 few target sparsities: the measurement behind structured pruning's split (the same fraction of each kind,
-bert/pruning.py's structured_masks). On the embedded MiniLM it takes almost only neurons.
+bert/compression/pruning.py's structured_masks). On the embedded MiniLM it takes almost only neurons.
 
     .venv/bin/python bench/structured_split.py [checkpoint prefix] [bert_config.json]
 """
@@ -10,7 +10,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bert import modeling, pruning  # noqa: E402
+from bert import modeling  # noqa: E402
+from bert.compression import pruning
 from bert.compat import tf  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,7 +14,7 @@ class UserError(ValueError):
 
 def exit_on_user_error(main: Callable[[Optional[List[str]]], None], argv: Optional[List[str]] = None) -> None:
     """Runs a command-line tool's `main(argv)`; a UserError ends it with exit status 1 and one `error: ...` line
-    on stderr per line of its message (bert/predict.py lists every bad input row so), without a traceback."""
+    on stderr per line of its message (bert/serving/predict.py lists every bad input row so), without a traceback."""
     try:
         main(argv)
     except UserError as error:

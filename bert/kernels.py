@@ -106,7 +106,7 @@ def active() -> bool:
 def enabled(on: bool):
     """Graphs built inside the block use the kernels (`on`, if they build; yields whether they are on) or
     TensorFlow's ops alone; the setting from before comes back after. A SavedModel for other processes
-    (bert/export.py) must use stock ops only: those processes never load this library."""
+    (bert/serving/export.py) must use stock ops only: those processes never load this library."""
     global _active
     before = _active
     try:

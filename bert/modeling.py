@@ -23,7 +23,7 @@ from bert.errors import UserError
 class BertConfig:
     """The fields of Google's `bert_config.json`, with BERT-base's defaults, and those of compact models.
 
-    A compact model (bert/compaction.py) is a structurally pruned one with its pruned heads and neurons removed
+    A compact model (bert/compression/compaction.py) is a structurally pruned one with its pruned heads and neurons removed
     from the matrices. Pruning keeps each head's size, so a head is no longer hidden_size / num_attention_heads
     wide: `attention_head_size` says how wide it is. When every layer kept as many heads and neurons, the config
     is Google's with smaller `num_attention_heads` and `intermediate_size` plus `attention_head_size` (written
@@ -48,7 +48,7 @@ class BertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12  # not in Google's configs (always 1e-12 there); converters may set it
     # Not in Google's configs either: the shapes of a compact model, whose pruned attention heads and feed-forward
-    # neurons were cut out of its matrices (bert/compaction.py). Absent (None), the model is Google's.
+    # neurons were cut out of its matrices (bert/compression/compaction.py). Absent (None), the model is Google's.
     attention_head_size: Optional[int] = None  # None: hidden_size // num_attention_heads
     layer_num_attention_heads: Optional[List[int]] = None  # each layer's heads (0 allowed); then the scalar is unused
     layer_intermediate_sizes: Optional[List[int]] = None  # each layer's feed-forward width (0 allowed); likewise

@@ -30,15 +30,17 @@ from typing import Dict, List, NamedTuple, Optional, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from bert import (compaction, distillation, files, group_lasso, kernels, modeling, optimization,  # noqa: E402
-                  processors, pruning, run_info, tensorboard, tokenization)
+from bert import files, kernels, modeling, optimization, run_info, tokenization  # noqa: E402
+from bert.compression import compaction, distillation, group_lasso, pruning  # noqa: E402
+from bert.data import processors  # noqa: E402
+from bert.training import tensorboard  # noqa: E402
 from bert.compat import TF_VERSION, cluster_resolver, enable_xla_on_cpu, tf, tpu_estimator  # noqa: E402
 from bert.errors import UserError  # noqa: E402
-from bert.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
+from bert.data.features import (FeatureCache, inference_order, input_fn_builder, label_id,  # noqa: E402
                            training_order)
 from bert.files import write_atomically  # noqa: E402
-from bert.metrics import compute_metrics  # noqa: E402
-from bert.training_hooks import CheckpointSaver, Interrupted, ProgressHook, StopSignals, final_training_loss  # noqa: E402
+from bert.data.metrics import compute_metrics  # noqa: E402
+from bert.training.hooks import CheckpointSaver, Interrupted, ProgressHook, StopSignals, final_training_loss  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -105,7 +107,7 @@ flags.DEFINE_bool("overwrite_output_dir", False, "Start afresh in an --output_di
                   "other settings (its checkpoints and results are deleted); without it such a dir is refused, and "
                   "one trained with the same settings is resumed.")
 flags.DEFINE_float("target_sparsity", 0.0, "Prune this fraction of the prunable weights (the encoder's matrices, see "
-                   "bert/pruning.py) while fine-tuning; 0 trains the dense model.")
+                   "bert/compression/pruning.py) while fine-tuning; 0 trains the dense model.")
 flags.DEFINE_enum("pruning_granularity", "weight", list(pruning.GRANULARITIES), "What is pruned at once: single "
                   "weights; blocks of --pruning_block; tiles (Guo et al.: whole columns, then rows of tiles of "
                   "--pruning_tile kept columns); or structured: whole attention heads and FFN neurons.")
@@ -129,11 +131,11 @@ flags.DEFINE_enum("pruning_score", "magnitude", list(pruning.SCORES), "How units
 flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty lambda * sum_g ||W_g|| / (||W_g|| + "
                    "1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the training loss, "
-                   "with this lambda (e.g. 1e-4); 0: none. See bert/group_lasso.py.")
+                   "with this lambda (e.g. 1e-4); 0: none. See bert/compression/group_lasso.py.")
 flags.DEFINE_integer("group_lasso_reweight_steps", 100, "Steps between refreshes of the group lasso's reweights.")
 flags.DEFINE_string("distill_from", None, "Distil from a fine-tuned teacher of the same task: a finished run's "
                     "--output_dir (its latest checkpoint and recorded bert_config_file; another model than the "
-                    "student's may be). See bert/distillation.py.")
+                    "student's may be). See bert/compression/distillation.py.")
 flags.DEFINE_float("distill_temperature", 2.0, "With --distill_from: the softmax temperature T of the soft loss "
                    "T^2 * KL(teacher || student) (STS-B's squared error to the teacher's score has none).")
 flags.DEFINE_float("distill_alpha", 0.9, "With --distill_from: the soft loss's weight in the trained loss; the task's "
@@ -193,9 +195,9 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
     Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
     `resumed_without_counter`: training resumes from a checkpoint written before `batches_read` existed
-    (see optimization.count_batches_from_global_step). `pruning_config`: train with masks (bert/pruning.py);
+    (see optimization.count_batches_from_global_step). `pruning_config`: train with masks (bert/compression/pruning.py);
     evaluation and prediction run the dense model on the checkpoint's weights, zero where the masks were.
-    `distill`: train towards a frozen teacher's outputs too (bert/distillation.py; the training graph only).
+    `distill`: train towards a frozen teacher's outputs too (bert/compression/distillation.py; the training graph only).
     """
 
     def model_fn(features, labels, mode, params):
@@ -312,7 +314,7 @@ def build_estimator(model_fn, use_tpu: bool, predict_batch_size: int,
         session_config=session_config,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         # Estimator's own loss summary every 100 steps on TPU, where ProgressHook cannot run; elsewhere the hook
-        # writes every update's loss, learning rate and rate (bert/tensorboard.py).
+        # writes every update's loss, learning rate and rate (bert/training/tensorboard.py).
         save_summary_steps=100 if use_tpu else None,
         # TPUEstimator's rate logging: every loop of iterations on TPU; off elsewhere, where ProgressHook
         # reports (with iterations_per_loop > 100 it would log, and read the step in a second session
@@ -415,7 +417,7 @@ def evaluate_compact(cache: FeatureCache, task: processors.TaskSpec, compact_dir
     It runs right after the full-size model's evaluation, in the same process: the masked model evaluates with
     the dense model's shapes, hence at its speed, so eval_examples_per_second against
     compact_eval_examples_per_second is what cutting the pruned heads and neurons out gains, measured like for
-    like. Its metrics are the masked model's up to float rounding (bert/compaction.py); a difference is a bug.
+    like. Its metrics are the masked model's up to float rounding (bert/compression/compaction.py); a difference is a bug.
     """
     config = modeling.BertConfig.from_json_file(os.path.join(compact_dir, "bert_config.json"))
     model_fn = model_fn_builder(config, task, os.path.join(compact_dir, compaction.CKPT_NAME), 0.0, 0, 0,

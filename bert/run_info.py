@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 from bert import files
 
 RUN_INFO = "run_info.json"
-COMPACT_MODEL = "compact_model"  # bert/compaction.py's model of the run's checkpoint
+COMPACT_MODEL = "compact_model"  # bert/compression/compaction.py's model of the run's checkpoint
 # What a run leaves in its output dir (TensorFlow's and ours); --overwrite_output_dir removes exactly these.
 RUN_OUTPUTS = ("checkpoint", "model.ckpt-*", "events.out.tfevents.*", "graph.pbtxt", "eval", "tmp_worker_*",
                "eval_results.txt", "test_results*.tsv", "train_loss.tsv", "data_stats.json", "sparsity.json",

@@ -12,7 +12,7 @@ fi
 if [ -z "${BERT_DIR:-}" ]; then
   if [ -f uncased_L-12_H-768_A-12/bert_config.json ]; then BERT_DIR=uncased_L-12_H-768_A-12
   else
-    "$PYTHON" -m bert.download default_checkpoint || exit 1
+    "$PYTHON" -m bert.data.download default_checkpoint || exit 1
     BERT_DIR=uncased_L-6_H-384_A-12
   fi
 fi
@@ -23,7 +23,7 @@ if [ -z "${GLUE_DIR:-}" ]; then
   done
 fi
 if [ -z "${GLUE_DIR:-}" ]; then
-  echo "error: no GLUE data: set GLUE_DIR, or fill datasets/ with '$PYTHON -m bert.download glue'" >&2
+  echo "error: no GLUE data: set GLUE_DIR, or fill datasets/ with '$PYTHON -m bert.data.download glue'" >&2
   exit 1
 fi
 

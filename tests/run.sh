@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh all
-.venv-tf2/bin/python -m bert.download default_checkpoint
+.venv-tf2/bin/python -m bert.data.download default_checkpoint
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -1,4 +1,4 @@
-"""The compact model (bert/compaction.py): pruned heads and neurons cut out of a masked checkpoint, the smaller
+"""The compact model (bert/compression/compaction.py): pruned heads and neurons cut out of a masked checkpoint, the smaller
 model computing what the masked one does, and run_classifier.py evaluating, predicting with and fine-tuning it.
 
 The masked checkpoints are made by hand, as structured pruning leaves them: a pruned head's rows of the attention
@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from bert import compaction, modeling, pruning, run_info
+from bert import modeling, run_info
+from bert.compression import compaction, pruning
 from bert.compat import tf
 from bert.errors import UserError
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, fine_tune, glue_subset
@@ -227,7 +228,7 @@ def test_run_classifier_evaluates_predicts_and_fine_tunes_the_compact_model(tmp_
     rewrite_checkpoint(tf.train.latest_checkpoint(str(run)), lambda values: prune_by_hand(values, heads, neurons, size))
     run_classifier(run, data, "MRPC", vocab_file, tmp_path / "bert_config.json", "--do_eval=true", "--do_predict=true")
 
-    done = subprocess.run([sys.executable, "-m", "bert.compaction", "--output_dir=%s" % run], cwd=str(REPO_ROOT),
+    done = subprocess.run([sys.executable, "-m", "bert.compression.compaction", "--output_dir=%s" % run], cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert done.returncode == 0, done.stdout[-3000:]
     compact = run / run_info.COMPACT_MODEL

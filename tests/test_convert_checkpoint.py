@@ -1,4 +1,4 @@
-"""bert.convert_checkpoint (Hugging Face -> Google layout) and bert.download (offline behaviour)."""
+"""bert.data.convert_checkpoint (Hugging Face -> Google layout) and bert.data.download (offline behaviour)."""
 import json
 import os
 import struct
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert import convert_checkpoint as cc
-from bert import download as dl
+from bert.data import convert_checkpoint as cc
+from bert.data import download as dl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
@@ -411,7 +411,7 @@ def test_no_safetensors_is_an_error(tmp_path):
 def test_cli_prints_one_summary_line(tmp_path):
     hf_dir = make_tiny_hf_dir(tmp_path / "hf", extra={"cls.predictions.bias": np.zeros(20, np.float32)})
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "bert.convert_checkpoint", "--hf_dir", str(hf_dir),
+    proc = subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint", "--hf_dir", str(hf_dir),
                            "--output_dir", str(out)], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 0, proc.stderr
@@ -426,7 +426,7 @@ def test_cli_error_is_one_line(tmp_path):
     tensors = tiny_hf_tensors()
     del tensors["embeddings.word_embeddings.weight"]
     hf_dir = make_tiny_hf_dir(tmp_path / "hf", tensors)
-    proc = subprocess.run([sys.executable, "-m", "bert.convert_checkpoint", "--hf_dir", str(hf_dir),
+    proc = subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint", "--hf_dir", str(hf_dir),
                            "--output_dir", str(tmp_path / "out")], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert proc.returncode == 1
@@ -500,13 +500,13 @@ def test_safetensors_reader_rejects_bad_files(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# bert.download without a network
+# bert.data.download without a network
 # --------------------------------------------------------------------------------------------------
 def run_download(args, env_extra=None):
     env = dict(os.environ)
     env.pop("BERT_DOWNLOAD_MIRROR", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "bert.download"] + args, cwd=str(REPO_ROOT), env=env,
+    return subprocess.run([sys.executable, "-m", "bert.data.download"] + args, cwd=str(REPO_ROOT), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""Distillation from a fine-tuned teacher (bert/distillation.py): the soft losses against NumPy, a teacher that is
+"""Distillation from a fine-tuned teacher (bert/compression/distillation.py): the soft losses against NumPy, a teacher that is
 loaded, frozen, unmasked and never saved, alpha=0 training the plain run's weights bit for bit, distillation with
 gradual pruning that resumes exactly, and teachers that cannot teach refused in one line.
 
@@ -15,7 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from bert import distillation, modeling, processors, pruning
+from bert import modeling
+from bert.compression import distillation, pruning
+from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
 from bert.run_classifier import model_fn_builder

@@ -1,4 +1,4 @@
-"""bert/export.py: a fine-tuned run's SavedModel, loaded and run by plain TensorFlow without this code.
+"""bert/serving/export.py: a fine-tuned run's SavedModel, loaded and run by plain TensorFlow without this code.
 
 The exports of a pruned embedded-model MRPC run and of a dense tiny STS-B run (conftest's fixtures) are
 loaded in a subprocess that has no repository on its path, runs from elsewhere and never loads the fused
@@ -14,7 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from bert import export, features, inference, processors, tokenization
+from bert import tokenization
+from bert.data import features, processors
+from bert.serving import export, inference
 from bert.compat import IS_TF2
 from bert.errors import UserError
 from conftest import REPO_ROOT
@@ -218,7 +220,7 @@ def test_a_dir_without_a_run_or_a_checkpoint_is_refused_in_one_line(tmp_path, fi
     (tmp_path / "run_info.json").write_text((fine_tuned_stsb / "run_info.json").read_text())
     with pytest.raises(UserError, match="has no checkpoint: train the run first"):
         export.export(str(tmp_path), str(tmp_path / "export"))
-    done = subprocess.run([sys.executable, "-m", "bert.export", "--output_dir=%s" % (tmp_path / "missing"),
+    done = subprocess.run([sys.executable, "-m", "bert.serving.export", "--output_dir=%s" % (tmp_path / "missing"),
                            "--export_dir=%s" % (tmp_path / "export")], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True)
     assert done.returncode == 1

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bert.compat import tf
-from bert import features, processors, tokenization
+from bert import tokenization
+from bert.data import features, processors
 from conftest import tfrecord_examples
 
 MRPC, STSB = processors.get_task("MRPC"), processors.get_task("STS-B")

@@ -16,7 +16,8 @@ from typing import List, NamedTuple, Optional
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from bert import features, processors, tokenization
+from bert import tokenization
+from bert.data import features, processors
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])

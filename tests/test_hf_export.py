@@ -1,4 +1,4 @@
-"""bert/hf_export.py (python -m bert.convert_checkpoint --to_hf): a fine-tuned run in Hugging Face's
+"""bert/serving/hf_export.py (python -m bert.data.convert_checkpoint --to_hf): a fine-tuned run in Hugging Face's
 BertForSequenceClassification layout.
 
 The exports of conftest's pruned embedded-model MRPC run and dense tiny STS-B run are checked tensor by tensor
@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bert import convert_checkpoint as cc
-from bert import features, hf_export, inference, modeling, processors, tokenization
+from bert.data import convert_checkpoint as cc
+from bert import modeling, tokenization
+from bert.data import features, processors
+from bert.serving import hf_export, inference
 from bert.compat import IS_TF2, tf
 from conftest import REPO_ROOT
 from test_convert_checkpoint import make_tiny_hf_dir
@@ -238,7 +240,7 @@ def test_a_checkpoint_of_other_shapes_than_its_config_is_refused(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "bert.convert_checkpoint"] + list(args), cwd=str(REPO_ROOT),
+    return subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint"] + list(args), cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
 
 

@@ -7,7 +7,8 @@ number of replicas this call feeds).
 """
 import numpy as np
 
-from bert import features, modeling
+from bert import modeling
+from bert.data import features
 from bert.compat import tf
 from conftest import TINY_BERT_CONFIG
 
@@ -78,7 +79,7 @@ def test_each_tpu_host_reads_its_cores_share_of_every_batch(tmp_path):
 
 def test_the_replica_feature_gives_each_core_its_own_dropout_masks(tmp_path):
     """model_fn reads a TPU core's id from the input: the same batch on two cores draws two sets of masks."""
-    from bert import processors
+    from bert.data import processors
     from bert.run_classifier import model_fn_builder
 
     config = modeling.BertConfig.from_dict(TINY_BERT_CONFIG)

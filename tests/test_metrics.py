@@ -1,11 +1,11 @@
-"""Tests for bert.metrics against values computed by hand."""
+"""Tests for bert.data.metrics against values computed by hand."""
 import math
 
 import numpy as np
 import pytest
 
-from bert.metrics import compute_metrics
-from bert.processors import get_task
+from bert.data.metrics import compute_metrics
+from bert.data.processors import get_task
 
 # 6 binary examples: TP = 3 (rows 0, 3, 5), TN = 1 (row 1), FN = 1 (row 2), FP = 1 (row 4).
 LABELS = [1, 0, 1, 1, 0, 1]

@@ -1,7 +1,7 @@
-"""bert/predict.py: raw text in, the run's own predictions out, in input order; bad lines named one by one.
+"""bert/serving/predict.py: raw text in, the run's own predictions out, in input order; bad lines named one by one.
 
 The runs are conftest's: a pruned embedded-model MRPC run and a dense tiny STS-B run, each with run_classifier's
-test_results.tsv for the test examples that the tests here hand bert.predict as raw text.
+test_results.tsv for the test examples that the tests here hand bert.serving.predict as raw text.
 """
 import json
 import subprocess
@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from bert import predict, processors
+from bert.data import processors
+from bert.serving import predict
 from bert.errors import UserError
 from conftest import REPO_ROOT
 
@@ -44,7 +45,7 @@ def test_json_lines_from_stdin_to_stdout_with_tensorflows_ops(fine_tuned_mrpc):
     examples = run_test_examples(fine_tuned_mrpc, "MRPC")
     lines = "".join(json.dumps({"idx": i, "sentence1": e.text_a, "sentence2": e.text_b}) + "\n"
                     for i, e in enumerate(examples))
-    done = subprocess.run([sys.executable, "-m", "bert.predict", "--model_dir=%s" % fine_tuned_mrpc,
+    done = subprocess.run([sys.executable, "-m", "bert.serving.predict", "--model_dir=%s" % fine_tuned_mrpc,
                            "--fused_kernels=false"], input=lines, cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -104,7 +105,7 @@ def test_every_bad_json_line_is_named_with_its_file_and_line():
 
 
 def test_bad_input_ends_the_command_with_its_errors_and_no_output(fine_tuned_mrpc):
-    done = subprocess.run([sys.executable, "-m", "bert.predict", "--model_dir=%s" % fine_tuned_mrpc],
+    done = subprocess.run([sys.executable, "-m", "bert.serving.predict", "--model_dir=%s" % fine_tuned_mrpc],
                           input="a\tb\nno pair\n", cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=300)
     assert done.returncode == 1 and done.stdout == ""

@@ -1,4 +1,4 @@
-"""Tests for bert.processors: the task table, name lookup and the generic GLUE reader.
+"""Tests for bert.data.processors: the task table, name lookup and the generic GLUE reader.
 
 Real-data tests read the shared GLUE copy (`glue_dir` fixture); QQP, MNLI and QNLI train are not
 in it, so they are covered by the hand-written fixtures in tests/fixtures/glue.
@@ -9,7 +9,7 @@ import os
 import pytest
 
 from bert.errors import UserError
-from bert.processors import (BadRowError, TASKS, InputExample, get_task, read_examples,
+from bert.data.processors import (BadRowError, TASKS, InputExample, get_task, read_examples,
                              read_examples_with_stats)
 
 # Official GLUE row counts for the splits present in the shared data.
@@ -173,13 +173,13 @@ def test_read_examples_accepts_task_names(glue_dir):
 
 def test_qqp_fixture_skips_and_counts_short_rows(fixtures_dir, caplog):
     qqp = get_task("QQP")
-    with caplog.at_level(logging.WARNING, logger="bert.processors"):
+    with caplog.at_level(logging.WARNING, logger="bert.data.processors"):
         examples, stats = read_examples_with_stats(qqp, str(fixtures_dir / "QQP"), "train")
     assert stats.skipped == {"fewer than 6 columns": [4, 5]} and stats.kept == {"an empty sentence": [7]}
     assert [e.guid for e in examples] == ["train-201", "train-202", "train-204", "train-205", "train-206"]
     assert examples[2].text_a == 'Is it "too late" to learn the piano at forty?'
     assert examples[3].text_b == "" and examples[3].label == "0"
-    records = [r for r in caplog.records if r.name == "bert.processors"]
+    records = [r for r in caplog.records if r.name == "bert.data.processors"]
     assert len(records) == 2
     message = records[0].getMessage()
     assert "skipped 2" in message and "train.tsv" in message and "lines 4, 5" in message
@@ -297,7 +297,7 @@ def test_empty_sentences_are_kept_and_counted(tmp_path):
 
 def test_header_in_a_file_that_has_none_is_skipped(tmp_path, caplog):
     _write(tmp_path / "train.tsv", "source\tlabel\tmark\tsentence\ngj04\t1\t\tA fine sentence.\n")
-    with caplog.at_level(logging.WARNING, logger="bert.processors"):
+    with caplog.at_level(logging.WARNING, logger="bert.data.processors"):
         examples, stats = read_examples_with_stats("CoLA", str(tmp_path), "train")
     assert examples == [InputExample("train-0", "A fine sentence.", None, "1")]
     assert stats.skipped == {"a header line (CoLA train.tsv files have none)": [1]}

@@ -1,9 +1,9 @@
-"""The sweep's view of a running fine-tune (bert/progress.py): run_classifier's progress lines as it writes them,
+"""The sweep's view of a running fine-tune (bert/sweeps/progress.py): run_classifier's progress lines as it writes them,
 a log followed across appended attempts, and the status line on a terminal and in a log file (a real sweep's
 output: tests/test_sweep.py)."""
 import io
 
-from bert.progress import Inference, LogFollower, StatusLine, Training, parse_duration, parse_line, status_text
+from bert.sweeps.progress import Inference, LogFollower, StatusLine, Training, parse_duration, parse_line, status_text
 
 TRAIN = "INFO:tensorflow:train step 120/343 (35%)  loss 0.4123  lr 1.52e-05  84.3 examples/s  time left 2m39s"
 

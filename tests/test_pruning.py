@@ -1,4 +1,4 @@
-"""Magnitude pruning (bert/pruning.py): masks at exact counts per matrix and globally, blocks that are whole,
+"""Magnitude pruning (bert/compression/pruning.py): masks at exact counts per matrix and globally, blocks that are whole,
 Zhu & Gupta's schedule at every step, one-shot masks that stay, masked outputs equal to hard-coded zeros, dense
 graphs without a single extra op, and run_classifier runs that save sparse weights and resume exactly.
 
@@ -13,7 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from bert import group_lasso, modeling, optimization, processors, pruning
+from bert import modeling, optimization
+from bert.compression import group_lasso, pruning
+from bert.data import processors
 from bert.compat import tf
 from bert.run_classifier import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing

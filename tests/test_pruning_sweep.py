@@ -1,4 +1,4 @@
-"""run_pruning.sh's pipeline (bert/pruning_sweep.py) and its summary (bert/pruning_report.py): the planned runs and
+"""run_pruning.sh's pipeline (bert/sweeps/pruning_sweep.py) and its summary (bert/sweeps/pruning_report.py): the planned runs and
 their commands, each step starting from the last checkpoint of the one before; the dense model reused from a
 run_all.sh tree of the same settings only, and kept once chosen; a second invocation that trains nothing; a failed
 step whose dependants are skipped while the rest goes on; the summary's table, CSV and JSON from real runs.
@@ -17,9 +17,9 @@ import sys
 
 import pytest
 
-from bert import pruning_report, pruning_sweep, report, sweep
+from bert.sweeps import pruning_report, pruning_sweep, report, sweep
 from bert.errors import UserError
-from bert.runs import read_eval_results
+from bert.sweeps.runs import read_eval_results
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
 
@@ -304,19 +304,19 @@ def pipeline(tmp_path_factory, tiny_bert, glue_dir):
     and MRPC (weight, 0.6) with RTE's dense run bound to fail: its output dir holds a WNLI model."""
     root = tmp_path_factory.mktemp("pipeline")
     env = pipeline_env(root, tiny_bert, glue_dir)
-    status, sweep_log = run_module("bert.sweep", dict(env, LRS="5e-5", OUTPUT_DIR=env["DENSE_DIR"]))
+    status, sweep_log = run_module("bert.sweeps.sweep", dict(env, LRS="5e-5", OUTPUT_DIR=env["DENSE_DIR"]))
     assert status == 0, sweep_log
     dense_tree = only_tree(root / "fine_tune_outputs")
-    first = run_module("bert.pruning_sweep", env)
+    first = run_module("bert.sweeps.pruning_sweep", env)
     assert first[0] == 0, first[1]
     tree = only_tree(root / "fine_tune_outputs" / "pruning")
     summaries = [{name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES}]
-    second = run_module("bert.pruning_sweep", env)
+    second = run_module("bert.sweeps.pruning_sweep", env)
     summaries.append({name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES})
     planted = tree / "RTE" / "dense"
     fake_checkpoint(planted, 3)
     (planted / "run_info.json").write_text(json.dumps({"task": "WNLI"}))
-    failing = run_module("bert.pruning_sweep", dict(env, TASKS="RTE MRPC", GRANULARITIES="weight"))
+    failing = run_module("bert.sweeps.pruning_sweep", dict(env, TASKS="RTE MRPC", GRANULARITIES="weight"))
     return {"root": root, "dense_run": dense_tree / "MRPC" / "lr_5e-5", "tree": tree, "first": first[1],
             "summaries": summaries, "second": second, "failing": failing}
 
@@ -423,7 +423,7 @@ def test_the_summary_command_rewrites_the_summary_without_loading_tensorflow(pip
     the pipeline's process and its summary stay free of TensorFlow."""
     tree = pipeline["tree"]
     before = {name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES}
-    code = ("import sys; from bert import pruning_report, pruning_sweep; "
+    code = ("import sys; from bert.sweeps import pruning_report, pruning_sweep; "
             "assert pruning_report.main(['--tree', %r]) == 0; assert 'tensorflow' not in sys.modules" % str(tree))
     done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)

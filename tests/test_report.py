@@ -1,4 +1,4 @@
-"""Tests for bert.report: the sweep table, CSV, JSON and plot from hand-written eval_results.txt files."""
+"""Tests for bert.sweeps.report: the sweep table, CSV, JSON and plot from hand-written eval_results.txt files."""
 import csv
 import json
 import os
@@ -10,8 +10,8 @@ import pytest
 
 from conftest import REPO_ROOT
 
-from bert import report, runs
-from bert.processors import TASKS
+from bert.sweeps import report, runs
+from bert.data.processors import TASKS
 
 # run dir -> eval_results.txt contents. MRPC has 3 seeds at 5e-5 and 2 at 2e-5; CoLA ties at 5e-5 and
 # 2e-5 (the lower rate must win); MNLI reports mismatched accuracy; RTE's only run is damaged.
@@ -218,7 +218,7 @@ def test_format_duration(seconds, text):
 def test_the_report_and_the_sweep_never_load_tensorflow(sweep):
     """The sweep's terminal shows our lines only: TensorFlow (and its deprecation warnings) stays out of the sweep
     process and of its report step, which read and write local files."""
-    code = ("import sys; from bert import report, sweep; assert report.main(['--output_dir', %r]) == 0; "
+    code = ("import sys; from bert.sweeps import report, sweep; assert report.main(['--output_dir', %r]) == 0; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'" % str(sweep))
     done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True)

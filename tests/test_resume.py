@@ -27,7 +27,7 @@ import time
 import pytest
 
 from bert.compat import tf
-from bert.training_hooks import ProgressHook
+from bert.training.hooks import ProgressHook
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)

@@ -1,4 +1,4 @@
-"""Structured pruning (bert/pruning.py's --pruning_granularity=structured): whole attention heads and FFN neurons
+"""Structured pruning (bert/compression/pruning.py's --pruning_granularity=structured): whole attention heads and FFN neurons
 go, the lowest by the NumPy reference of their summed scores, with the same fraction of each kind per layer or
 over all layers, never a layer's last head or neuron; the masks have the group's pattern across its four (two)
 matrices, grow back never, follow the gradual formula, and mask exactly what zeroed weights do; the structured
@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from bert import group_lasso, pruning
+from bert.compression import group_lasso, pruning
 from bert.compat import tf
 from test_pruning import (build_model, masked_session, masks_and_weights, run, scheduled,
                           session_with_random_weights, setup)  # noqa: F401  (setup: a fixture)

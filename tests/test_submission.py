@@ -1,4 +1,4 @@
-"""Tests for bert.submission: leaderboard files from random predictions against the real GLUE test files.
+"""Tests for bert.sweeps.submission: leaderboard files from random predictions against the real GLUE test files.
 
 The GLUE root is assembled from symlinks: the shared data for RTE, CoLA, STS-B, WNLI and the diagnostic
 set, tests/fixtures/glue/MNLI for MNLI (the shared copy has no MNLI).
@@ -9,8 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from bert import report, submission
-from bert.submission import SubmissionError
+from bert.sweeps import report, submission
+from bert.sweeps.submission import SubmissionError
 
 TEST_ROWS = {"RTE": 3000, "CoLA": 1063, "STS-B": 1379, "WNLI": 146, "MNLI": 2, "MNLI-mm": 3, "AX": 1104}
 LABELS = {"RTE": {"entailment", "not_entailment"}, "CoLA": {"0", "1"}, "WNLI": {"0", "1"},
@@ -64,7 +64,7 @@ def outputs(tmp_path):
 
 
 def _test_indices(path):
-    """The index column of a GLUE test file, read independently of bert.processors."""
+    """The index column of a GLUE test file, read independently of bert.data.processors."""
     with open(str(path), encoding="utf-8-sig") as f:
         return [line.split("\t")[0] for line in f.read().split("\n")[1:] if line.strip()]
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bert.sweep import last_error
+from bert.sweeps.sweep import last_error
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
 
@@ -31,7 +31,7 @@ def sweep_env(tmp_path, glue_dir, vocab_file):
 
 
 def start_sweep(env):
-    return subprocess.Popen([sys.executable, "-m", "bert.sweep"], cwd=str(REPO_ROOT), env=env,
+    return subprocess.Popen([sys.executable, "-m", "bert.sweeps.sweep"], cwd=str(REPO_ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 
@@ -117,7 +117,7 @@ def test_the_last_error_line_of_a_log_is_reported(tmp_path):
 
 
 def run_sweep(env):
-    done = subprocess.run([sys.executable, "-m", "bert.sweep"], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
+    done = subprocess.run([sys.executable, "-m", "bert.sweeps.sweep"], cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stdout
     return done.stdout

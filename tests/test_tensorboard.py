@@ -1,4 +1,4 @@
-"""TensorBoard (bert/tensorboard.py): a real pruning fine-tune writes every update's loss, learning rate and
+"""TensorBoard (bert/training/tensorboard.py): a real pruning fine-tune writes every update's loss, learning rate and
 sparsity, and its examples/s, to its output dir's events, and every number of eval_results.txt, at the
 evaluated step, to <output_dir>/eval; the values are those of train_loss.tsv and eval_results.txt."""
 import glob
@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from bert import tensorboard
+from bert.training import tensorboard
 from bert.compat import tf
-from bert.runs import read_eval_results
+from bert.sweeps.runs import read_eval_results
 from conftest import TINY_BERT_CONFIG, fine_tune, glue_subset
 
 

@@ -10,8 +10,9 @@ from conftest import REPO_ROOT, TINY_BERT_CONFIG
 PADDED_PREDICTIONS = r'''
 import sys
 import numpy as np
-from bert import files, modeling, processors, run_classifier as rc, tokenization
-from bert.features import FeatureCache
+from bert import files, modeling, run_classifier as rc, tokenization
+from bert.data import processors
+from bert.data.features import FeatureCache
 glue, vocab, config_file, out = sys.argv[1:5]
 files.makedirs(out)
 rc.FLAGS(["run_classifier", "--task_name=RTE", "--data_dir=%s/RTE" % glue, "--vocab_file=" + vocab,

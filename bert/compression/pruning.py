@@ -45,7 +45,7 @@ ZERO_PRUNED = "pruning_zero_pruned_weights"  # graph collection holding the op t
 SPARSITY = "pruning_sparsity"  # the scalar variable: the masks' sparsity over all prunable weights
 MASK_SUFFIX = "_mask"
 SCORE_SUFFIX = "_pruning_score"
-REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/group_lasso.py's reweights
+REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/compression/group_lasso.py's reweights
 # Variables beside the model's weights that a checkpoint may hold (not parameters of the model).
 AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, REWEIGHT_SUFFIX)
 GRANULARITIES = ("weight", "block", "tile", "structured")
@@ -67,7 +67,7 @@ class PruningConfig:
     scope: str = "per_matrix"  # per_matrix | global
     score: str = "magnitude"  # magnitude | taylor | movement
     prune_embeddings: bool = False
-    group_lasso: float = 0.0  # lambda of bert/group_lasso.py's penalty (0: none)
+    group_lasso: float = 0.0  # lambda of bert/compression/group_lasso.py's penalty (0: none)
     group_lasso_reweight_steps: int = 100
     structured_uniform: bool = False  # structured: the same number of heads and neurons in every layer
     attention_heads: int = 0  # the model's num_attention_heads, which structured groups need (not a flag)

@@ -1,11 +1,11 @@
 """The runs of a sweep on disk: which are finished, with what results and settings, and which is best.
 
-`run_all.sh` (bert/sweep.py) writes one tree per settings, `<output_dir>/<settings>/`, with `settings.json`
+`run_all.sh` (bert/sweeps/sweep.py) writes one tree per settings, `<output_dir>/<settings>/`, with `settings.json`
 (the checkpoint and hyperparameters every run of the tree shares) and one directory per run,
 `<TASK>/lr_<LR>/` or, with several seeds, `<TASK>/lr_<LR>_seed_<S>/`. A run counts as finished once its
 eval_results.txt holds the task's headline metric (`TaskSpec.headline_metric`, the BERT paper's), so a
-sweep can be summarised while it is still running. The report (bert/report.py) and the leaderboard files
-(bert/submission.py) both read runs through this module.
+sweep can be summarised while it is still running. The report (bert/sweeps/report.py) and the leaderboard files
+(bert/sweeps/submission.py) both read runs through this module.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from bert import files
-from bert.processors import TaskSpec, get_task
+from bert.data.processors import TaskSpec, get_task
 
 Number = Union[int, float]
 

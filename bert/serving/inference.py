@@ -1,6 +1,6 @@
 """A fine-tuned run read back for inference: what it was trained with, its latest checkpoint and its model.
 
-bert/export.py (a SavedModel for TensorFlow Serving) and bert/predict.py (raw text in, predictions out) both
+bert/serving/export.py (a SavedModel for TensorFlow Serving) and bert/serving/predict.py (raw text in, predictions out) both
 start from a run's --output_dir. What they need is recorded there: run_info.json's settings name the task,
 the bert_config.json (so a model of other shapes than the pre-trained one, a compact model, builds at its
 own shapes), the vocab, the casing and max_seq_length. Both build the same graph: modeling.BertModel and the
@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from bert import files, modeling, processors, run_info
+from bert import files, modeling, run_info
+from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
 

@@ -1,6 +1,6 @@
 """Predicts raw text with a fine-tuned run: sentences (or sentence pairs) in, labels and probabilities out.
 
-  python -m bert.predict --model_dir=RUN_DIR [--input_file=F] [--output_file=F]
+  python -m bert.serving.predict --model_dir=RUN_DIR [--input_file=F] [--output_file=F]
 
 Input (a file, or stdin without --input_file), UTF-8, one example a line, in either format:
 - TSV: the text, or for a pair task (MRPC, MNLI, ...) its two texts separated by a TAB; no header line;
@@ -13,7 +13,7 @@ order of the task's labels, as test_results.tsv has them), or for STS-B `score`,
 
 The run's own pieces make the model inputs and outputs: its vocab and casing (tokenization.py), features.py's
 `[CLS] a [SEP] b [SEP]` conversion and truncation at the run's max_seq_length, and the model that
-run_classifier.py evaluated (bert/inference.py, with the fused CPU kernels unless --fused_kernels=false), so
+run_classifier.py evaluated (bert/serving/inference.py, with the fused CPU kernels unless --fused_kernels=false), so
 the probabilities are run_classifier's --do_predict ones. Examples run in batches of similar length, each
 padded only to its longest, then go back to input order. A bad line (wrong column count, empty text, bad
 JSON) is an `error: <file> line N: ...` line on stderr, every bad line one, and nothing is predicted.
@@ -25,10 +25,12 @@ from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from bert import files, inference, kernels, processors, tokenization
+from bert import files, kernels, tokenization
+from bert.data import processors
+from bert.serving import inference
 from bert.compat import tf
 from bert.errors import UserError, exit_on_user_error
-from bert.features import convert_examples, inference_order
+from bert.data.features import convert_examples, inference_order
 
 FORMATS = ("auto", "tsv", "jsonl")
 MAX_REPORTED = 20  # bad lines listed one by one; the rest are counted
@@ -162,7 +164,7 @@ def parse_bool(text: str) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bert.predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.serving.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", required=True, help="the fine-tuning run's --output_dir")
     parser.add_argument("--input_file", help="TSV or JSON lines (default: stdin)")
     parser.add_argument("--output_file", help="default: stdout")

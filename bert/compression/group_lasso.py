@@ -2,7 +2,7 @@
 
     penalty = lambda * sum_g rew_g * ||W_g||_2,    rew_g = 1 / (||W_g||_2 + 1e-3)
 
-over the groups of every prunable matrix (bert/pruning.py's choice of matrices): the pruning granularity's
+over the groups of every prunable matrix (bert/compression/pruning.py's choice of matrices): the pruning granularity's
 units, i.e. single weights (then it is a reweighted L1 penalty), blocks (`--pruning_block`, padded at the
 edges), for the tile granularity rows of tiles: 1 x `--pruning_tile` segments of the matrix's fixed column
 tiles (the tile pattern's column regrouping depends on a sparsity, which this step has none of), or, structured,
@@ -20,7 +20,7 @@ continues with the same ones. The penalty's gradient is lambda * rew_g * W_g / |
 from typing import Dict, List, Optional, Tuple
 
 from bert.compat import tf
-from bert.pruning import (HEAD_ROWS, NEURON_ROWS, REWEIGHT_SUFFIX, block_sums, encoder_layers, group_sums,
+from bert.compression.pruning import (HEAD_ROWS, NEURON_ROWS, REWEIGHT_SUFFIX, block_sums, encoder_layers, group_sums,
                           is_prunable, masked_pairs)
 
 EPSILON = 1e-3

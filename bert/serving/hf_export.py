@@ -1,5 +1,5 @@
-"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.convert_checkpoint
---to_hf --output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/convert_checkpoint.py's import.
+"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.data.convert_checkpoint
+--to_hf --output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/data/convert_checkpoint.py's import.
 
 DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoTokenizer.from_pretrained(DIR)` read:
 
@@ -9,7 +9,7 @@ DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoToke
     tokenizer_config.json   BertTokenizer with the run's casing, truncating at the run's max_seq_length
     model.safetensors       the run's latest checkpoint, float32, in HF's names (convert_checkpoint.NAME_TABLE)
 
-The run is read as bert.predict and bert.export read it (inference.read_run): its task, the bert_config.json and
+The run is read as bert.serving.predict and bert.serving.export read it (inference.read_run): its task, the bert_config.json and
 vocab it was trained with, its casing and latest checkpoint. Only the checkpoint's model weights are written:
 Adam's slots, global_step and a pruning run's `_mask`, `_pruning_score` and `_group_lasso_reweight` variables
 are left aside (NAME_TABLE names none of them), and a pruned model's weights are saved already zero where its
@@ -25,8 +25,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from bert import convert_checkpoint as cc
-from bert import inference, processors
+from bert.data import convert_checkpoint as cc
+from bert.data import processors
+from bert.serving import inference
 from bert.compat import tf
 
 HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # what an export holds

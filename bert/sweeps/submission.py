@@ -1,8 +1,8 @@
 """Turn the best runs' test predictions into the GLUE leaderboard's files and zip.
 
-    python -m bert.submission --output_dir fine_tune_outputs --glue_dir DIR
+    python -m bert.sweeps.submission --output_dir fine_tune_outputs --glue_dir DIR
 
-(also run by `python -m bert.report --glue_dir DIR`). For each task, the best run (bert.runs's choice:
+(also run by `python -m bert.sweeps.report --glue_dir DIR`). For each task, the best run (bert.sweeps.runs's choice:
 highest headline dev metric) is looked at; if it has test predictions they become
 `<output_dir>/glue_submission/<NAME>.tsv` with the header `index<TAB>prediction`, one row per test
 example in test-file order: the test file's own index, then the label name (STS-B: the score clipped
@@ -27,8 +27,8 @@ from typing import Dict, List, Optional, Sequence
 from bert import files
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.processors import TaskSpec, get_task, read_examples
-from bert.runs import Run, best_runs, collect_runs
+from bert.data.processors import TaskSpec, get_task, read_examples
+from bert.sweeps.runs import Run, best_runs, collect_runs
 
 SUBMISSION_DIR = "glue_submission"
 
@@ -194,7 +194,7 @@ def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bert.submission", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.sweeps.submission", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", required=True, help="GLUE data root (for the test files' index columns)")
     args = parser.parse_args(argv)

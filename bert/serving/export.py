@@ -1,6 +1,6 @@
 """Exports a fine-tuned run as a SavedModel that TensorFlow Serving, or any TensorFlow, runs without this code.
 
-  python -m bert.export --output_dir=RUN_DIR --export_dir=DIR [--max_seq_length=N]
+  python -m bert.serving.export --output_dir=RUN_DIR --export_dir=DIR [--max_seq_length=N]
 
 writes DIR/<timestamp>/ in TF Serving's layout (saved_model.pb, variables/; a new version number each time,
 which TF Serving picks up) from the run's latest checkpoint. Its `serving_default` signature takes int32
@@ -24,7 +24,8 @@ import shutil
 import time
 from typing import List, Optional
 
-from bert import files, inference, kernels
+from bert import files, kernels
+from bert.serving import inference
 from bert.compat import tf
 from bert.errors import exit_on_user_error
 
@@ -87,7 +88,7 @@ def export(output_dir: str, export_dir: str, max_seq_length: Optional[int] = Non
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bert.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.serving.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True, help="the fine-tuning run's --output_dir")
     parser.add_argument("--export_dir", required=True, help="where the SavedModel's version folders go")
     parser.add_argument("--max_seq_length", type=int, help="the longest input the export takes (default: the run's)")

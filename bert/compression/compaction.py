@@ -10,7 +10,7 @@ its query, key and value columns, its intermediate column and its biases: they a
 decide, not the other masks: a head whose queries are masked but whose output rows are not still adds the mean
 of its values.
 
-So any checkpoint can be compacted (`python -m bert.compaction --output_dir=RUN_DIR`): a structured run's shrinks
+So any checkpoint can be compacted (`python -m bert.compression.compaction --output_dir=RUN_DIR`): a structured run's shrinks
 by the heads and neurons it pruned, another masked run's by the rare whole rows its masks zeroed, a dense one
 not at all. The compact model (modeling.BertConfig's attention_head_size and per-layer counts describe it) keeps
 the checkpoint's classifier head, so run_classifier.py evaluates, predicts with and fine-tunes it directly.
@@ -24,11 +24,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert import files, inference, modeling, run_info
+from bert import files, modeling, run_info
+from bert.serving import inference
 from bert.compat import tf
-from bert.convert_checkpoint import CKPT_NAME, write_tf_checkpoint
+from bert.data.convert_checkpoint import CKPT_NAME, write_tf_checkpoint
 from bert.errors import UserError, exit_on_user_error
-from bert.pruning import AUXILIARY_SUFFIXES, MASK_SUFFIX
+from bert.compression.pruning import AUXILIARY_SUFFIXES, MASK_SUFFIX
 
 CLASSIFIER = ("output_weights", "output_bias")
 
@@ -144,7 +145,7 @@ def compact(checkpoint_prefix: str, bert_config: modeling.BertConfig, output_dir
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bert.compaction", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.compression.compaction", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True, help="a fine-tuning run's --output_dir: its latest checkpoint "
                         "is compacted with the bert_config_file and vocab_file its run_info.json records, into "
                         "OUTPUT_DIR/%s/" % run_info.COMPACT_MODEL)

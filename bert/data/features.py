@@ -16,7 +16,7 @@ import numpy as np
 
 from bert import files
 from bert.compat import tf
-from bert.processors import InputExample, TaskSpec
+from bert.data.processors import InputExample, TaskSpec
 from bert.tokenization import FullTokenizer
 
 

@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict
 
-from bert import files, inference, modeling, run_info
+from bert import files, modeling, run_info
+from bert.serving import inference
 from bert.compat import tf
 from bert.errors import UserError
 

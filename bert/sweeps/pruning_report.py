@@ -1,8 +1,8 @@
 """The pruning sweep's runs on disk and its summary: accuracy against sparsity, per task and method.
 
-    python -m bert.pruning_report --tree fine_tune_outputs/pruning/<settings>
+    python -m bert.sweeps.pruning_report --tree fine_tune_outputs/pruning/<settings>
 
-run_pruning.sh (bert/pruning_sweep.py) writes one tree per settings, with settings.json, laid out as
+run_pruning.sh (bert/sweeps/pruning_sweep.py) writes one tree per settings, with settings.json, laid out as
   <TASK>/dense/                      step 1, the dense model, when fine-tuned in this tree
   <TASK>/dense.json                  step 1 when a run_all.sh run is reused: {"run_dir": that run's folder
                                      relative to this tree, "learning_rate": its learning rate}
@@ -16,7 +16,7 @@ and this module reads that layout (the sweep writes it through `run_dir`, `write
 `record_plan`). The summary, the same whoever writes it, goes into the tree:
 * pruning_summary.md   rows = target sparsity (the dense baseline first), columns = task x granularity x
                        method (three-step, gradual), cells = the task's headline dev metric in percent (as
-                       bert/report.py shows it), with the measured sparsity where it is off the target; the
+                       bert/sweeps/report.py shows it), with the measured sparsity where it is off the target; the
                        settings, which dense run is the baseline, the total train time and what is unfinished
 * pruning_summary.csv  every run, finished or not, with all its eval_results.txt keys and its folder
 * pruning_summary.json the same runs, the settings and the dense baselines
@@ -35,10 +35,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert import files
 from bert.files import write_atomically
-from bert.processors import TaskSpec
-from bert.report import (METRIC_TITLES, csv_text, figure_grid, format_duration, json_safe, percent, png_bytes,
+from bert.data.processors import TaskSpec
+from bert.sweeps.report import (METRIC_TITLES, csv_text, figure_grid, format_duration, json_safe, percent, png_bytes,
                          write_files)
-from bert.runs import Number, describe_settings, read_finished, read_settings, task_rank, trained_task
+from bert.sweeps.runs import Number, describe_settings, read_finished, read_settings, task_rank, trained_task
 
 DENSE = "dense"
 DENSE_RECORD = "dense.json"
@@ -404,7 +404,7 @@ def write_summary(tree: str) -> List[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bert.pruning_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.sweeps.pruning_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", required=True, help="a pruning tree: OUTPUT_DIR/<settings> of run_pruning.sh")
     args = parser.parse_args(argv)
     if not files.isdir(args.tree):

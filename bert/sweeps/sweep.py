@@ -1,9 +1,9 @@
 """The learning-rate sweep behind run_all.sh: every (task, learning rate, seed) as one run_classifier run,
-and the loop that runs a planned list of fine-tunes, which bert/pruning_sweep.py (run_pruning.sh) shares.
+and the loop that runs a planned list of fine-tunes, which bert/sweeps/pruning_sweep.py (run_pruning.sh) shares.
 
 Settings come from the environment (run_all.sh documents them): TASKS, LRS, SEEDS, EPOCHS, BATCH_SIZE,
 MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS, PROGRESS_EVERY. A sweep's runs go into one tree per settings,
-OUTPUT_DIR/<settings>/ (bert/runs.py): the checkpoint (its config, weights and vocab, by content), the
+OUTPUT_DIR/<settings>/ (bert/sweeps/runs.py): the checkpoint (its config, weights and vocab, by content), the
 epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are recorded in its settings.json, so
 a sweep with other settings trains its own runs beside the earlier ones and never takes theirs for its
 own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its log in log.txt, so that:
@@ -14,7 +14,7 @@ own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with 
 - the tokenized examples are shared by every run of every tree (OUTPUT_DIR/feature_cache).
 At the end the report (summary.md/csv/json/png per tree, OUTPUT_DIR/summary.md over all trees, and the
 GLUE submission files) is rebuilt from all results.
-While a run goes on, a status line (bert/progress.py) shows its progress, read from its log, and the sweep's
+While a run goes on, a status line (bert/sweeps/progress.py) shows its progress, read from its log, and the sweep's
 time left.
 
 Interruptions: each fine-tune runs in a process group of its own, so the signal a terminal's Ctrl-C or
@@ -36,11 +36,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from bert import files, processors, progress
+from bert import files
+from bert.data import processors
+from bert.sweeps import progress
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.report import format_duration
-from bert.runs import SETTINGS_FILE, read_eval_results, read_settings
+from bert.sweeps.report import format_duration
+from bert.sweeps.runs import SETTINGS_FILE, read_eval_results, read_settings
 
 ALL_TASKS = "CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI"
 PAPER_LEARNING_RATES = "5e-5 4e-5 3e-5 2e-5"
@@ -366,7 +368,7 @@ def sweep(env: Dict[str, str], stopping: Stopping) -> int:
     tree = make_tree(output_dir, sweep_settings(env))
     failed, skipped = run_planned(plan(env, tree), env, tree, stopping)
     return conclude(failed, skipped, stopping, lambda: subprocess.call(
-        [sys.executable, "-m", "bert.report", "--output_dir", output_dir, "--glue_dir", env["GLUE_DIR"]]))
+        [sys.executable, "-m", "bert.sweeps.report", "--output_dir", output_dir, "--glue_dir", env["GLUE_DIR"]]))
 
 
 def main(sweep_function: Callable[[Dict[str, str], Stopping], int] = sweep) -> int:

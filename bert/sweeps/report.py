@@ -1,8 +1,8 @@
 """Summarise a fine-tuning sweep: one table, CSV, JSON and plot from every run's eval_results.txt.
 
-    python -m bert.report [--output_dir fine_tune_outputs] [--glue_dir DIR]
+    python -m bert.sweeps.report [--output_dir fine_tune_outputs] [--glue_dir DIR]
 
-`run_all.sh` leaves one tree per settings (checkpoint, epochs, batch size, ...; bert/runs.py), each with one
+`run_all.sh` leaves one tree per settings (checkpoint, epochs, batch size, ...; bert/sweeps/runs.py), each with one
 directory per run. The files written into each tree:
 
 * summary.md   the BERT paper's GLUE table: a row per learning rate, a column per task (headline dev
@@ -14,7 +14,7 @@ directory per run. The files written into each tree:
 The best run of a task has the highest headline metric; ties go to the lower learning rate (then the
 lower seed), so the choice never depends on directory listing order. md, csv and json are byte-identical
 for the same inputs (sorted, relative paths, no timestamps). With --glue_dir the best runs' test
-predictions also become the leaderboard files (bert/submission.py). The table and the JSON say which
+predictions also become the leaderboard files (bert/sweeps/submission.py). The table and the JSON say which
 checkpoint and settings made the runs; `<output_dir>/summary.md` has every tree's table, each under its
 settings. An --output_dir that holds task folders itself (no settings trees) is summarised as one tree.
 """
@@ -33,8 +33,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert import files
 from bert.files import write_atomically
-from bert.processors import TaskSpec
-from bert.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
+from bert.data.processors import TaskSpec
+from bert.sweeps.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
                        settings_trees)
 
 METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
@@ -303,7 +303,7 @@ def write_files(directory: str, names: Sequence[str], contents: Sequence[bytes])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bert.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bert.sweeps.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", help="GLUE data: also write the leaderboard files (glue_submission.zip)")
     args = parser.parse_args(argv)
@@ -316,7 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in write_report(tree, runs):
             print("wrote %s" % path)
         if args.glue_dir:
-            from bert import submission  # here, not at the top: the sweep's report without --glue_dir needs none
+            from bert.sweeps import submission  # here, not at the top: the sweep's report without --glue_dir needs none
             status |= submission.run_cli(tree, args.glue_dir, runs[0])
         index.append((os.path.basename(tree), read_settings(tree)) + runs)
     if trees:

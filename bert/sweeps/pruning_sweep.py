@@ -5,8 +5,8 @@ alternative to steps 2 and 3 (gradual pruning of the dense model), each step a r
 Settings come from the environment (run_pruning.sh documents them; defaults in DEFAULTS): TASKS,
 GRANULARITIES, SPARSITIES, LR, GROUP_LASSO, REWEIGHT_STEPS, DENSE_DIR, and run_all.sh's EPOCHS, BATCH_SIZE,
 MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. The runs go into one tree per settings,
-OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees (bert/sweep.py), with the
-learning rate, lambda and reweighting interval among the settings; bert/pruning_report.py describes the layout.
+OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees (bert/sweeps/sweep.py), with the
+learning rate, lambda and reweighting interval among the settings; bert/sweeps/pruning_report.py describes the layout.
 For each task:
 1. the dense model is run_all.sh's best run of the task in DENSE_DIR among the trees of the same checkpoint
    (by content), epochs, batch size and max_seq_length and no EXTRA_FLAGS; without one it is fine-tuned here
@@ -16,7 +16,7 @@ For each task:
 3. per granularity and sparsity, one-shot pruning and retraining starts from step 2's last checkpoint (step 1's
    without step 2), and gradual pruning (GRADUAL_FLAGS) from step 1's.
 The `structured` granularity has only the gradual runs, distilling from step 1's model (structured_steps).
-The runs are run, resumed and reported by bert/sweep.py's loop (finished runs kept, interrupted ones resumed,
+The runs are run, resumed and reported by bert/sweeps/sweep.py's loop (finished runs kept, interrupted ones resumed,
 signals as in run_all.sh); a run whose predecessor failed is skipped with a message. The tree's planned.json
 keeps every run any invocation planned, and at the end the tree gets pruning_summary.md/csv/json/png.
 """
@@ -25,11 +25,11 @@ import os
 import sys
 from typing import Callable, Dict, List, Optional
 
-from bert import pruning_report
+from bert.sweeps import pruning_report
 from bert.errors import UserError
-from bert.processors import TaskSpec
-from bert.runs import Run, best_runs, collect_runs, read_settings, settings_trees
-from bert.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, make_tree, run_planned,
+from bert.data.processors import TaskSpec
+from bert.sweeps.runs import Run, best_runs, collect_runs, read_settings, settings_trees
+from bert.sweeps.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, make_tree, run_planned,
                         settings_identity, sweep_settings, tasks_with_training_data)
 
 DEFAULT_TASKS = "MRPC STS-B RTE CoLA SST-2"
@@ -67,7 +67,7 @@ def target_sparsities(env: Dict[str, str]) -> List[str]:
 
 
 def pruning_settings(env: Dict[str, str]) -> Dict:
-    """run_all.sh's settings (bert/sweep.py) plus the pipeline's: its learning rate and group lasso (the
+    """run_all.sh's settings (bert/sweeps/sweep.py) plus the pipeline's: its learning rate and group lasso (the
     reweighting interval only where lambda is not 0, since it changes nothing there)."""
     group_lasso = _number(env, "GROUP_LASSO")
     if group_lasso < 0:

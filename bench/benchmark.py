@@ -50,7 +50,7 @@ from bert import kernels, modeling, tokenization  # noqa: E402
 from bert.data import features, processors
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
 from bert.sweeps.runs import read_eval_results  # noqa: E402
-from bert.run_classifier import default_towers, model_fn_builder  # noqa: E402
+from bert.training.estimator import default_towers, model_fn_builder  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERT_DIR = os.path.join(REPO, "uncased_L-6_H-384_A-12")

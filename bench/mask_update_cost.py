@@ -18,7 +18,7 @@ from bert import modeling  # noqa: E402
 from bert.compression import pruning
 from bert.data import processors
 from bert.compat import tf  # noqa: E402
-from bert.run_classifier import model_fn_builder  # noqa: E402
+from bert.training.estimator import model_fn_builder  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "uncased_L-6_H-384_A-12",
                       "bert_config.json")
@@ -34,7 +34,7 @@ def main(scope: str = "per_matrix", granularity: str = "weight", steps: int = 20
                     "label_ids": tf.constant(rng.randint(0, 2, size=32), tf.int32),
                     "is_real_example": tf.ones([32], tf.int32)}
         model_fn = model_fn_builder(bert_config, processors.get_task("MRPC"), None, 2e-5, 4 * steps, 0, False,
-                                    pruning_config=config)
+                                    methods=[pruning.Pruning(config)])
         train_op = model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {}).train_op
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())

@@ -21,7 +21,7 @@ import benchmark  # bench/benchmark.py, beside this script; it puts the reposito
 from bert import modeling
 from bert.data import processors
 from bert.compat import tf
-from bert.run_classifier import default_towers
+from bert.training.estimator import default_towers
 
 
 def op_times(measurement: benchmark.Measurement, runs: int) -> collections.Counter:

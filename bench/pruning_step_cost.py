@@ -31,7 +31,7 @@ from bert import modeling  # noqa: E402
 from bert.compression import pruning
 from bert.data import processors
 from bert.compat import tf  # noqa: E402
-from bert.run_classifier import model_fn_builder  # noqa: E402
+from bert.training.estimator import model_fn_builder  # noqa: E402
 
 BATCH = 32
 MRPC_STEPS = 343  # int(3668 / 32 * 3)
@@ -61,7 +61,7 @@ class Trainer:
                         "label_ids": tf.constant(rng.randint(0, 2, size=BATCH), tf.int32),
                         "is_real_example": tf.ones([BATCH], tf.int32)}
             model_fn = model_fn_builder(bert_config, processors.get_task("MRPC"), None, 2e-5, 4 * steps, 0, False,
-                                        pruning_config=config)
+                                        methods=[pruning.Pruning(config)])
             self.train_op = model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {}).train_op
             self.global_step = tf.train.get_global_step()
             self.session = tf.Session()

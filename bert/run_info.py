@@ -58,11 +58,13 @@ def _same(old, new) -> bool:
     return old == new
 
 
-def differences(recorded: Dict, current: Dict) -> List[str]:
-    """`--learning_rate 5e-05 (now 2e-05)` for each setting whose recorded value differs from the current one."""
-    found = []
+def differences(recorded: Dict, current: Dict, defaults: Optional[Dict] = None) -> List[str]:
+    """`--learning_rate 5e-05 (now 2e-05)` for each setting whose recorded value differs from the current one. A
+    setting one side lacks has its flag's value in `defaults`: a run recorded before the flag existed, or one
+    whose training method was off (its settings are recorded only when it is on), had the default."""
+    found, defaults = [], defaults or {}
     for name in sorted(set(recorded) | set(current)):
-        old, new = recorded.get(name), current.get(name)
+        old, new = (side[name] if name in side else defaults.get(name) for side in (recorded, current))
         if _same(old, new):
             continue
         if isinstance(old, dict) and isinstance(new, dict) and old["path"] == new["path"]:

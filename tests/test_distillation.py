@@ -20,7 +20,7 @@ from bert.compression import distillation, pruning
 from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
-from bert.run_classifier import model_fn_builder
+from bert.training.estimator import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
@@ -134,9 +134,9 @@ def test_the_teacher_is_frozen_unmasked_and_outside_the_trained_and_saved_variab
     student = modeling.BertConfig.from_dict(STUDENT)
     with tf.Graph().as_default():
         tf.set_random_seed(3)
-        spec = model_fn_builder(student, MRPC, None, 1e-3, 10, 1, False, pruning_config=config,
-                                distill=from_teacher(teacher, setup))(random_features(), None,
-                                                                      tf.estimator.ModeKeys.TRAIN, {})
+        spec = model_fn_builder(student, MRPC, None, 1e-3, 10, 1, False,
+                                methods=[pruning.Pruning(config), from_teacher(teacher, setup)])(
+            random_features(), None, tf.estimator.ModeKeys.TRAIN, {})
         teacher_variables = tf.local_variables()
         names = [v.op.name for v in teacher_variables]
         assert names and all(name.startswith("teacher/") for name in names)

@@ -181,7 +181,7 @@ def test_local_files_need_no_tensorflow(glue_dir, vocab_file):
 
 WHOLE_RUN_AT_A_URL = r'''
 import json, sys
-from bert import files, run_classifier
+from bert import files, flags, run_classifier
 glue, vocab, config, out = sys.argv[1:5]
 for name in ("train.tsv", "dev.tsv", "test.tsv"):
     files.makedirs("ram://glue/WNLI")
@@ -190,7 +190,7 @@ for name in ("train.tsv", "dev.tsv", "test.tsv"):
 for path, url in ((vocab, "ram://model/vocab.txt"), (config, "ram://model/bert_config.json")):
     with open(path, "rb") as source, files.open(url, "wb") as target:
         target.write(source.read())
-run_classifier.FLAGS(["run_classifier", "--task_name=WNLI", "--data_dir=ram://glue/WNLI",
+flags.FLAGS(["run_classifier", "--task_name=WNLI", "--data_dir=ram://glue/WNLI",
                       "--vocab_file=ram://model/vocab.txt", "--bert_config_file=ram://model/bert_config.json",
                       "--output_dir=ram://out", "--do_train=true", "--do_eval=true", "--do_predict=true",
                       "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=0.5",

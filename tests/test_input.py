@@ -80,7 +80,7 @@ def test_each_tpu_host_reads_its_cores_share_of_every_batch(tmp_path):
 def test_the_replica_feature_gives_each_core_its_own_dropout_masks(tmp_path):
     """model_fn reads a TPU core's id from the input: the same batch on two cores draws two sets of masks."""
     from bert.data import processors
-    from bert.run_classifier import model_fn_builder
+    from bert.training.estimator import model_fn_builder
 
     config = modeling.BertConfig.from_dict(TINY_BERT_CONFIG)
     model_fn = model_fn_builder(config, processors.get_task("RTE"), None, 1e-3, num_train_steps=2, num_warmup_steps=0,

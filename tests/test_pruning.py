@@ -17,7 +17,7 @@ from bert import modeling, optimization
 from bert.compression import group_lasso, pruning
 from bert.data import processors
 from bert.compat import tf
-from bert.run_classifier import model_fn_builder
+from bert.training.estimator import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
@@ -237,7 +237,8 @@ def train_graph(config, features_seed=0, accumulation_steps=1):
                 "label_ids": tf.constant(rng.randint(0, 2, size=8), tf.int32),
                 "is_real_example": tf.ones([8], tf.int32)}
     model_fn = model_fn_builder(CONFIG, processors.get_task("MRPC"), None, 1e-3, 20, 2, False,
-                                accumulation_steps=accumulation_steps, pruning_config=config)
+                                accumulation_steps=accumulation_steps,
+                                methods=[pruning.Pruning(config)] if config and config.enabled else [])
     return model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {})
 
 
@@ -397,12 +398,19 @@ def test_malformed_block_shapes_are_refused(text):
                                     dict(target_sparsity=0.5, end=1.5), dict(target_sparsity=0.5, frequency=0),
                                     dict(target_sparsity=0.5, schedule="oneshot", score="taylor"),
                                     dict(target_sparsity=0.5, granularity="tile", tile=0),
-                                    dict(target_sparsity=0.5, granularity="structured"),
-                                    dict(target_sparsity=0.0, group_lasso=-1e-4),
-                                    dict(target_sparsity=0.0, group_lasso=1e-4, group_lasso_reweight_steps=0)])
+                                    dict(target_sparsity=0.5, granularity="structured")])
 def test_impossible_pruning_settings_are_refused(values):
     with pytest.raises(pruning.UserError):
         pruning.PruningConfig(**values).check()
+
+
+@pytest.mark.parametrize("strength,reweight_steps,expected", [(-1e-4, 100, "--group_lasso=-0.0001 must be >= 0"),
+                                                              (1e-4, 0, "--group_lasso_reweight_steps=0 must be")])
+def test_impossible_group_lasso_settings_are_refused(strength, reweight_steps, expected):
+    from bert.compression.methods import MethodContext
+    context = MethodContext(processors.get_task("MRPC"), CONFIG, None)
+    with pytest.raises(pruning.UserError, match=re.escape(expected)):
+        group_lasso.GroupLasso.build(group_lasso.GroupLassoSettings(strength, reweight_steps), context)
 
 
 # --- run_classifier runs: tiny model, real MRPC data ---

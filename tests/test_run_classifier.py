@@ -183,7 +183,7 @@ def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
         "predict_batch_size": 8, "learning_rate": 5e-5, "num_train_epochs": 3.0, "warmup_proportion": 0.1,
         "save_checkpoints_steps": 1000, "iterations_per_loop": 1000, "use_tpu": False, "tpu_name": None,
         "tpu_zone": None, "gcp_project": None, "master": None, "num_tpu_cores": 8}
-    defined = run_classifier.FLAGS._flags()
+    defined = flags.FLAGS._flags()
     assert {name: defined[name].default for name in googles_defaults} == googles_defaults
 
 

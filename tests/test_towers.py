@@ -7,7 +7,7 @@ import pytest
 
 from bert import modeling
 from bert.compat import tf
-from bert.run_classifier import pooled_output_in_towers
+from bert.training.estimator import pooled_output_in_towers
 from conftest import TINY_BERT_CONFIG
 from test_run_classifier import read_results, run_classifier
 

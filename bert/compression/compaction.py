@@ -29,7 +29,8 @@ from bert.serving import inference
 from bert.compat import tf
 from bert.data.convert_checkpoint import CKPT_NAME, write_tf_checkpoint
 from bert.errors import UserError, exit_on_user_error
-from bert.compression.pruning import AUXILIARY_SUFFIXES, MASK_SUFFIX
+from bert.compression.methods import MethodContext, TrainingMethod
+from bert.compression.pruning import AUXILIARY_SUFFIXES, MASK_SUFFIX, Pruning, PruningConfig
 
 CLASSIFIER = ("output_weights", "output_bias")
 
@@ -142,6 +143,49 @@ def compact(checkpoint_prefix: str, bert_config: modeling.BertConfig, output_dir
     tf.logging.info("Compact model in %s: %d parameters; heads per layer %s, feed-forward neurons per layer %s",
                     output_dir, parameters, [k["heads"] for k in kept], [k["neurons"] for k in kept])
     return parameters
+
+
+class CompactModel(TrainingMethod):
+    """Structured pruning's compact model as a training method: after training, the checkpoint with its pruned heads
+    and neurons cut out goes to <output_dir>/compact_model/; after evaluation, that model is evaluated too.
+
+    It runs right after the full-size model's evaluation, in the same process: the masked model evaluates with
+    the dense model's shapes, hence at its speed, so eval_examples_per_second against
+    compact_eval_examples_per_second is what cutting the pruned heads and neurons out gains, measured like for
+    like. Its metrics are the masked model's up to float rounding; a difference is a bug."""
+
+    name = "compact_model"
+    runs_on_tpu = True  # nothing in the graph; structured pruning itself is refused there
+
+    def __init__(self, bert_config: modeling.BertConfig, vocab_file: str, headline_metric: str):
+        self.bert_config, self.vocab_file, self.headline_metric = bert_config, vocab_file, headline_metric
+
+    @classmethod
+    def read_settings(cls, values) -> PruningConfig:
+        return Pruning.read_settings(values)
+
+    @classmethod
+    def build(cls, config: PruningConfig, context: MethodContext) -> Optional["CompactModel"]:
+        if config.granularity != "structured" or not config.enabled:
+            return None
+        return cls(context.bert_config, context.settings.run.vocab_file, context.task.headline_metric)
+
+    def after_training(self, checkpoint: str, output_dir: str) -> Dict:
+        return {"parameters": parameter_count(checkpoint),
+                "compact_parameters": compact(checkpoint, self.bert_config,
+                                              os.path.join(output_dir, run_info.COMPACT_MODEL), self.vocab_file)}
+
+    def after_evaluation(self, checkpoint, output_dir, results, evaluate) -> Dict:
+        compact_dir = os.path.join(output_dir, run_info.COMPACT_MODEL)
+        if not files.isdir(compact_dir):
+            return {}
+        compacts = {"compact_" + key: value for key, value in evaluate(
+            os.path.join(compact_dir, "bert_config.json"), os.path.join(compact_dir, CKPT_NAME)).items()}
+        headline, rate = "eval_" + self.headline_metric, "eval_examples_per_second"
+        tf.logging.info("compact model: %s %.4f (full size %.4f), %s examples/s (full size %s)", headline,
+                        compacts["compact_" + headline], results[headline], compacts.get("compact_" + rate),
+                        results.get(rate))
+        return compacts
 
 
 def main(argv: Optional[List[str]] = None) -> None:

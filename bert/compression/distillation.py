@@ -24,38 +24,79 @@ Evaluation and prediction build the student alone.
 """
 import re
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 from bert import files, modeling, run_info
 from bert.serving import inference
 from bert.compat import tf
+from bert.compression.methods import MethodContext, ObjectiveInputs, ProgressField, TrainingMethod
 from bert.errors import UserError
 
 TEACHER_SCOPE = "teacher"
-SOFT_LOSS = "distillation_soft_loss"  # graph collection holding the soft loss, for the progress line
+SOFT_LOSS = "distillation_soft_loss"  # graph collection holding the soft loss
 
 
 @dataclass(frozen=True)
-class Distillation:
-    """What --distill_from, --distill_temperature and --distill_alpha ask for, with the teacher they name."""
+class DistillationSettings:
+    """What --distill_from, --distill_temperature and --distill_alpha ask for."""
+    teacher_dir: Optional[str] = None  # a finished run's --output_dir; None: no distillation
+    temperature: float = 2.0
+    alpha: float = 0.9
+
+
+@dataclass(frozen=True)
+class Distillation(TrainingMethod):
+    """Distillation as a training method, with the teacher its settings name: the objective mixes in the soft loss,
+    which the progress line shows. The teacher's local variables are initialised outside TPUEstimator's scaffold
+    and would need a copy per tf.distribute replica: not done yet (runs_on_tpu is False)."""
 
     checkpoint: str  # the teacher's checkpoint prefix
     bert_config: modeling.BertConfig  # the teacher's
     temperature: float = 2.0
     alpha: float = 0.9  # the soft loss's weight; the task's loss gets 1 - alpha
 
-    def settings(self) -> Dict:
+    name = "distillation"
+    flags = ("--distill_from",)
+    progress_fields = (ProgressField("soft_loss", "soft loss", "%.4f", after_loss=True),)
+
+    @staticmethod
+    def define_flags(flags) -> None:
+        flags.DEFINE_string("distill_from", None, "Distil from a fine-tuned teacher of the same task: a finished run's "
+                            "--output_dir (its latest checkpoint and recorded bert_config_file; another model than "
+                            "the student's may be). See bert/compression/distillation.py.")
+        flags.DEFINE_float("distill_temperature", 2.0, "With --distill_from: the softmax temperature T of the soft "
+                           "loss T^2 * KL(teacher || student) (STS-B's squared error to the teacher's score has none).")
+        flags.DEFINE_float("distill_alpha", 0.9, "With --distill_from: the soft loss's weight in the trained loss; the "
+                           "task's loss against the labels gets 1 - alpha.")
+
+    @classmethod
+    def read_settings(cls, values) -> DistillationSettings:
+        return DistillationSettings(values["distill_from"], values["distill_temperature"], values["distill_alpha"])
+
+    @classmethod
+    def build(cls, settings: DistillationSettings, context: MethodContext) -> Optional["Distillation"]:
+        if not settings.teacher_dir:
+            return None
+        run = context.settings.run
+        return from_run(settings.teacher_dir, context.task.name, run.vocab_file, run.do_lower_case,
+                        context.settings.data.max_seq_length, settings.temperature, settings.alpha)
+
+    def recorded_settings(self) -> Dict:
         """The flags as run_info.json records them: the teacher by its checkpoint's contents, like
         --init_checkpoint (a teacher trained further since is another teacher)."""
         return {"distill_from": run_info.file_setting(self.checkpoint, self.checkpoint + ".index"),
                 "distill_temperature": self.temperature, "distill_alpha": self.alpha}
 
-    def objective(self, features: Dict, student_logits, hard_loss, num_labels: int, is_regression: bool):
-        """The loss to train: the teacher built on `features`, its soft loss weighted with the task's."""
-        teacher = teacher_logits(self.bert_config, self.checkpoint, features, num_labels, is_regression)
-        soft = soft_loss(student_logits, teacher, self.temperature, is_regression)
+    def objective(self, objective, inputs: ObjectiveInputs):
+        """The teacher built on the batch, its soft loss weighted with the objective so far (the task's loss)."""
+        teacher = teacher_logits(self.bert_config, self.checkpoint, inputs.features, inputs.task.num_labels,
+                                 inputs.task.is_regression)
+        soft = soft_loss(inputs.logits, teacher, self.temperature, inputs.task.is_regression)
         tf.add_to_collection(SOFT_LOSS, soft)
-        return self.alpha * soft + (1.0 - self.alpha) * hard_loss
+        return self.alpha * soft + (1.0 - self.alpha) * objective
+
+    def progress(self) -> Dict:
+        return {"soft_loss": tf.get_collection(SOFT_LOSS)[0]}
 
 
 def from_run(teacher_dir: str, task_name: str, vocab_file: str, do_lower_case: bool, max_seq_length: int,

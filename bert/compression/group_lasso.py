@@ -17,11 +17,14 @@ whose rows they are) and refreshed from the current weights when global_step is 
 included, so the first ones come from the initial weights). They are in the checkpoint, so a resumed run
 continues with the same ones. The penalty's gradient is lambda * rew_g * W_g / ||W_g||_2 (0 for a zero group).
 """
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from bert.compat import tf
-from bert.compression.pruning import (HEAD_ROWS, NEURON_ROWS, REWEIGHT_SUFFIX, block_sums, encoder_layers, group_sums,
-                          is_prunable, masked_pairs)
+from bert.compression.methods import MethodContext, TrainingMethod
+from bert.compression.pruning import (HEAD_ROWS, NEURON_ROWS, REWEIGHT_SUFFIX, PruningConfig, Pruning, block_sums,
+                                      encoder_layers, group_sums, is_prunable, masked_pairs, with_heads)
+from bert.errors import UserError
 
 EPSILON = 1e-3
 
@@ -80,3 +83,54 @@ def penalty(strength: float, group: Optional[Tuple[int, int]], reweight_steps: i
     if not terms:
         raise ValueError("no prunable matrices for the group lasso penalty")
     return strength * tf.add_n(terms)
+
+
+@dataclass(frozen=True)
+class GroupLassoSettings:
+    """--group_lasso and --group_lasso_reweight_steps, with the pruning settings that make its groups."""
+    strength: float = 0.0  # lambda (0: no penalty)
+    reweight_steps: int = 100
+    pruning: PruningConfig = PruningConfig(0.0)  # granularity, block, tile and prune_embeddings: the groups
+
+
+class GroupLasso(TrainingMethod):
+    """The penalty as a training method: a term of the objective, trained under but not reported as `loss`."""
+
+    name = "group_lasso"
+    flags = ("--group_lasso",)
+
+    def __init__(self, settings: GroupLassoSettings):
+        self.settings = settings
+
+    @staticmethod
+    def define_flags(flags) -> None:
+        flags.DEFINE_float("group_lasso", 0.0, "Add the reweighted group lasso penalty lambda * sum_g ||W_g|| / "
+                           "(||W_g|| + 1e-3) over the prunable matrices' groups (--pruning_granularity's units) to the "
+                           "training loss, with this lambda (e.g. 1e-4); 0: none. See bert/compression/group_lasso.py.")
+        flags.DEFINE_integer("group_lasso_reweight_steps", 100, "Steps between refreshes of the group lasso's "
+                             "reweights.")
+
+    @classmethod
+    def read_settings(cls, values) -> GroupLassoSettings:
+        return GroupLassoSettings(values["group_lasso"], values["group_lasso_reweight_steps"],
+                                  Pruning.read_settings(values))
+
+    @classmethod
+    def build(cls, settings: GroupLassoSettings, context: MethodContext) -> Optional["GroupLasso"]:
+        if settings.strength < 0:
+            raise UserError("--group_lasso=%g must be >= 0 (0: no penalty)" % settings.strength)
+        if settings.reweight_steps < 1:
+            raise UserError("--group_lasso_reweight_steps=%d must be at least 1" % settings.reweight_steps)
+        pruning = with_heads(settings.pruning, context.bert_config)
+        return cls(GroupLassoSettings(settings.strength, settings.reweight_steps, pruning)) \
+            if settings.strength > 0 else None
+
+    def recorded_settings(self) -> Dict:
+        """The penalty's settings and the pruning settings, which decide its groups."""
+        return dict(self.settings.pruning.settings(), group_lasso=self.settings.strength,
+                    group_lasso_reweight_steps=self.settings.reweight_steps)
+
+    def objective(self, objective, inputs):
+        config = self.settings.pruning
+        return objective + penalty(self.settings.strength, group_shape(config.granularity, config.block, config.tile),
+                                   self.settings.reweight_steps, config.prune_embeddings, config.attention_heads)

@@ -25,7 +25,10 @@ Evaluation and prediction build the dense model: the saved weights are zero wher
 masks would change nothing there.
 """
 import contextlib
+import dataclasses
+import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -33,7 +36,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bert.compat import tf
+from bert.compression.methods import MethodContext, ProgressField, TrainingMethod
 from bert.errors import UserError
+from bert.files import write_atomically
 
 ENCODER_MATRICES = r"^bert/encoder/layer_\d+/(attention/self/(query|key|value)|attention/output/dense|" \
                    r"intermediate/dense|output/dense)/kernel$"
@@ -54,7 +59,7 @@ SCORES = ("magnitude", "taylor", "movement")
 
 @dataclass(frozen=True)
 class PruningConfig:
-    """What --target_sparsity and the other --pruning_* flags ask for (see run_classifier.py's flags)."""
+    """What --target_sparsity and the other --pruning_* flags ask for (`Pruning.define_flags`)."""
 
     target_sparsity: float
     granularity: str = "weight"  # weight | block | tile | structured
@@ -67,8 +72,6 @@ class PruningConfig:
     scope: str = "per_matrix"  # per_matrix | global
     score: str = "magnitude"  # magnitude | taylor | movement
     prune_embeddings: bool = False
-    group_lasso: float = 0.0  # lambda of bert/compression/group_lasso.py's penalty (0: none)
-    group_lasso_reweight_steps: int = 100
     structured_uniform: bool = False  # structured: the same number of heads and neurons in every layer
     attention_heads: int = 0  # the model's num_attention_heads, which structured groups need (not a flag)
 
@@ -76,11 +79,6 @@ class PruningConfig:
     def enabled(self) -> bool:
         """Whether the model is masked (group lasso alone trains the dense model)."""
         return self.target_sparsity > 0
-
-    @property
-    def active(self) -> bool:
-        """Whether these settings change training at all: masks, the penalty, or both."""
-        return self.enabled or self.group_lasso > 0
 
     def check(self) -> None:
         """Refuses settings no schedule can follow, before any graph is built."""
@@ -104,10 +102,6 @@ class PruningConfig:
             raise UserError("--pruning_frequency=%d must be at least 1 step" % self.frequency)
         if self.tile < 1:
             raise UserError("--pruning_tile=%d must be at least 1 column" % self.tile)
-        if self.group_lasso < 0:
-            raise UserError("--group_lasso=%g must be >= 0 (0: no penalty)" % self.group_lasso)
-        if self.group_lasso_reweight_steps < 1:
-            raise UserError("--group_lasso_reweight_steps=%d must be at least 1" % self.group_lasso_reweight_steps)
         if self.granularity == "structured" and self.prune_embeddings:
             raise UserError("--pruning_granularity=structured prunes the encoder's heads and neurons: the embeddings, "
                             "pooler and classifier have neither (leave --prune_embeddings off)")
@@ -123,7 +117,6 @@ class PruningConfig:
                 "pruning_block": "%dx%d" % self.block, "pruning_tile": self.tile, "pruning_schedule": self.schedule,
                 "pruning_begin": self.begin, "pruning_end": self.end, "pruning_frequency": self.frequency,
                 "pruning_scope": self.scope, "pruning_score": self.score, "prune_embeddings": self.prune_embeddings,
-                "group_lasso": self.group_lasso, "group_lasso_reweight_steps": self.group_lasso_reweight_steps,
                 # only when structured, so that the runs recorded before this flag existed still resume
                 **({"structured_uniform": self.structured_uniform} if self.granularity == "structured" else {})}
 
@@ -639,3 +632,94 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
         totals["neurons_kept"] = sum(kept(prefix, NEURON_ROWS, reader.get_variable_to_shape_map()[
             "%s/%s/kernel" % (prefix, NEURON_ROWS)][0]) for prefix in layers)
     return totals, per_matrix
+
+
+class Pruning(TrainingMethod):
+    """Pruning as a training method: masks in the model, scores before each update, mask updates after it,
+    pruned weights saved as zeros, the sparsity on the progress line and in eval_results.txt."""
+
+    name = "pruning"
+    flags = ("--target_sparsity",)
+    progress_fields = (ProgressField("sparsity", "sparsity"),)
+
+    def __init__(self, config: PruningConfig):
+        self.config = config
+
+    @staticmethod
+    def define_flags(flags) -> None:
+        flags.DEFINE_float("target_sparsity", 0.0, "Prune this fraction of the prunable weights (the encoder's "
+                           "matrices, see bert/compression/pruning.py) while fine-tuning; 0 trains the dense model.")
+        flags.DEFINE_enum("pruning_granularity", "weight", list(GRANULARITIES), "What is pruned at once: single "
+                          "weights; blocks of --pruning_block; tiles (Guo et al.: whole columns, then rows of tiles of "
+                          "--pruning_tile kept columns); or structured: whole attention heads and FFN neurons.")
+        flags.DEFINE_bool("structured_uniform", False, "With --pruning_granularity=structured: every layer keeps the "
+                          "same number of heads and of neurons (a Google-format config for the compact model), "
+                          "whatever --pruning_scope.")
+        flags.DEFINE_string("pruning_block", "16x16", "Rows x columns of a block with --pruning_granularity=block "
+                            "(matrices are padded to whole blocks at their edges).")
+        flags.DEFINE_integer("pruning_tile", 128, "Columns of a tile with --pruning_granularity=tile.")
+        flags.DEFINE_enum("pruning_schedule", "gradual", ["gradual", "oneshot"], "gradual: Zhu & Gupta's cubic ramp "
+                          "from --pruning_begin to --pruning_end; oneshot: masks from the initial weights at step 0, "
+                          "then fixed.")
+        flags.DEFINE_float("pruning_begin", 0.0, "Fraction of the training steps where the gradual ramp begins.")
+        flags.DEFINE_float("pruning_end", 0.7, "Fraction of the training steps where the gradual ramp reaches "
+                           "--target_sparsity; the rest of the training recovers at that sparsity.")
+        flags.DEFINE_integer("pruning_frequency", 10, "Steps between mask updates of the gradual schedule.")
+        flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_matrix: every matrix to the "
+                          "target; global: one ranking of all prunable weights (or blocks, or tiles).")
+        flags.DEFINE_enum("pruning_score", "magnitude", list(SCORES), "How units are ranked: magnitude (w^2), taylor "
+                          "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is "
+                          "the mean of its weights' (a structured head's or neuron's, the sum).")
+        flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
+
+    @classmethod
+    def read_settings(cls, values) -> PruningConfig:
+        return PruningConfig(
+            target_sparsity=values["target_sparsity"], granularity=values["pruning_granularity"],
+            block=parse_block(values["pruning_block"]), schedule=values["pruning_schedule"],
+            begin=values["pruning_begin"], end=values["pruning_end"], frequency=values["pruning_frequency"],
+            scope=values["pruning_scope"], tile=values["pruning_tile"], score=values["pruning_score"],
+            prune_embeddings=values["prune_embeddings"], structured_uniform=values["structured_uniform"])
+
+    @classmethod
+    def build(cls, config: PruningConfig, context: MethodContext) -> Optional["Pruning"]:
+        config = with_heads(config, context.bert_config)
+        config.check()  # also when off: a schedule no run could follow is refused either way
+        return cls(config) if config.enabled else None
+
+    def recorded_settings(self) -> Dict:
+        return self.config.settings()
+
+    def model_scope(self):
+        return masking_scope(self.config)
+
+    def before_update(self):
+        return score_accumulation(self.config)
+
+    def after_update(self, train_op, num_train_steps: int, accumulation_steps: int):
+        return with_mask_updates(train_op, self.config, num_train_steps, accumulation_steps)
+
+    def init_fn(self):
+        return oneshot_init_fn(self.config)
+
+    def progress(self) -> Dict:
+        return {"sparsity": sparsity_variable()}
+
+    def saving_listeners(self) -> List:
+        return [ZeroPrunedWeights()]
+
+    def after_evaluation(self, checkpoint, output_dir, results, evaluate) -> Dict:
+        """The evaluated checkpoint's sparsity and nonzero parameters; sparsity.json gets each matrix's."""
+        if not checkpoint:
+            return {}
+        totals, per_matrix = checkpoint_sparsity(checkpoint, self.config.prune_embeddings,
+                                                 self.config.attention_heads)
+        write_atomically(os.path.join(output_dir, "sparsity.json"),
+                         json.dumps(per_matrix, indent=1, sort_keys=True) + "\n")
+        return totals
+
+
+def with_heads(config: PruningConfig, bert_config) -> PruningConfig:
+    """The config with the model's num_attention_heads, which structured groups need (not a flag)."""
+    heads = bert_config.num_attention_heads if config.granularity == "structured" else 0
+    return dataclasses.replace(config, attention_heads=heads)

@@ -7,12 +7,12 @@ import os
 import signal
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from bert import files, optimization
-from bert.compression import distillation, pruning
+from bert.compression.methods import ProgressField, progress_tensor
 from bert.training import tensorboard
 from bert.compat import tf
 from bert.errors import UserError
@@ -32,15 +32,18 @@ class ProgressHook(tf.train.SessionRunHook):
     updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
     a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
     cut short), so its loss curve is complete. With `summary_dir`, each update's loss, learning rate (and
-    sparsity, soft loss) and, with each progress line, the examples/s go to TensorBoard (bert/training/tensorboard.py).
+    the training methods' `fields`: sparsity, soft loss, ...) and, with each progress line, the examples/s go to
+    TensorBoard (bert/training/tensorboard.py). The model_fn puts the tensors it fetches into graph collections
+    (bert/compression/methods.register_progress).
     """
 
     def __init__(self, num_train_steps: int, micro_batch_size: int, accumulation_steps: int,
                  history_path: Optional[str], resumed_from: int, peak_learning_rate: float, every_seconds: float = 30.0,
-                 record_time: Optional[Callable[[Dict], None]] = None, summary_dir: Optional[str] = None):
+                 record_time: Optional[Callable[[Dict], None]] = None, summary_dir: Optional[str] = None,
+                 fields: Sequence[ProgressField] = ()):
         self.num_train_steps, self.every_seconds = num_train_steps, every_seconds
         self.peak_learning_rate = peak_learning_rate  # the --learning_rate a diverging run's error names
-        self.summary_dir = summary_dir
+        self.summary_dir, self.fields = summary_dir, tuple(fields)
         self.micro_batch_size, self.accumulation_steps = micro_batch_size, accumulation_steps
         self.history_path = history_path
         self.history = [(batch, loss) for batch, loss in read_loss_history(history_path) if batch <= resumed_from]
@@ -51,15 +54,10 @@ class ProgressHook(tf.train.SessionRunHook):
         self.timed_from: Optional[Tuple[int, float]] = None  # (batches read, time) after the session's first run
 
     def begin(self):
-        graph = tf.get_default_graph()
         step, batches = optimization.counts_before_update()
-        self.fetches = {"step": step, "batches": batches,
-                        "loss": graph.get_tensor_by_name("total_loss:0"),
-                        "lr": graph.get_tensor_by_name("learning_rate:0")}
-        if tf.get_collection(pruning.SPARSITY):  # pruning: its current sparsity, a variable read in the same run
-            self.fetches["sparsity"] = pruning.sparsity_variable()
-        if tf.get_collection(distillation.SOFT_LOSS):
-            self.fetches["soft_loss"] = tf.get_collection(distillation.SOFT_LOSS)[0]
+        self.fetches = {"step": step, "batches": batches, "loss": progress_tensor("loss"),
+                        "lr": progress_tensor("learning_rate"),
+                        "fields": {field.name: progress_tensor(field.name) for field in self.fields}}
 
     def after_create_session(self, session, coord):
         self.start_time = self.last_log = time.time()
@@ -77,10 +75,9 @@ class ProgressHook(tf.train.SessionRunHook):
         self.history.append((batches + 1, loss))
         self.write_checkpointed_history()
         update_done = (batches + 1) % self.accumulation_steps == 0
-        sparsity, soft_loss = run_values.results.get("sparsity"), run_values.results.get("soft_loss")
+        fields = run_values.results["fields"]
         if self.summary_dir and update_done:
-            tensorboard.write_scalars(self.summary_dir, step + 1, {"loss": loss, "learning_rate": lr,
-                                                                   "sparsity": sparsity, "soft_loss": soft_loss})
+            tensorboard.write_scalars(self.summary_dir, step + 1, dict(fields, loss=loss, learning_rate=lr))
         if self.stop_signal is not None and update_done:
             tf.logging.info("Stopping at step %d (%s): saving a checkpoint to resume from",
                             step + 1, signal.Signals(self.stop_signal).name)
@@ -96,12 +93,13 @@ class ProgressHook(tf.train.SessionRunHook):
         skipped = batches // self.accumulation_steps - step
         if self.summary_dir:
             tensorboard.write_scalars(self.summary_dir, step + 1, {"examples_per_second": rate * self.micro_batch_size})
+        shown = {after_loss: "".join("  %s %s" % (field.label, field.format % fields[field.name])
+                                     for field in self.fields if field.after_loss == after_loss)
+                 for after_loss in (True, False)}
         tf.logging.info("train step %d/%d (%.0f%%)  loss %.4f%s  lr %.2e  %.1f examples/s  time left %s%s%s",
                         step + 1, self.num_train_steps, 100.0 * (step + 1) / self.num_train_steps, loss,
-                        "" if soft_loss is None else "  soft loss %.4f" % soft_loss, lr,
-                        rate * self.micro_batch_size, format_duration(batches_left / max(rate, 1e-9)),
-                        "" if sparsity is None else "  sparsity %.3f" % sparsity,
-                        "  %d updates skipped (gradients not finite)" % skipped if skipped else "")
+                        shown[True], lr, rate * self.micro_batch_size, format_duration(batches_left / max(rate, 1e-9)),
+                        shown[False], "  %d updates skipped (gradients not finite)" % skipped if skipped else "")
 
     def end(self, session):  # the session ended normally: its last batch is in the final checkpoint
         self.write_history()

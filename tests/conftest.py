@@ -1,6 +1,9 @@
 """Shared pytest fixtures: where the WordPiece vocab and the GLUE data live on this machine."""
+import contextlib
+import io
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,23 @@ def fine_tuned_stsb(tmp_path_factory, glue_dir, vocab_file) -> Path:
     data = glue_subset(glue_dir, "STS-B", root / "STS-B", {"train": 160, "test": 50})
     return fine_tune(root / "run", data, "STS-B", root / "bert_config.json", vocab_file, "--train_batch_size=16",
                      "--num_train_epochs=1", "--learning_rate=1e-3")
+
+
+def run_in_process(flags: dict, *extra) -> tuple:
+    """run_classifier's exit code and what it wrote to stderr (not the log), its main run in this process as
+    `python -m bert.run_classifier` runs it after parsing the flags: `{"--flag": value}` and `--flag=value` strings."""
+    from bert import flags as flag_definitions, run_classifier
+    argv = ["run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    stderr, code = io.StringIO(), 0
+    try:
+        flag_definitions.FLAGS(argv)
+        with contextlib.redirect_stderr(stderr):
+            run_classifier.main_with_clear_errors(argv)
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        flag_definitions.FLAGS.unparse_flags()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return code, stderr.getvalue()

@@ -50,11 +50,17 @@ def check_files(settings: Settings, task: processors.TaskSpec) -> None:
         if not files.isfile(path):
             raise UserError("%s %s file not found: %s" % (task.name, split, path))
     checkpoint = init_checkpoint(run)
+    # Google's checkpoints say their casing in their folder name (uncased_L-12_..., cased_L-12_..., multi_cased_...).
+    casing = re.search(r"(?:^|/)(?:[a-z]+_)?(uncased|cased)_L-\d+", checkpoint or "")
+    if casing and (casing.group(1) == "uncased") != run.do_lower_case:
+        raise UserError("--init_checkpoint %s is %s but --do_lower_case=%s: use --do_lower_case=%s"
+                        % (checkpoint, casing.group(1), run.do_lower_case, casing.group(1) == "uncased"))
     if checkpoint and not files.exists(checkpoint + ".index"):
         raise UserError("--init_checkpoint %s not found (no %s.index): pass the checkpoint's prefix, e.g. "
                         "$BERT_DIR/bert_model.ckpt" % (checkpoint, checkpoint))
     try:
-        run_info.read(run.output_dir)
+        if not run.overwrite_output_dir:  # which removes it
+            run_info.read(run.output_dir)
     except ValueError as error:  # json's decode errors
         raise UserError("--output_dir %s has a %s that is not JSON (%s): move it away, or pass "
                         "--overwrite_output_dir" % (run.output_dir, run_info.RUN_INFO, error)) from None
@@ -90,11 +96,6 @@ def check_setup(settings: Settings, bert_config: modeling.BertConfig, methods: S
         raise UserError("%s has %d tokens but %s says vocab_size=%d: they belong to different models"
                         % (run.vocab_file, vocab_size, run.bert_config_file, bert_config.vocab_size))
     checkpoint = init_checkpoint(run)
-    # Google's checkpoints say their casing in their folder name (uncased_L-12_..., cased_L-12_..., multi_cased_...).
-    casing = re.search(r"(?:^|/)(?:[a-z]+_)?(uncased|cased)_L-\d+", checkpoint or "")
-    if casing and (casing.group(1) == "uncased") != run.do_lower_case:
-        raise UserError("--init_checkpoint %s is %s but --do_lower_case=%s: use --do_lower_case=%s"
-                        % (checkpoint, casing.group(1), run.do_lower_case, casing.group(1) == "uncased"))
     if checkpoint:
         try:  # read every tensor once: a truncated download fails here, not deep inside a training loop
             reader = checkpoint_reader(checkpoint)

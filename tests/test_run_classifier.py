@@ -175,7 +175,7 @@ def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glu
 
 
 def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
-    from bert import run_classifier
+    from bert import flags
     googles_defaults = {
         "data_dir": None, "bert_config_file": None, "task_name": None, "vocab_file": None, "output_dir": None,
         "init_checkpoint": None, "do_lower_case": True, "max_seq_length": 128, "do_train": False,

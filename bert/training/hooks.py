@@ -17,7 +17,7 @@ from bert.training import tensorboard
 from bert.compat import tf
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.sweeps.report import format_duration
+from bert.formatting import format_duration
 
 
 class ProgressHook(tf.train.SessionRunHook):

@@ -29,7 +29,7 @@ import measurement  # noqa: E402  (bench/, the script's own folder)
 from bert import run_info  # noqa: E402
 from bert.serving import inference
 from bert.compat import tf  # noqa: E402
-from bert.data.convert_checkpoint import CKPT_NAME  # noqa: E402
+from bert.checkpoints import CKPT_NAME  # noqa: E402
 from bert.sweeps.runs import read_eval_results  # noqa: E402
 
 ENCODER_KERNELS = ("attention/self/query/kernel", "attention/self/key/kernel", "attention/self/value/kernel",

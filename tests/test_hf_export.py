@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from bert.data import convert_checkpoint as cc
-from bert import modeling, tokenization
+from bert import checkpoints, modeling, tokenization
 from bert.data import features, processors
 from bert.serving import hf_export, inference
 from bert.compat import IS_TF2, tf
@@ -209,7 +209,7 @@ def test_the_gelu_form_round_trips_through_the_files(tmp_path, hidden_act):
     arrays = OrderedDict((name, reader.get_tensor(name)) for name, _ in tf.train.list_variables(run.checkpoint))
     arrays["output_weights"] = np.ones((2, 8), np.float32)  # the head fine-tuning adds to the encoder
     arrays["output_bias"] = np.zeros(2, np.float32)
-    cc.write_tf_checkpoint(arrays, run.checkpoint)
+    checkpoints.write_tf_checkpoint(arrays, run.checkpoint)
     hf_export.export_run(run, str(tmp_path / "back"))
     assert json.loads((tmp_path / "back" / "config.json").read_text())["hidden_act"] == hidden_act
 

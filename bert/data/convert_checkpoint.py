@@ -26,7 +26,6 @@ written as "gelu_exact" (see ``map_hidden_act``).
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -34,18 +33,17 @@ import re
 import shutil
 import struct
 import sys
-import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from bert.checkpoints import CKPT_NAME, write_tf_checkpoint, written_config_last
 from bert.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 GOOGLE_LAYER_NORM_EPS = 1e-12
-CKPT_NAME = "bert_model.ckpt"
 CHECKPOINT_FILES = ("bert_config.json", "vocab.txt", CKPT_NAME + ".index", CKPT_NAME + ".data-00000-of-00001")
 
 
@@ -373,45 +371,6 @@ def map_hf_tensors(tensor_names, config, num_labels=None):
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def written_config_last(output_dir: str, config_name: str) -> Iterator[str]:
-    """Yields a temporary directory inside `output_dir` (made if missing) for a model's files; when the block
-    ends, moves them into `output_dir` with `config_name` last (an older one removed first), so a folder with
-    that config file holds a whole model. The temporary directory goes in any case."""
-    os.makedirs(output_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
-    try:
-        yield tmp_dir
-        stale = os.path.join(output_dir, config_name)
-        if os.path.exists(stale):
-            os.remove(stale)
-        for name in sorted(os.listdir(tmp_dir), key=lambda name: name == config_name):
-            os.replace(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def write_tf_checkpoint(arrays, ckpt_prefix):
-    # type: (OrderedDict, str) -> None
-    """Saves {variable name: float32 array} as a TF checkpoint at ckpt_prefix (no meta graph)."""
-    from bert.compat import tf
-
-    graph = tf.Graph()
-    with graph.as_default():
-        variables, assigns = OrderedDict(), []
-        for name, value in arrays.items():
-            var = tf.get_variable(name, shape=value.shape, dtype=tf.float32,
-                                  initializer=tf.zeros_initializer(), trainable=False)
-            placeholder = tf.placeholder(tf.float32, shape=value.shape, name=name + "/feed")
-            variables[name] = var
-            assigns.append((tf.assign(var, placeholder), placeholder, value))
-        saver = tf.train.Saver(var_list=variables, write_version=tf.train.SaverDef.V2)
-        with tf.Session(graph=graph) as sess:
-            for assign_op, placeholder, value in assigns:  # one at a time: no second copy of the model
-                sess.run(assign_op.op, feed_dict={placeholder: value})
-            saver.save(sess, ckpt_prefix, write_meta_graph=False, write_state=False)
-
-
 def _vocab_size(path):
     with open(path, "rb") as f:
         return sum(1 for _ in f)

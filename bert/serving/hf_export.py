@@ -25,6 +25,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from bert import checkpoints
 from bert.data import convert_checkpoint as cc
 from bert.data import processors
 from bert.serving import inference
@@ -88,7 +89,7 @@ def hf_tensors(checkpoint: str, bert_config, num_labels: int) -> Tuple[OrderedDi
         raise cc.ConversionError(
             "checkpoint %s does not fit its bert_config.json (Hugging Face's BertConfig has one size for all layers): "
             "%s" % (checkpoint, "; ".join(problems[:5] + (["..."] if len(problems) > 5 else []))))
-    reader = tf.train.load_checkpoint(checkpoint)
+    reader = checkpoints.reader(checkpoint)
     tensors = OrderedDict()
     for name in expected:
         hf_name, transposed, _ = names[name]
@@ -105,7 +106,7 @@ def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
     config = hf_config(run.bert_config, run.task)
     tensors, left_aside = hf_tensors(run.checkpoint, run.bert_config, run.task.num_labels)
     hf_dir = os.path.abspath(hf_dir)
-    with cc.written_config_last(hf_dir, "config.json") as tmp_dir:
+    with checkpoints.written_config_last(hf_dir, "config.json") as tmp_dir:
         cc.write_safetensors(os.path.join(tmp_dir, "model.safetensors"), tensors, {"format": "pt"})
         shutil.copyfile(run.vocab_file, os.path.join(tmp_dir, "vocab.txt"))
         for name, values in (("tokenizer_config.json", tokenizer_config(run)), ("config.json", config)):

@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from bert import files, optimization
+from bert import counters, files
 from bert.compression import distillation, pruning
 from bert.training import tensorboard
 from bert.compat import tf
@@ -28,7 +28,7 @@ class ProgressHook(tf.train.SessionRunHook):
     accumulated update would hold part of its gradient sum, which the resumed run would add again.
 
     Every batch's loss goes to `history_path` (`batch<TAB>loss` lines, train_loss.tsv, where batch counts
-    the batches read, optimization.batches_read: the step, unless gradient accumulation or skipped
+    the batches read, counters.batches_read: the step, unless gradient accumulation or skipped
     updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
     a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
     cut short), so its loss curve is complete. With `summary_dir`, each update's loss, learning rate (and
@@ -52,7 +52,7 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def begin(self):
         graph = tf.get_default_graph()
-        step, batches = optimization.counts_before_update()
+        step, batches = counters.counts_before_update()
         self.fetches = {"step": step, "batches": batches,
                         "loss": graph.get_tensor_by_name("total_loss:0"),
                         "lr": graph.get_tensor_by_name("learning_rate:0")}

@@ -27,7 +27,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import measurement  # noqa: E402  (bench/, the script's own folder)
 from bert import run_info  # noqa: E402
-from bert.serving import inference
 from bert.compat import tf  # noqa: E402
 from bert.checkpoints import CKPT_NAME  # noqa: E402
 from bert.sweeps.runs import read_eval_results  # noqa: E402
@@ -66,13 +65,13 @@ def main():
     parser.add_argument("--train_steps", type=int, default=30)
     parser.add_argument("--output", help="also append the table as markdown here")
     args = parser.parse_args()
-    dense_run = inference.read_run(args.dense)
+    dense_run = run_info.read_run(args.dense)
     settings = run_info.read(args.dense)["settings"]
     task = dense_run.task.name
     compact_dir = os.path.join(args.structured, run_info.COMPACT_MODEL)
     models = {
         "dense": {"vocab": dense_run.vocab_file, "checkpoint": dense_run.checkpoint,
-                  "config": inference.recorded_file(settings, "bert_config_file", args.dense)},
+                  "config": run_info.recorded_file(settings, "bert_config_file", args.dense)},
         "compact": {"vocab": os.path.join(compact_dir, "vocab.txt"),
                     "config": os.path.join(compact_dir, "bert_config.json"),
                     "checkpoint": os.path.join(compact_dir, CKPT_NAME)}}

@@ -16,7 +16,8 @@ import pytest
 
 from bert import tokenization
 from bert.data import features, processors
-from bert.serving import export, inference
+from bert import run_info
+from bert.serving import export
 from bert.compat import IS_TF2
 from bert.errors import UserError
 from conftest import REPO_ROOT
@@ -73,11 +74,11 @@ def other_stack_python():
 
 def model_inputs(run_dir, task_dir: str, max_seq_length: int):
     """The run's test examples (the fixtures' test.tsv) as features.py makes them, [n, max_seq_length] each."""
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
     examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")
     converted = [features.convert_example(example, run.task, max_seq_length, tokenizer) for example in examples]
-    return {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    return {name: np.array([getattr(f, name) for f in converted], np.int32) for name in run_info.INPUTS}
 
 
 def batches(inputs, sizes):

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from bert.data import convert_checkpoint as cc
-from bert import checkpoints, modeling, tokenization
+from bert import checkpoints, modeling, run_info, tokenization
 from bert.data import features, processors
-from bert.serving import hf_export, inference
+from bert.serving import hf_export
 from bert.compat import IS_TF2, tf
 from conftest import REPO_ROOT
 from test_convert_checkpoint import make_tiny_hf_dir
@@ -54,7 +54,7 @@ def exported_stsb(fine_tuned_stsb, tmp_path_factory):
 
 
 def assert_tensors_are_the_checkpoints(run_dir, hf_dir, num_labels):
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     reader = tf.train.load_checkpoint(run.checkpoint)
     metadata, stored = raw_tensors(hf_dir / "model.safetensors")
     assert metadata == {"format": "pt"}
@@ -101,7 +101,7 @@ def test_the_pruned_runs_tensors_are_its_checkpoints_with_kernels_transposed_and
 
 def test_the_mrpc_config_tokenizer_and_vocab(exported_mrpc, fine_tuned_mrpc):
     summary, hf_dir = exported_mrpc
-    run = inference.read_run(str(fine_tuned_mrpc))
+    run = run_info.read_run(str(fine_tuned_mrpc))
     config = json.loads((hf_dir / "config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "0", "1": "1"} and config["label2id"] == {"0": 0, "1": 1}
@@ -157,7 +157,7 @@ def google_run(google_dir, task, do_lower_case=True, **config_overrides):
     """A TrainedRun over a converted checkpoint (what read_run finds in a run dir), for export_run."""
     config = json.loads((google_dir / "bert_config.json").read_text())
     config.update(config_overrides)
-    return inference.TrainedRun(
+    return run_info.TrainedRun(
         output_dir=str(google_dir), checkpoint=str(google_dir / "bert_model.ckpt"), task=processors.get_task(task),
         bert_config=modeling.BertConfig.from_dict(config), vocab_file=str(google_dir / "vocab.txt"),
         do_lower_case=do_lower_case, max_seq_length=128)
@@ -262,10 +262,10 @@ def test_cli_exports_in_one_line_and_errs_in_one_line(fine_tuned_stsb, tmp_path)
 
 def our_logits(run, inputs):
     with tf.Graph().as_default():
-        tensors = [tf.constant(inputs[name]) for name in inference.INPUTS]
+        tensors = [tf.constant(inputs[name]) for name in run_info.INPUTS]
         pooled = modeling.BertModel(run.bert_config, False, *tensors).pooled_output
         logits = modeling.classifier_head(pooled, run.task.num_labels, run.task.is_regression, False).logits
-        saver = inference.checkpoint_saver(run)
+        saver = run_info.checkpoint_saver(run)
         with tf.Session() as session:
             saver.restore(session, run.checkpoint)
             return session.run(logits)
@@ -304,11 +304,11 @@ def transformers_python():
 def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run_fixture, task_dir):
     run_dir = request.getfixturevalue(run_fixture)
     hf_export.export(str(run_dir), str(tmp_path / "hf"))
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     ours_tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
     examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")[:32]
     converted = [features.convert_example(e, run.task, run.max_seq_length, ours_tokenizer) for e in examples]
-    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in run_info.INPUTS}
 
     np.savez(str(tmp_path / "inputs.npz"), **inputs)
     job = {"hf_dir": str(tmp_path / "hf"), "text_a": [e.text_a for e in examples],

@@ -25,7 +25,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from bert import checkpoints, files, modeling, run_info
-from bert.serving import inference
 from bert.compat import tf
 from bert.checkpoints import CKPT_NAME, write_tf_checkpoint
 from bert.errors import UserError, exit_on_user_error
@@ -150,7 +149,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         "is compacted with the bert_config_file and vocab_file its run_info.json records, into "
                         "OUTPUT_DIR/%s/" % run_info.COMPACT_MODEL)
     args = parser.parse_args(argv)
-    run = inference.read_run(args.output_dir)
+    run = run_info.read_run(args.output_dir)
     target = os.path.join(args.output_dir, run_info.COMPACT_MODEL)
     before = parameter_count(run.checkpoint)
     after = compact(run.checkpoint, run.bert_config, target, run.vocab_file)

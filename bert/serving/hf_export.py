@@ -9,7 +9,7 @@ DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoToke
     tokenizer_config.json   BertTokenizer with the run's casing, truncating at the run's max_seq_length
     model.safetensors       the run's latest checkpoint, float32, in HF's names (convert_checkpoint.NAME_TABLE)
 
-The run is read as bert.serving.predict and bert.serving.export read it (inference.read_run): its task, the bert_config.json and
+The run is read as bert.serving.predict and bert.serving.export read it (run_info.read_run): its task, the bert_config.json and
 vocab it was trained with, its casing and latest checkpoint. Only the checkpoint's model weights are written:
 Adam's slots, global_step and a pruning run's `_mask`, `_pruning_score` and `_group_lasso_reweight` variables
 are left aside (NAME_TABLE names none of them), and a pruned model's weights are saved already zero where its
@@ -25,10 +25,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from bert import checkpoints
+from bert import checkpoints, run_info
 from bert.data import convert_checkpoint as cc
 from bert.data import processors
-from bert.serving import inference
 from bert.compat import tf
 
 HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # what an export holds
@@ -64,7 +63,7 @@ def hf_config(bert_config, task: processors.TaskSpec) -> Dict:
     return config
 
 
-def tokenizer_config(run: inference.TrainedRun) -> Dict:
+def tokenizer_config(run: run_info.TrainedRun) -> Dict:
     """BertTokenizer as the run tokenized: its casing (accents are stripped with lower-casing, as HF's default
     strip_accents=None does) and its max_seq_length, where HF's truncation=True cuts (longest first, like
     run_classifier.py's pair truncation)."""
@@ -98,7 +97,7 @@ def hf_tensors(checkpoint: str, bert_config, num_labels: int) -> Tuple[OrderedDi
     return tensors, left_aside
 
 
-def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
+def export_run(run: run_info.TrainedRun, hf_dir: str) -> Dict:
     """Writes `run` into hf_dir (see the module's docstring); returns a summary dict.
 
     The files are written into a temporary directory inside hf_dir and moved in with config.json last, so an
@@ -122,7 +121,7 @@ def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
 def export(output_dir: str, hf_dir: str) -> Dict:
     """The fine-tuning run in output_dir (run_classifier.py's --output_dir) into hf_dir; a UserError or
     ConversionError says what is wrong."""
-    return export_run(inference.read_run(output_dir), hf_dir)
+    return export_run(run_info.read_run(output_dir), hf_dir)
 
 
 def summary_line(summary: Dict) -> str:

@@ -1,4 +1,4 @@
-"""bert/serving/hf_export.py (python -m bert.data.convert_checkpoint --to_hf): a fine-tuned run in Hugging Face's
+"""bert/serving/hf_export.py (python -m bert.serving.hf_export): a fine-tuned run in Hugging Face's
 BertForSequenceClassification layout.
 
 The exports of conftest's pruned embedded-model MRPC run and dense tiny STS-B run are checked tensor by tensor
@@ -240,18 +240,18 @@ def test_a_checkpoint_of_other_shapes_than_its_config_is_refused(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint"] + list(args), cwd=str(REPO_ROOT),
+    return subprocess.run([sys.executable, "-m", "bert.serving.hf_export"] + list(args), cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
 
 
 def test_cli_exports_in_one_line_and_errs_in_one_line(fine_tuned_stsb, tmp_path):
-    done = run_cli("--to_hf", "--output_dir=%s" % fine_tuned_stsb, "--hf_dir=%s" % (tmp_path / "hf"))
+    done = run_cli("--output_dir=%s" % fine_tuned_stsb, "--hf_dir=%s" % (tmp_path / "hf"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("exported %s (STS-B, model.ckpt-" % fine_tuned_stsb), done.stdout
     assert "-> %s: 41 tensors" % (tmp_path / "hf") in lines[0] and "hidden_act gelu -> gelu_new" in lines[0]
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == sorted(hf_export.HF_FILES)
-    done = run_cli("--to_hf", "--output_dir=%s" % (tmp_path / "missing"), "--hf_dir=%s" % (tmp_path / "hf2"))
+    done = run_cli("--output_dir=%s" % (tmp_path / "missing"), "--hf_dir=%s" % (tmp_path / "hf2"))
     assert done.returncode == 1
     # the last line: TF 1.15 prints a deprecation notice of its own when bert.compat imports it
     assert done.stderr.strip().splitlines()[-1] == ("error: %s is not a directory: pass the --output_dir of a "

@@ -10,7 +10,9 @@ Google's layout is what the rest of this project reads:
 
 Usage:
     python -m bert.data.convert_checkpoint --hf_dir DIR --output_dir DIR
-    python -m bert.data.convert_checkpoint --to_hf --output_dir RUN_DIR --hf_dir DIR   (the way back: bert/serving/hf_export.py)
+
+The way back, a fine-tuned run to Hugging Face's layout, is bert/serving/hf_export.py
+(`python -m bert.serving.hf_export --output_dir RUN_DIR --hf_dir DIR`).
 
 The safetensors file is read by a small numpy-only reader (``read_safetensors``), and written by a small
 writer (``write_safetensors``), so neither torch nor the safetensors package is needed. A
@@ -39,7 +41,6 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from bert.checkpoints import CKPT_NAME, write_tf_checkpoint, written_config_last
-from bert.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -473,30 +474,28 @@ def is_complete(output_dir):
     return all(os.path.isfile(os.path.join(output_dir, n)) for n in CHECKPOINT_FILES)
 
 
+HF_EXPORT_COMMAND = "python -m bert.serving.hf_export --output_dir RUN_DIR --hf_dir DIR"
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--to_hf" or arg.startswith("--to_hf=") for arg in argv):
+        print("error: --to_hf is gone from this command: export a fine-tuned run with `%s`" % HF_EXPORT_COMMAND,
+              file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m bert.data.convert_checkpoint",
         description="Convert a Hugging Face BERT (config.json, vocab.txt, model.safetensors) to Google's "
-                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*), or with --to_hf a "
-                    "fine-tuned run to Hugging Face's BertForSequenceClassification layout.")
+                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*). The way back, a "
+                    "fine-tuned run to Hugging Face's layout: `%s`." % HF_EXPORT_COMMAND)
     parser.add_argument("--hf_dir", required=True,
-                        help="the Hugging Face model directory: read (config.json, vocab.txt, model.safetensors), "
-                             "or written with --to_hf")
-    parser.add_argument("--output_dir", required=True,
-                        help="where to write the Google-layout checkpoint, or with --to_hf the fine-tuning run to "
-                             "export (run_classifier.py's --output_dir)")
-    parser.add_argument("--to_hf", action="store_true",
-                        help="export the run in --output_dir into --hf_dir (default: import --hf_dir)")
+                        help="the Hugging Face model directory to read (config.json, vocab.txt, model.safetensors)")
+    parser.add_argument("--output_dir", required=True, help="where to write the Google-layout checkpoint")
     args = parser.parse_args(argv)
-    if args.to_hf:  # imported here: it builds on this module, brings TensorFlow's model code, and is imported
-        from bert.serving import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        if args.to_hf:
-            line = hf_export.summary_line(hf_export.export(args.output_dir, args.hf_dir))
-        else:
-            line = summary_line(convert(args.hf_dir, args.output_dir))
-    except (ConversionError, UserError) as e:  # read_run's errors are UserErrors
+        line = summary_line(convert(args.hf_dir, args.output_dir))
+    except ConversionError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     print(line)

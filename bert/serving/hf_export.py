@@ -1,5 +1,5 @@
-"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.data.convert_checkpoint
---to_hf --output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/data/convert_checkpoint.py's import.
+"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.serving.hf_export
+--output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/data/convert_checkpoint.py's import.
 
 DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoTokenizer.from_pretrained(DIR)` read:
 
@@ -16,12 +16,15 @@ are left aside (NAME_TABLE names none of them), and a pruned model's weights are
 masks are, so it exports with its zeros. The weights' shapes are read from the checkpoint and must be those
 its bert_config.json gives, since HF's BertConfig has one size per kind of matrix for all layers.
 """
+import argparse
 import json
+import logging
 import os
 import shutil
+import sys
 from collections import OrderedDict
 from dataclasses import asdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from bert import checkpoints, run_info
 from bert.data import convert_checkpoint as cc
 from bert.data import processors
 from bert.compat import tf
+from bert.errors import UserError
 
 HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # what an export holds
 # HF's BertConfig fields that bert_config.json holds under the same names (the import reads the same ones).
@@ -131,3 +135,27 @@ def summary_line(summary: Dict) -> str:
                 summary["num_tensors"], summary["num_parameters"] / 1e6,
                 100.0 * summary["num_zeros"] / summary["num_parameters"], summary["hidden_act"][0],
                 summary["hidden_act"][1], len(summary["left_aside"])))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bert.serving.hf_export",
+        description="Export a fine-tuned run to Hugging Face's BertForSequenceClassification layout (config.json, "
+                    "vocab.txt, tokenizer_config.json, model.safetensors); the way back of "
+                    "`python -m bert.data.convert_checkpoint`.")
+    parser.add_argument("--output_dir", required=True,
+                        help="the fine-tuning run to export (run_classifier.py's --output_dir)")
+    parser.add_argument("--hf_dir", required=True, help="the Hugging Face model directory to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        line = summary_line(export(args.output_dir, args.hf_dir))
+    except (cc.ConversionError, UserError) as e:  # read_run's errors are UserErrors
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

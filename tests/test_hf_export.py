@@ -273,8 +273,10 @@ def our_logits(run, inputs):
 
 # Runs in the TF 2 environment's Python, eagerly, without this code: transformers' tokenizer, and its TensorFlow
 # BertForSequenceClassification (which reads model.safetensors without torch) on our ids, from the export alone.
+# Installed editable, this project's package is importable there: the script makes any import of it fail.
 TRANSFORMERS_SCRIPT = r'''
 import json, sys
+sys.modules["bert"] = None  # `import bert` and `import bert.x` now raise ImportError
 import numpy as np
 import transformers
 job = json.load(open(sys.argv[1]))

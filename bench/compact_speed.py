@@ -23,13 +23,13 @@ import tempfile
 
 import numpy as np
 
+import measurement  # bench/, the script's own folder
+from bert import run_info
+from bert.compat import tf
+from bert.checkpoints import CKPT_NAME
+from bert.sweeps.runs import read_eval_results
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-import measurement  # noqa: E402  (bench/, the script's own folder)
-from bert import run_info  # noqa: E402
-from bert.compat import tf  # noqa: E402
-from bert.checkpoints import CKPT_NAME  # noqa: E402
-from bert.sweeps.runs import read_eval_results  # noqa: E402
 
 ENCODER_KERNELS = ("attention/self/query/kernel", "attention/self/key/kernel", "attention/self/value/kernel",
                    "attention/output/dense/kernel", "intermediate/dense/kernel", "output/dense/kernel")

@@ -22,13 +22,13 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from bert.data import features, processors  # noqa: E402
+from bert.data import features, processors
 from bert import run_info
 from bert.serving import predict
-from bert.compat import TF_VERSION  # noqa: E402
+from bert.compat import TF_VERSION
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def output(command) -> str:

@@ -9,10 +9,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bert import checkpoints, modeling  # noqa: E402
+from bert import checkpoints, modeling
 from bert.compression import pruning
-from bert.compat import tf  # noqa: E402
+from bert.compat import tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -43,11 +43,10 @@ import sys
 import time
 import zipfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCH_ENV = dict(os.environ)  # before bert.compat sets its defaults in os.environ
 
 from bert import kernels, modeling, tokenization  # noqa: E402
-from bert.data import features, processors
+from bert.data import features, processors  # noqa: E402
 from bert.compat import TF_VERSION, enable_xla_on_cpu, tf  # noqa: E402
 from bert.sweeps.runs import read_eval_results  # noqa: E402
 from bert.training.estimator import default_towers, model_fn_builder  # noqa: E402
@@ -248,9 +247,10 @@ def run_google(work_dir: str, flags_for_config) -> str:
     config_file = os.path.join(work_dir, "bert_config_tanh_gelu.json")
     with open(config_file, "w") as f:
         json.dump(config, f)
-    return subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py"), unpacked] +
-                          flags_for_config(config_file), cwd=work_dir, env=LAUNCH_ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, universal_newlines=True, check=True).stderr
+    # Google's package is also named `bert`: PYTHONPATH puts it before ours (installed editable, bert/ in REPO).
+    return subprocess.run([sys.executable, os.path.join(REPO, "bench", "google_reference.py")] +
+                          flags_for_config(config_file), cwd=work_dir, env=dict(LAUNCH_ENV, PYTHONPATH=unpacked),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True, check=True).stderr
 
 
 def google_eval_rate(log: str) -> float:

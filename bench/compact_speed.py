@@ -23,14 +23,13 @@ import tempfile
 
 import numpy as np
 
+import measurement  # bench/, the script's own folder
+from bert import run_info
+from bert.compat import tf
+from bert.checkpoints import CKPT_NAME
+from bert.sweeps.runs import read_eval_results
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-import measurement  # noqa: E402  (bench/, the script's own folder)
-from bert import run_info  # noqa: E402
-from bert.serving import inference
-from bert.compat import tf  # noqa: E402
-from bert.data.convert_checkpoint import CKPT_NAME  # noqa: E402
-from bert.sweeps.runs import read_eval_results  # noqa: E402
 
 ENCODER_KERNELS = ("attention/self/query/kernel", "attention/self/key/kernel", "attention/self/value/kernel",
                    "attention/output/dense/kernel", "intermediate/dense/kernel", "output/dense/kernel")
@@ -66,13 +65,13 @@ def main():
     parser.add_argument("--train_steps", type=int, default=30)
     parser.add_argument("--output", help="also append the table as markdown here")
     args = parser.parse_args()
-    dense_run = inference.read_run(args.dense)
+    dense_run = run_info.read_run(args.dense)
     settings = run_info.read(args.dense)["settings"]
     task = dense_run.task.name
     compact_dir = os.path.join(args.structured, run_info.COMPACT_MODEL)
     models = {
         "dense": {"vocab": dense_run.vocab_file, "checkpoint": dense_run.checkpoint,
-                  "config": inference.recorded_file(settings, "bert_config_file", args.dense)},
+                  "config": run_info.recorded_file(settings, "bert_config_file", args.dense)},
         "compact": {"vocab": os.path.join(compact_dir, "vocab.txt"),
                     "config": os.path.join(compact_dir, "bert_config.json"),
                     "checkpoint": os.path.join(compact_dir, CKPT_NAME)}}

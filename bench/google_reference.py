@@ -1,15 +1,17 @@
 """Runs google-research/bert's own run_classifier.py, timing its training and evaluation phases.
 
-    .venv/bin/python bench/google_reference.py UNPACKED_WHEEL_DIR [its run_classifier flags ...]
+    PYTHONPATH=UNPACKED_WHEEL_DIR .venv/bin/python bench/google_reference.py [its run_classifier flags ...]
 
 The reference is the bert-tensorflow 1.0.4 release on PyPI (google-research/bert's code, TF 1.15 only:
 it uses tf.contrib). bench/benchmark.py downloads and unpacks it; nothing of it is part of this project.
-Its package is also named `bert`, so this file is run as a script from bench/ (our package is then not
-importable) with the unpacked wheel first on sys.path. The seconds of TPUEstimator.train and
+Its package is also named `bert`, so the unpacked wheel goes on PYTHONPATH, which Python searches before
+the environment's packages (ours among them, installed editable): `from bert import run_classifier` here is
+Google's. The seconds of TPUEstimator.train and
 TPUEstimator.evaluate (graph building, checkpoint restore, every batch, metrics) go to stderr as
 `google_train_seconds N` and `google_eval_seconds N`, and the evaluation's steady rate (batches after
 the first two, which warm up) as `google_eval_examples_per_second N`.
 """
+import os
 import sys
 import time
 
@@ -47,9 +49,11 @@ def instrument(tf, estimator_class, eval_batch_size) -> None:
 
 
 def main() -> None:
-    sys.path.insert(0, sys.argv.pop(1))
     import tensorflow.compat.v1 as tf
-    from bert import run_classifier  # google-research/bert's, from the unpacked wheel
+    from bert import run_classifier  # google-research/bert's, from the unpacked wheel on PYTHONPATH
+
+    if os.path.isfile(os.path.join(os.path.dirname(run_classifier.__file__), "compat.py")):  # this project's
+        sys.exit("error: this project's bert was imported, not Google's: put the unpacked wheel on PYTHONPATH")
 
     instrument(tf, tf.estimator.tpu.TPUEstimator, lambda: run_classifier.FLAGS.eval_batch_size)
     for name in ("data_dir", "task_name", "vocab_file", "bert_config_file", "output_dir"):

@@ -13,12 +13,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bert import modeling  # noqa: E402
+from bert import modeling
 from bert.compression import pruning
 from bert.data import processors
-from bert.compat import tf  # noqa: E402
-from bert.training.estimator import model_fn_builder  # noqa: E402
+from bert.compat import tf
+from bert.training.estimator import model_fn_builder
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "uncased_L-6_H-384_A-12",
                       "bert_config.json")

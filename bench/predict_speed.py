@@ -22,12 +22,13 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from bert.data import features, processors  # noqa: E402
-from bert.serving import inference, predict
-from bert.compat import TF_VERSION  # noqa: E402
+from bert.data import features, processors
+from bert import run_info
+from bert.serving import predict
+from bert.compat import TF_VERSION
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def output(command) -> str:
@@ -43,7 +44,7 @@ def main():
     parser.add_argument("--output", help="also write the results to this markdown file")
     args = parser.parse_args()
 
-    run = inference.read_run(args.model_dir)
+    run = run_info.read_run(args.model_dir)
     if run.task.name != "MRPC":
         sys.exit("%s is a %s run: this bench predicts MRPC dev" % (args.model_dir, run.task.name))
     examples = processors.read_examples("MRPC", os.path.join(args.glue_dir, "MRPC"), "dev")

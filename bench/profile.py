@@ -16,7 +16,7 @@ import collections
 import os
 import sys
 
-import benchmark  # bench/benchmark.py, beside this script; it puts the repository on sys.path
+import benchmark  # bench/benchmark.py, beside this script
 
 from bert import modeling
 from bert.data import processors

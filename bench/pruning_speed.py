@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 
+from bert.compression import pruning  # the schedule's rule, without TensorFlow's graph
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from bert.compression import pruning  # noqa: E402  (the schedule's rule, without TensorFlow's graph)
 GRADUAL = ["--pruning_schedule=gradual", "--pruning_begin=0", "--pruning_end=0.7", "--pruning_frequency=10"]
 VARIANTS = {  # name -> flags beside the dense run's
     "weight": ["--target_sparsity=0.5", "--pruning_granularity=weight", "--pruning_scope=per_matrix"] + GRADUAL,

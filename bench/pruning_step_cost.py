@@ -19,19 +19,18 @@ large as the bar.
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-import measurement  # noqa: E402  (bench/, the script's own folder)
-from bert import modeling  # noqa: E402
+import measurement  # bench/, the script's own folder
+from bert import modeling
 from bert.compression import pruning
 from bert.data import processors
-from bert.compat import tf  # noqa: E402
-from bert.training.estimator import model_fn_builder  # noqa: E402
+from bert.compat import tf
+from bert.training.estimator import model_fn_builder
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BATCH = 32
 MRPC_STEPS = 343  # int(3668 / 32 * 3)

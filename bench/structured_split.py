@@ -9,17 +9,16 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bert import modeling  # noqa: E402
+from bert import checkpoints, modeling
 from bert.compression import pruning
-from bert.compat import tf  # noqa: E402
+from bert.compat import tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(checkpoint: str, config_file: str) -> None:
     config = modeling.BertConfig.from_json_file(config_file)
-    reader = tf.train.NewCheckpointReader(checkpoint)
+    reader = checkpoints.reader(checkpoint)
     names = sorted(name for name in reader.get_variable_to_shape_map() if pruning.is_prunable(name, False))
     hidden, heads = config.hidden_size, config.num_attention_heads
     head_means, neuron_means = [], []

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Dict, List, Optional, Tuple
 
-from bert import files, kernels, optimization
+from bert import counters, files, kernels
 from bert.compat import VECTORIZED_ERF, tf
 from bert.errors import UserError
 
@@ -248,7 +248,7 @@ def dropout(x, rate: float, is_training: bool, name: str = "dropout", stream=0):
 
     Stateless: tf.nn.dropout's random state lives in the session, so a run resumed from a checkpoint
     would draw other masks than the uninterrupted run; these masks are the same either way. The count of
-    batches read so far (optimization.batches_read, in the checkpoint) rather than global_step: the
+    batches read so far (counters.batches_read, in the checkpoint) rather than global_step: the
     micro-batches of one accumulated update, and the batch after an update that fp16 loss scaling
     skipped, draw masks of their own; without accumulation or skips the two are equal at every step.
     `stream` (an int or int tensor) tells apart model copies that share op names: the towers, the
@@ -259,7 +259,7 @@ def dropout(x, rate: float, is_training: bool, name: str = "dropout", stream=0):
     """
     if not is_training or rate <= 0:
         return x
-    step = optimization.batches_read().read_value()
+    step = counters.batches_read().read_value()
     name_seed = scoped_seed(name) ^ (tf.get_default_graph().seed or 0) & 0x7FFFFFFF
     seed = tf.stack([name_seed + tf.cast(stream, tf.int64) * (1 << 32), step])  # stream in the high bits
     keep = tf.random.stateless_uniform(tf.shape(x), seed=seed, dtype=x.dtype) >= rate

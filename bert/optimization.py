@@ -10,59 +10,14 @@
 Slots are named `<variable>/adam_m` and `<variable>/adam_v`, as in Google's fine-tuned checkpoints.
 """
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 from tensorflow.python.tpu import tpu_function  # the shard count of the TPU computation being built
 
 from bert.compat import tf
+from bert.counters import batches_read, read_before_update
 
 NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
-BATCHES_READ = "batches_read"  # the variable's name and its graph collection
-STEP_BEFORE_UPDATE, BATCHES_BEFORE_UPDATE = "global_step_before_update", "batches_read_before_update"
-
-
-def batches_read():
-    """The int64 variable `batches_read`: how many batches train_op has read, one per run (micro-batches with
-    gradient accumulation; batches whose update fp16 loss scaling skipped count too). Created on first use.
-
-    global_step counts applied updates, so it cannot say where in the data order a run stands once an
-    update takes several batches or is skipped; this counter can, and it is saved in the checkpoint: a
-    resumed run continues at this batch, and dropout draws its masks from it (see modeling.dropout). In a
-    run without accumulation or skips it equals global_step at every step. A resource variable, like
-    TPUEstimator's global_step: a read is a snapshot, so what a run reads before its increment (dropout's masks,
-    pruning's) is the count before it; a hook fetches counts_before_update(), whose reads are ordered so too.
-    """
-    found = tf.get_collection(BATCHES_READ)
-    if found:
-        return found[0]
-    return _create_batches_read(initial_value=0, collections=[tf.GraphKeys.GLOBAL_VARIABLES])
-
-
-def count_batches_from_global_step(accumulation_steps: int):
-    """`batches_read` for a run resumed from a checkpoint written before the counter existed, which a saver that
-    expects it could not restore: a local variable, not saved, that starts at global_step * accumulation_steps
-    (where those runs resumed). Call it before anything uses batches_read()."""
-    step = tf.cast(tf.train.get_or_create_global_step(), tf.int64)
-    return _create_batches_read(initial_value=step * accumulation_steps, collections=[tf.GraphKeys.LOCAL_VARIABLES])
-
-
-def counts_before_update() -> Tuple:
-    """(global_step, batches_read) as the current run of train_op read them before its increments: what a hook
-    fetches along with train_op. A fetch of the variables themselves is not ordered with those increments:
-    global_step, a ref variable that the update increments in place, then shows the new count, and the
-    counter's read came after its increment in ~1% of the runs of a small graph (once in a resume test run
-    under load, which recorded a batch's loss as the next one's)."""
-    graph = tf.get_default_graph()
-    return tuple(graph.get_tensor_by_name(name + ":0") for name in (STEP_BEFORE_UPDATE, BATCHES_BEFORE_UPDATE))
-
-
-def _create_batches_read(initial_value, collections: List[str]):
-    with tf.get_default_graph().name_scope(None):  # top level, wherever the first use is
-        counter = tf.Variable(initial_value, dtype=tf.int64, trainable=False, name=BATCHES_READ, use_resource=True,
-                              collections=collections + [BATCHES_READ],
-                              # one count for all tf.distribute replicas, as for global_step
-                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    return counter
 
 
 def mean_over_replicas(use_tpu: bool) -> Callable[[List], List]:
@@ -189,7 +144,7 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
                     before_update: Optional[Callable[[List, List], List]] = None):
     """Builds the training op and returns (train_op, learning_rate tensor).
 
-    Every run of train_op reads one batch and adds 1 to `batches_read`. With `accumulation_steps` N > 1
+    Every run of train_op reads one batch and adds 1 to `batches_read` (bert/counters.py). With `accumulation_steps` N > 1
     each run takes one micro-batch: its gradients are summed into `<variable>/grad_accum`, and every N-th
     run applies their mean (averaged over replicas and clipped, as one large batch would be) and advances
     global_step. The schedule counts applied updates.
@@ -202,9 +157,7 @@ def create_train_op(loss, init_lr: float, num_train_steps: int, num_warmup_steps
     """
     global_step = tf.train.get_or_create_global_step()
     counter = batches_read()
-    with tf.get_default_graph().name_scope(None):  # counts_before_update(); Snapshot copies (a read of a ref
-        counts = [tf.raw_ops.Snapshot(input=global_step, name=STEP_BEFORE_UPDATE),  # variable shares its buffer)
-                  tf.identity(counter.read_value(), name=BATCHES_BEFORE_UPDATE)]
+    counts = read_before_update(global_step, counter)
     learning_rate = learning_rate_schedule(init_lr, global_step, num_train_steps, num_warmup_steps)
     adam = optimizer = AdamWeightDecayOptimizer(learning_rate)
     if use_fp16:

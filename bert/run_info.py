@@ -1,4 +1,5 @@
-"""What made a run: the settings its model was trained with and the time each invocation spent training it.
+"""A run's record and reading it back: the settings its model was trained with, the time each invocation spent
+training it, and the trained run (its model and latest checkpoint) for what builds on it.
 
 `run_info.json` in the output dir records them. A checkpoint there belongs to its settings: the same
 command resumes it, a command with other training settings is refused (`differences` names what differs),
@@ -11,13 +12,31 @@ training, "to_batch": the batches read at its last checkpoint, "timed_examples" 
 examples after the invocation's first batch and their seconds, which leave out graph building, the restore
 and the first batch's one-off work}), rewritten at each of its checkpoints, so that a run resumed any
 number of times reports the time of all of them, each up to the checkpoint the next one resumed from.
+
+A trained run is read back from there too (`read_run`: a TrainedRun with what it was trained with, its latest
+checkpoint and its model), for inference and for what builds on a fine-tuned run.
+bert/serving/export.py (a SavedModel for TensorFlow Serving), bert/serving/predict.py (raw text in, predictions
+out) and bert/serving/hf_export.py, and bert/compression/distillation.py (the teacher) and compaction.py all
+start from a run's --output_dir. What they need is recorded there: run_info.json's settings name the task,
+the bert_config.json (so a model of other shapes than the pre-trained one, a compact model, builds at its
+own shapes), the vocab, the casing and max_seq_length. Inference builds one graph: modeling.BertModel and the
+task's classifier_head in inference mode (no dropout, no batches_read counter, a gather for the embeddings
+rather than TPU's one-hot matmul), restored from the checkpoint's model weights alone. A pruning run's
+checkpoint holds more (each pruned kernel's `_mask`, `_pruning_score`, `_group_lasso_reweight`, Adam's
+slots): those variables are not in the graph and are never read, and its saved weights are already zero
+where the masks were.
 """
 import fnmatch
 import json
 import os
+import re
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from bert import files
+from bert import files, modeling
+from bert.compat import tf
+from bert.data import processors
+from bert.errors import UserError
 
 RUN_INFO = "run_info.json"
 COMPACT_MODEL = "compact_model"  # bert/compression/compaction.py's model of the run's checkpoint
@@ -25,6 +44,7 @@ COMPACT_MODEL = "compact_model"  # bert/compression/compaction.py's model of the
 RUN_OUTPUTS = ("checkpoint", "model.ckpt-*", "events.out.tfevents.*", "graph.pbtxt", "eval", "tmp_worker_*",
                "eval_results.txt", "test_results*.tsv", "train_loss.tsv", "data_stats.json", "sparsity.json",
                COMPACT_MODEL, RUN_INFO)
+INPUTS = ("input_ids", "input_mask", "segment_ids")  # int32 [batch, seq], as features.convert_example makes them
 
 
 def file_setting(path: Optional[str], digest_path: Optional[str] = None) -> Optional[Dict[str, str]]:
@@ -104,3 +124,94 @@ def totals(invocations: List[Dict]) -> Dict[str, float]:
     if timed_seconds > 0:
         result["train_examples_per_second"] = round(timed_examples / timed_seconds, 2)
     return result
+
+
+# ---------------------------------------------------------------- a trained run read back
+
+@dataclass(frozen=True)
+class TrainedRun:
+    output_dir: str
+    checkpoint: str  # the latest checkpoint's prefix
+    task: processors.TaskSpec
+    bert_config: modeling.BertConfig
+    vocab_file: str
+    do_lower_case: bool
+    max_seq_length: int  # the run's: what the model was trained and evaluated at
+
+    @property
+    def output_name(self) -> str:
+        """The model's output: class probabilities in the order of task.labels, or STS-B's predicted score."""
+        return "predictions" if self.task.is_regression else "probabilities"
+
+    @property
+    def takes_pairs(self) -> bool:
+        """Whether the task's examples are sentence pairs (MRPC, MNLI, ...) rather than single sentences."""
+        return self.task.splits[self.task.test_splits[0]].text_b_col is not None
+
+    def checked_length(self, max_seq_length: Optional[int]) -> int:
+        """`max_seq_length` (default: the run's), refused beyond the model's position embeddings."""
+        length = max_seq_length or self.max_seq_length
+        if not 3 <= length <= self.bert_config.max_position_embeddings:
+            raise UserError("--max_seq_length=%d: the model takes 3 to %d tokens (its max_position_embeddings)"
+                            % (length, self.bert_config.max_position_embeddings))
+        return length
+
+
+def recorded_file(settings: Dict, name: str, run_dir: str) -> str:
+    """The path of a file the run was trained with, checked against the digest recorded with it.
+
+    Paths are recorded as given to run_classifier.py, so a relative one is relative to where the run started.
+    """
+    setting = settings.get(name)
+    if not setting:
+        raise UserError("%s: run_info.json records no %s" % (run_dir, name))
+    path = setting["path"]
+    if not files.isfile(path):
+        raise UserError("%s: the run's --%s %s is not found (run_info.json records it as given: run this from the "
+                        "directory the run was started in)" % (run_dir, name, path))
+    if files.sha1(path) != setting["sha1"]:
+        raise UserError("%s: the run's --%s %s has changed since the run was trained" % (run_dir, name, path))
+    return path
+
+
+def read_run(output_dir: str) -> TrainedRun:
+    """The run in `output_dir` (run_classifier.py's --output_dir after training), or a UserError saying what is
+    missing."""
+    if not files.isdir(output_dir):
+        raise UserError("%s is not a directory: pass the --output_dir of a fine-tuning run" % output_dir)
+    info = read(output_dir)
+    if not info:
+        raise UserError("%s has no %s: it is not the --output_dir of a run_classifier.py run"
+                        % (output_dir, RUN_INFO))
+    settings = info.get("settings")
+    if not settings:
+        raise UserError("%s: %s records no training settings (the run was not trained there, or before they were "
+                        "recorded)" % (output_dir, RUN_INFO))
+    checkpoint = tf.train.latest_checkpoint(output_dir)
+    if not checkpoint:
+        raise UserError("%s has no checkpoint: train the run first (run_classifier.py --do_train=true)" % output_dir)
+    return TrainedRun(
+        output_dir=output_dir, checkpoint=checkpoint, task=processors.get_task(settings["task_name"]),
+        bert_config=modeling.BertConfig.from_json_file(recorded_file(settings, "bert_config_file", output_dir)),
+        vocab_file=recorded_file(settings, "vocab_file", output_dir), do_lower_case=settings["do_lower_case"],
+        max_seq_length=settings["max_seq_length"])
+
+
+def model_outputs(run: TrainedRun, input_ids, input_mask, segment_ids):
+    """The task's outputs for int32 [batch, seq] inputs in the current graph: [batch, num_labels]
+    probabilities, or [batch] scores for a regression. Which GELU, softmax and LayerNorm ops it uses
+    follows kernels.enabled()."""
+    pooled_output = modeling.BertModel(run.bert_config, False, input_ids, input_mask, segment_ids).pooled_output
+    return modeling.classifier_head(pooled_output, run.task.num_labels, run.task.is_regression, False).probabilities
+
+
+def checkpoint_saver(run: TrainedRun) -> tf.train.Saver:
+    """A Saver of the current graph's variables (the model built by `model_outputs`), checked against the run's
+    checkpoint: each must be there at the shape the config gives it; what else the checkpoint holds is ignored."""
+    variables = tf.global_variables()
+    _, missing = modeling.assignment_map_from_checkpoint(variables, run.checkpoint)
+    if missing:
+        raise UserError("checkpoint %s lacks %s: is it a model of the run's bert_config.json?"
+                        % (run.checkpoint, ", ".join(missing[:5])))
+    return tf.train.Saver({re.sub(r":\d+$", "", var.name): var for var in variables})
+

@@ -2,6 +2,9 @@
 # Creates the project's virtual environments (idempotent: a complete one is left alone).
 #   .venv      the default stack: TF 1.15.5 on Python 3.7 where one exists, else TF 2.15
 #   .venv-tf2  TF 2.15 on Python 3.9-3.11
+# Each gets its pinned requirements, then this project installed editable (pyproject.toml): `bert` imports from
+# anywhere, e.g. `python bench/benchmark.py`. An environment is made anew when its requirements change; the
+# project is installed again when pyproject.toml or the checkout's folder changes.
 # Usage: scripts/setup_env.sh [default|tf2|all]
 #   GPU=1      TensorFlow's GPU build in place of `tensorflow` (one TensorFlow distribution per environment):
 #              tensorflow-gpu for TF 1.15 (its `tensorflow` wheels are CPU-only since 1.15.2) and
@@ -40,14 +43,28 @@ pins() {  # pins REQUIREMENTS: the file's requirements without comments, one a l
   sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' -e "$rename" "$1"
 }
 
+project_stamp() {  # what .installed-project records: pyproject.toml and the checkout the install points at
+  cat pyproject.toml
+  echo "# editable at $(pwd -P)"
+}
+
 stamp() {  # stamp REQUIREMENTS: what .installed records; without GPU=1 the requirements file itself, as before
   cat "$1"
   if [ "$gpu" = 1 ]; then echo "# GPU=1"; fi
 }
 
+install_project() {  # install_project DIR [new]: this project, editable, unless already so from this pyproject.toml
+  local dir=$1 new=${2:-} stamp_file="$1/.installed-project"  # here; `new`: DIR was just made, without it
+  if [ -z "$new" ] && [ -f "$stamp_file" ] && cmp -s "$stamp_file" <(project_stamp); then return 0; fi
+  echo "[setup] installing this project into $dir (pip install -e .)"
+  # pip builds it with setuptools>=64 (pyproject.toml's build-system), whatever setuptools the environment has
+  run "$dir/bin/python" -m pip install -q -e .
+  if [ "$dry_run" = 1 ]; then echo "[dry-run] (write $stamp_file)"; else project_stamp >"$stamp_file"; fi
+}
+
 make_env() {  # make_env DIR PYTHON REQUIREMENTS
   local dir=$1 python=$2 requirements=$3 stamp_file="$1/.installed" packages build needs
-  if [ -f "$stamp_file" ] && cmp -s "$stamp_file" <(stamp "$requirements"); then return 0; fi
+  if [ -f "$stamp_file" ] && cmp -s "$stamp_file" <(stamp "$requirements"); then install_project "$dir"; return 0; fi
   echo "[setup] creating $dir with $("$python" --version 2>&1) from $requirements"
   if [ "$gpu" = 1 ]; then
     read -r build needs <<<"$(gpu_build "$requirements")"
@@ -59,6 +76,7 @@ make_env() {  # make_env DIR PYTHON REQUIREMENTS
   run "$dir/bin/python" -m pip install -q --upgrade "pip<24.1"
   run "$dir/bin/python" -m pip install -q "${packages[@]}"
   if [ "$dry_run" = 1 ]; then echo "[dry-run] (write $stamp_file)"; else stamp "$requirements" >"$stamp_file"; fi
+  install_project "$dir" new
 }
 
 fail() { echo "[setup] error: $1" >&2; exit 1; }

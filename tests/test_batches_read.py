@@ -1,4 +1,4 @@
-"""The batches-read counter (bert.optimization.batches_read) through run_classifier.py, on real GLUE data.
+"""The batches-read counter (bert.counters.batches_read) through run_classifier.py, on real GLUE data.
 
 --use_fp16's dynamic loss scaling skips an update whose gradients overflow: global_step stays, and the
 run reads further batches of its data order to make its planned updates. No GPU is needed for that: the

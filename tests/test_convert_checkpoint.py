@@ -435,6 +435,14 @@ def test_cli_error_is_one_line(tmp_path):
                                         "(from embeddings.word_embeddings.weight)"]
 
 
+def test_to_hf_is_refused_in_one_line_naming_the_export_command(capsys):
+    """The export left this command for bert/serving/hf_export.py's own: --to_hf says where it went."""
+    assert cc.main(["--to_hf", "--output_dir", "run", "--hf_dir", "hf"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: --to_hf is gone from this command: export a fine-tuned run with "
+        "`python -m bert.serving.hf_export --output_dir RUN_DIR --hf_dir DIR`"]
+
+
 # --------------------------------------------------------------------------------------------------
 # the safetensors reader
 # --------------------------------------------------------------------------------------------------

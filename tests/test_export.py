@@ -1,7 +1,8 @@
 """bert/serving/export.py: a fine-tuned run's SavedModel, loaded and run by plain TensorFlow without this code.
 
 The exports of a pruned embedded-model MRPC run and of a dense tiny STS-B run (conftest's fixtures) are
-loaded in a subprocess that has no repository on its path, runs from elsewhere and never loads the fused
+loaded in a subprocess that has no repository on its path, refuses to import this project's package (installed
+editable, `bert` is importable everywhere in the environment), runs from elsewhere and never loads the fused
 kernels' library: with TF 2's tf.saved_model.load or TF 1's tf.saved_model.loader.load, by whichever stack is
 running the tests, and by the other one too when its environment is there (a model exported on TF 1.15 served
 by a TF 2 server). Their outputs must equal the run's own test_results.tsv for the same examples.
@@ -16,22 +17,38 @@ import pytest
 
 from bert import tokenization
 from bert.data import features, processors
-from bert.serving import export, inference
+from bert import run_info
+from bert.serving import export
 from bert.compat import IS_TF2
 from bert.errors import UserError
 from conftest import REPO_ROOT
 
-# Runs in the subprocess. argv: a JSON file of jobs [{"model", "inputs", "outputs"}]; prints what it found.
+# Runs in the subprocess. argv: a JSON file of jobs [{"model", "inputs", "outputs"}] and the repository's folder;
+# prints what it found.
 LOADER = r'''
-import importlib.util, json, sys
+import importlib.abc, json, os, sys
+
+
+class NoProjectCode(importlib.abc.MetaPathFinder):
+    """Refuses this project's package before any other finder looks (installed editable, it would be found), and
+    records each try."""
+    tried = []
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "bert" or name.startswith("bert."):
+            self.tried.append(name)
+            raise ModuleNotFoundError("the export must load without this project's code (%s)" % name)
+        return None
+
+
+sys.meta_path.insert(0, NoProjectCode())
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 registered = getattr(op_def_registry, "get", None) or op_def_registry.get_registered_ops().get
-found = {"tensorflow": tf.__version__, "bert_importable": importlib.util.find_spec("bert") is not None,
-         "sys_path": sys.path, "models": []}
+found = {"tensorflow": tf.__version__, "sys_path": sys.path, "models": []}
 for job in json.load(open(sys.argv[1])):
     saved_model = saved_model_pb2.SavedModel.FromString(open(job["model"] + "/saved_model.pb", "rb").read())
     graph = saved_model.meta_graphs[0].graph_def
@@ -61,6 +78,15 @@ for job in json.load(open(sys.argv[1])):
     found["models"].append({"unregistered_ops": sorted(op for op in op_types if registered(op) is None),
                             "op_types": sorted(op_types), "error": error})
 found["kernels_loaded"] = any("kernels-" in line for line in open("/proc/self/maps"))
+found["project_imports"] = list(NoProjectCode.tried)  # what tried to import bert while loading and running
+package = os.path.join(os.path.realpath(sys.argv[2]), "bert", "")  # the checkout's own, not its .venv
+found["project_modules"] = sorted(name for name, module in list(sys.modules.items())
+                                  if os.path.realpath(getattr(module, "__file__", None) or "/").startswith(package))
+try:
+    import bert  # noqa: F401
+    found["bert_importable"] = True
+except ImportError:
+    found["bert_importable"] = False
 print(json.dumps(found))
 '''
 
@@ -73,11 +99,11 @@ def other_stack_python():
 
 def model_inputs(run_dir, task_dir: str, max_seq_length: int):
     """The run's test examples (the fixtures' test.tsv) as features.py makes them, [n, max_seq_length] each."""
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
     examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")
     converted = [features.convert_example(example, run.task, max_seq_length, tokenizer) for example in examples]
-    return {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    return {name: np.array([getattr(f, name) for f in converted], np.int32) for name in run_info.INPUTS}
 
 
 def batches(inputs, sizes):
@@ -147,7 +173,8 @@ def exported(tmp_path_factory, fine_tuned_mrpc, fine_tuned_stsb):
         stack_jobs = [dict(job, outputs=str(root / ("outputs_%d_%d.npz" % (stack, i)))) for i, job in enumerate(jobs)]
         (root / ("jobs_%d.json" % stack)).write_text(json.dumps(stack_jobs))
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        done = subprocess.run([python, "-I", "-c", LOADER, str(root / ("jobs_%d.json" % stack))], cwd=str(root),
+        done = subprocess.run([python, "-I", "-c", LOADER, str(root / ("jobs_%d.json" % stack)), str(REPO_ROOT)],
+                              cwd=str(root),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                               timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -178,7 +205,8 @@ def test_the_export_is_in_tf_servings_layout_with_what_a_client_needs_to_tokeniz
 def test_plain_tensorflow_without_this_code_runs_it_to_the_runs_own_predictions(exported):
     assert len(exported["loaded"]) == 1 + len(other_stack_python())
     for found, outputs in exported["loaded"]:
-        assert not found["bert_importable"], found["sys_path"]
+        assert not found["bert_importable"], found["sys_path"]  # the refusal holds
+        assert found["project_imports"] == [] and found["project_modules"] == [], found
         assert not found["kernels_loaded"]
         mrpc, stsb, client = outputs
         probabilities = np.concatenate([mrpc["b%d/probabilities" % i] for i in range(3)])

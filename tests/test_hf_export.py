@@ -1,4 +1,4 @@
-"""bert/serving/hf_export.py (python -m bert.data.convert_checkpoint --to_hf): a fine-tuned run in Hugging Face's
+"""bert/serving/hf_export.py (python -m bert.serving.hf_export): a fine-tuned run in Hugging Face's
 BertForSequenceClassification layout.
 
 The exports of conftest's pruned embedded-model MRPC run and dense tiny STS-B run are checked tensor by tensor
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from bert.data import convert_checkpoint as cc
-from bert import modeling, tokenization
+from bert import checkpoints, modeling, run_info, tokenization
 from bert.data import features, processors
-from bert.serving import hf_export, inference
+from bert.serving import hf_export
 from bert.compat import IS_TF2, tf
 from conftest import REPO_ROOT
 from test_convert_checkpoint import make_tiny_hf_dir
@@ -54,7 +54,7 @@ def exported_stsb(fine_tuned_stsb, tmp_path_factory):
 
 
 def assert_tensors_are_the_checkpoints(run_dir, hf_dir, num_labels):
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     reader = tf.train.load_checkpoint(run.checkpoint)
     metadata, stored = raw_tensors(hf_dir / "model.safetensors")
     assert metadata == {"format": "pt"}
@@ -101,7 +101,7 @@ def test_the_pruned_runs_tensors_are_its_checkpoints_with_kernels_transposed_and
 
 def test_the_mrpc_config_tokenizer_and_vocab(exported_mrpc, fine_tuned_mrpc):
     summary, hf_dir = exported_mrpc
-    run = inference.read_run(str(fine_tuned_mrpc))
+    run = run_info.read_run(str(fine_tuned_mrpc))
     config = json.loads((hf_dir / "config.json").read_text())
     assert config["model_type"] == "bert" and config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "0", "1": "1"} and config["label2id"] == {"0": 0, "1": 1}
@@ -157,7 +157,7 @@ def google_run(google_dir, task, do_lower_case=True, **config_overrides):
     """A TrainedRun over a converted checkpoint (what read_run finds in a run dir), for export_run."""
     config = json.loads((google_dir / "bert_config.json").read_text())
     config.update(config_overrides)
-    return inference.TrainedRun(
+    return run_info.TrainedRun(
         output_dir=str(google_dir), checkpoint=str(google_dir / "bert_model.ckpt"), task=processors.get_task(task),
         bert_config=modeling.BertConfig.from_dict(config), vocab_file=str(google_dir / "vocab.txt"),
         do_lower_case=do_lower_case, max_seq_length=128)
@@ -209,7 +209,7 @@ def test_the_gelu_form_round_trips_through_the_files(tmp_path, hidden_act):
     arrays = OrderedDict((name, reader.get_tensor(name)) for name, _ in tf.train.list_variables(run.checkpoint))
     arrays["output_weights"] = np.ones((2, 8), np.float32)  # the head fine-tuning adds to the encoder
     arrays["output_bias"] = np.zeros(2, np.float32)
-    cc.write_tf_checkpoint(arrays, run.checkpoint)
+    checkpoints.write_tf_checkpoint(arrays, run.checkpoint)
     hf_export.export_run(run, str(tmp_path / "back"))
     assert json.loads((tmp_path / "back" / "config.json").read_text())["hidden_act"] == hidden_act
 
@@ -240,18 +240,18 @@ def test_a_checkpoint_of_other_shapes_than_its_config_is_refused(tmp_path):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint"] + list(args), cwd=str(REPO_ROOT),
+    return subprocess.run([sys.executable, "-m", "bert.serving.hf_export"] + list(args), cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
 
 
 def test_cli_exports_in_one_line_and_errs_in_one_line(fine_tuned_stsb, tmp_path):
-    done = run_cli("--to_hf", "--output_dir=%s" % fine_tuned_stsb, "--hf_dir=%s" % (tmp_path / "hf"))
+    done = run_cli("--output_dir=%s" % fine_tuned_stsb, "--hf_dir=%s" % (tmp_path / "hf"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("exported %s (STS-B, model.ckpt-" % fine_tuned_stsb), done.stdout
     assert "-> %s: 41 tensors" % (tmp_path / "hf") in lines[0] and "hidden_act gelu -> gelu_new" in lines[0]
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == sorted(hf_export.HF_FILES)
-    done = run_cli("--to_hf", "--output_dir=%s" % (tmp_path / "missing"), "--hf_dir=%s" % (tmp_path / "hf2"))
+    done = run_cli("--output_dir=%s" % (tmp_path / "missing"), "--hf_dir=%s" % (tmp_path / "hf2"))
     assert done.returncode == 1
     # the last line: TF 1.15 prints a deprecation notice of its own when bert.compat imports it
     assert done.stderr.strip().splitlines()[-1] == ("error: %s is not a directory: pass the --output_dir of a "
@@ -262,10 +262,10 @@ def test_cli_exports_in_one_line_and_errs_in_one_line(fine_tuned_stsb, tmp_path)
 
 def our_logits(run, inputs):
     with tf.Graph().as_default():
-        tensors = [tf.constant(inputs[name]) for name in inference.INPUTS]
+        tensors = [tf.constant(inputs[name]) for name in run_info.INPUTS]
         pooled = modeling.BertModel(run.bert_config, False, *tensors).pooled_output
         logits = modeling.classifier_head(pooled, run.task.num_labels, run.task.is_regression, False).logits
-        saver = inference.checkpoint_saver(run)
+        saver = run_info.checkpoint_saver(run)
         with tf.Session() as session:
             saver.restore(session, run.checkpoint)
             return session.run(logits)
@@ -273,8 +273,10 @@ def our_logits(run, inputs):
 
 # Runs in the TF 2 environment's Python, eagerly, without this code: transformers' tokenizer, and its TensorFlow
 # BertForSequenceClassification (which reads model.safetensors without torch) on our ids, from the export alone.
+# Installed editable, this project's package is importable there: the script makes any import of it fail.
 TRANSFORMERS_SCRIPT = r'''
 import json, sys
+sys.modules["bert"] = None  # `import bert` and `import bert.x` now raise ImportError
 import numpy as np
 import transformers
 job = json.load(open(sys.argv[1]))
@@ -304,11 +306,11 @@ def transformers_python():
 def test_transformers_computes_our_logits_from_the_export(request, tmp_path, run_fixture, task_dir):
     run_dir = request.getfixturevalue(run_fixture)
     hf_export.export(str(run_dir), str(tmp_path / "hf"))
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     ours_tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
     examples = processors.read_examples(run.task, str(run_dir.parent / task_dir), "test")[:32]
     converted = [features.convert_example(e, run.task, run.max_seq_length, ours_tokenizer) for e in examples]
-    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in run_info.INPUTS}
 
     np.savez(str(tmp_path / "inputs.npz"), **inputs)
     job = {"hf_dir": str(tmp_path / "hf"), "text_a": [e.text_a for e in examples],

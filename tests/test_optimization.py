@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from bert.compat import tf
-from bert import optimization
+from bert import counters, optimization
 
 
 def run_schedule(steps, init_lr=1e-3, total=100, warmup=10):
@@ -187,7 +187,7 @@ def test_micro_batches_of_one_update_draw_their_own_dropout_masks(dropout):
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             first, second = [session.run([loss, train_op])[0] for _ in range(2)]
-            step, batches = session.run([tf.train.get_global_step(), optimization.batches_read()])
+            step, batches = session.run([tf.train.get_global_step(), counters.batches_read()])
     assert (step, batches) == (1, 2)
     if dropout:
         assert abs(first - second) > 1e-4, (first, second)
@@ -208,7 +208,7 @@ def test_batches_read_counts_every_run_and_global_step_the_applied_updates(scale
             session.run(tf.global_variables_initializer())
             for _ in range(3):
                 session.run(train_op)
-            assert session.run([tf.train.get_global_step(), optimization.batches_read()]) == [applied, 3]
+            assert session.run([tf.train.get_global_step(), counters.batches_read()]) == [applied, 3]
 
 
 @pytest.mark.parametrize("accumulation_steps,use_fp16", [(1, False), (2, False), (1, True)])
@@ -224,7 +224,7 @@ def test_the_counts_fetched_with_train_op_are_those_before_its_update(accumulati
         train_op, _ = optimization.create_train_op(tf.reduce_mean(tf.square(x)), 1e-3, num_train_steps=10 ** 4,
                                                    num_warmup_steps=0, accumulation_steps=accumulation_steps,
                                                    use_fp16=use_fp16)  # its update is in a tf.cond
-        counts = optimization.counts_before_update()
+        counts = counters.counts_before_update()
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             fetched = [tuple(session.run([train_op, counts])[1]) for _ in range(2000)]

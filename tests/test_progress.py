@@ -3,7 +3,8 @@ a log followed across appended attempts, and the status line on a terminal and i
 output: tests/test_sweep.py)."""
 import io
 
-from bert.sweeps.progress import Inference, LogFollower, StatusLine, Training, parse_duration, parse_line, status_text
+from bert.formatting import parse_duration
+from bert.sweeps.progress import Inference, LogFollower, StatusLine, Training, parse_line, status_text
 
 TRAIN = "INFO:tensorflow:train step 120/343 (35%)  loss 0.4123  lr 1.52e-05  84.3 examples/s  time left 2m39s"
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from bert import modeling, optimization
+from bert import counters, modeling
 from bert.compression import group_lasso, pruning
 from bert.data import processors
 from bert.compat import tf
@@ -318,7 +318,7 @@ def test_mask_updates_wait_for_the_micro_batch_that_completes_an_update():
     config = pruning.PruningConfig(0.5, begin=0.0, end=0.5, frequency=5)
     with tf.Graph().as_default() as graph:
         build_model(config)
-        step, counter = tf.train.get_or_create_global_step(), optimization.batches_read()
+        step, counter = tf.train.get_or_create_global_step(), counters.batches_read()
         value = tf.placeholder(tf.int64)
         set_step, set_counter = step.assign(value), counter.assign(value)
         train_op = pruning.with_mask_updates(tf.no_op(), config, 20, accumulation_steps=2)

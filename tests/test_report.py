@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
+from bert import formatting
 from bert.sweeps import report, runs
 from bert.data.processors import TASKS
 
@@ -212,7 +213,7 @@ def test_format_cell(values, cell):
 
 @pytest.mark.parametrize("seconds, text", [(0, "0s"), (59.6, "1m00s"), (692, "11m32s"), (3600, "1h00m00s")])
 def test_format_duration(seconds, text):
-    assert report.format_duration(seconds) == text
+    assert formatting.format_duration(seconds) == text
 
 
 def test_the_report_and_the_sweep_never_load_tensorflow(sweep):

@@ -1,5 +1,5 @@
-"""scripts/setup_env.sh, run with DRY_RUN=1 on a copy of scripts/ and requirements/ (so no existing .venv is
-found) and a PATH that holds only the tools it runs and the interpreters a case allows: which environments it
+"""scripts/setup_env.sh, run with DRY_RUN=1 on a copy of scripts/, requirements/ and pyproject.toml (so no
+existing .venv is found) and a PATH that holds only the tools it runs and the interpreters a case allows: which environments it
 plans, with which Python and which packages, and when it refuses."""
 import glob
 import os
@@ -43,6 +43,7 @@ def py3x():
 def repo(tmp_path):
     for part in ("scripts", "requirements"):
         shutil.copytree(str(REPO_ROOT / part), str(tmp_path / "repo" / part))
+    shutil.copy(str(REPO_ROOT / "pyproject.toml"), str(tmp_path / "repo"))
     return tmp_path / "repo"
 
 
@@ -64,8 +65,19 @@ def dry_run(repo, interpreters, *args, gpu="0"):
                 if line.startswith("[dry-run]")]
     pythons = {c[3]: os.path.basename(c[0]) for c in commands if c[1:3] == ["-m", "venv"]}
     packages = {c[0][:-len("/bin/python")]: c[5:] for c in commands
-                if c[1:5] == ["-m", "pip", "install", "-q"] and "--upgrade" not in c}
+                if c[1:5] == ["-m", "pip", "install", "-q"] and "--upgrade" not in c and "-e" not in c}
     return done.returncode, done.stdout + done.stderr, {d: (pythons[d], packages.get(d)) for d in pythons}
+
+
+def project_installs(output):
+    """The environments that the dry run installs this project into (`pip install -q -e .`), in order."""
+    commands = [shlex.split(line[len("[dry-run]"):]) for line in output.splitlines() if line.startswith("[dry-run]")]
+    return [c[0][:-len("/bin/python")] for c in commands if c[1:] == ["-m", "pip", "install", "-q", "-e", "."]]
+
+
+def project_stamp(repo):
+    """What setup_env.sh records in .installed-project: pyproject.toml and the checkout the install points at."""
+    return (repo / "pyproject.toml").read_text() + "# editable at %s\n" % os.path.realpath(str(repo))
 
 
 def pins(requirements, tensorflow="tensorflow"):
@@ -124,3 +136,35 @@ def test_switching_gpu_recreates_the_environment(repo, py37, py3x, made_with_gpu
     code, output, planned = dry_run(repo, [py37, py3x], "default", gpu=gpu)
     assert code == 0, output
     assert (".venv" in planned) == (made_with_gpu != gpu), output
+
+
+def test_each_new_environment_gets_the_project_editable_after_its_requirements(repo, py37, py3x):
+    code, output, planned = dry_run(repo, [py37, py3x], "all")
+    assert code == 0, output
+    assert set(planned) == {".venv", ".venv-tf2"} and project_installs(output) == [".venv", ".venv-tf2"], output
+    lines = [line for line in output.splitlines() if line.startswith("[dry-run]")]
+    for env in (".venv", ".venv-tf2"):
+        own = [line for line in lines if line.startswith("[dry-run] %s/bin/python" % env)]
+        assert own[-1] == "[dry-run] %s/bin/python -m pip install -q -e ." % env, output  # after the pins
+    assert "(write .venv/.installed-project)" in output
+
+
+@pytest.mark.parametrize("project", ["installed", "missing", "pyproject changed", "checkout moved"])
+def test_a_kept_environment_gets_the_project_again_when_pyproject_or_the_checkout_changed(repo, py37, project):
+    """An environment whose requirements are unchanged is kept; the project is installed into it unless its stamp
+    records this pyproject.toml at this checkout (environments made before the project was installable have none)."""
+    (repo / ".venv").mkdir()
+    (repo / ".venv" / ".installed").write_text((repo / "requirements" / "tf1.txt").read_text())
+    stamp = {"missing": None,
+             "checkout moved": project_stamp(repo).replace(os.path.realpath(str(repo)), "/elsewhere")}.get(
+        project, project_stamp(repo))
+    if stamp is not None:
+        (repo / ".venv" / ".installed-project").write_text(stamp)
+    if project == "pyproject changed":
+        with open(str(repo / "pyproject.toml"), "a") as f:
+            f.write("# a change\n")
+    code, output, planned = dry_run(repo, [py37], "default")
+    assert code == 0, output
+    assert planned == {}, output
+    assert project_installs(output) == ([] if project == "installed" else [".venv"]), output
+

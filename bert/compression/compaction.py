@@ -24,10 +24,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert import files, modeling, run_info
-from bert.serving import inference
+from bert import checkpoints, files, modeling, run_info
 from bert.compat import tf
-from bert.data.convert_checkpoint import CKPT_NAME, write_tf_checkpoint
+from bert.checkpoints import CKPT_NAME, write_tf_checkpoint
 from bert.errors import UserError, exit_on_user_error
 from bert.compression.methods import MethodContext, TrainingMethod
 from bert.compression.pruning import AUXILIARY_SUFFIXES, MASK_SUFFIX, Pruning, PruningConfig
@@ -44,7 +43,7 @@ def model_weight_shapes(reader) -> Dict[str, List[int]]:
 
 def model_weights(checkpoint: str) -> Dict[str, np.ndarray]:
     """The checkpoint's model weights as the masked model uses them: kernel * mask where there is a mask."""
-    reader = tf.train.NewCheckpointReader(checkpoint)
+    reader = checkpoints.reader(checkpoint)
     weights = OrderedDict()
     for name in sorted(model_weight_shapes(reader)):
         value = reader.get_tensor(name)
@@ -56,7 +55,7 @@ def model_weights(checkpoint: str) -> Dict[str, np.ndarray]:
 
 def parameter_count(checkpoint: str) -> int:
     """The model weights' parameters in a checkpoint (see model_weight_shapes)."""
-    return sum(int(np.prod(shape)) for shape in model_weight_shapes(tf.train.NewCheckpointReader(checkpoint)).values())
+    return sum(int(np.prod(shape)) for shape in model_weight_shapes(checkpoints.reader(checkpoint)).values())
 
 
 def live_units(output_kernel: np.ndarray, rows_per_unit: int) -> List[int]:
@@ -194,7 +193,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         "is compacted with the bert_config_file and vocab_file its run_info.json records, into "
                         "OUTPUT_DIR/%s/" % run_info.COMPACT_MODEL)
     args = parser.parse_args(argv)
-    run = inference.read_run(args.output_dir)
+    run = run_info.read_run(args.output_dir)
     target = os.path.join(args.output_dir, run_info.COMPACT_MODEL)
     before = parameter_count(run.checkpoint)
     after = compact(run.checkpoint, run.bert_config, target, run.vocab_file)

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from bert import files, modeling, run_info
-from bert.serving import inference
 from bert.compat import tf
 from bert.compression.methods import MethodContext, ObjectiveInputs, ProgressField, TrainingMethod
 from bert.errors import UserError
@@ -109,7 +108,7 @@ def from_run(teacher_dir: str, task_name: str, vocab_file: str, do_lower_case: b
     if not 0 <= alpha <= 1:
         raise UserError("--distill_alpha=%g must be in [0, 1] (the soft loss's weight)" % alpha)
     try:
-        teacher = inference.read_run(teacher_dir)
+        teacher = run_info.read_run(teacher_dir)
     except UserError as error:
         raise UserError("--distill_from: %s" % error) from None
     if teacher.task.name != task_name:

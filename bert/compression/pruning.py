@@ -559,7 +559,7 @@ def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int, acc
     masks' recomputation from the updated weights, for the steps that follow: once, after the micro-batch
     that completed the update (with gradient accumulation, global_step stays for the next micro-batches). Also
     registers the op that zeroes the pruned weights (run before each checkpoint by `ZeroPrunedWeights`)."""
-    from bert.optimization import batches_read  # optimization builds train_op; pruning only follows it
+    from bert.counters import batches_read  # optimization's train_op increments it; pruning only follows it
 
     with tf.name_scope("pruning"):
         tf.add_to_collection(ZERO_PRUNED, zero_pruned_weights())

@@ -10,7 +10,9 @@ Google's layout is what the rest of this project reads:
 
 Usage:
     python -m bert.data.convert_checkpoint --hf_dir DIR --output_dir DIR
-    python -m bert.data.convert_checkpoint --to_hf --output_dir RUN_DIR --hf_dir DIR   (the way back: bert/serving/hf_export.py)
+
+The way back, a fine-tuned run to Hugging Face's layout, is bert/serving/hf_export.py
+(`python -m bert.serving.hf_export --output_dir RUN_DIR --hf_dir DIR`).
 
 The safetensors file is read by a small numpy-only reader (``read_safetensors``), and written by a small
 writer (``write_safetensors``), so neither torch nor the safetensors package is needed. A
@@ -26,7 +28,6 @@ written as "gelu_exact" (see ``map_hidden_act``).
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -34,18 +35,16 @@ import re
 import shutil
 import struct
 import sys
-import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from bert.errors import UserError
+from bert.checkpoints import CKPT_NAME, write_tf_checkpoint, written_config_last
 
 logger = logging.getLogger(__name__)
 
 GOOGLE_LAYER_NORM_EPS = 1e-12
-CKPT_NAME = "bert_model.ckpt"
 CHECKPOINT_FILES = ("bert_config.json", "vocab.txt", CKPT_NAME + ".index", CKPT_NAME + ".data-00000-of-00001")
 
 
@@ -373,45 +372,6 @@ def map_hf_tensors(tensor_names, config, num_labels=None):
 # --------------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def written_config_last(output_dir: str, config_name: str) -> Iterator[str]:
-    """Yields a temporary directory inside `output_dir` (made if missing) for a model's files; when the block
-    ends, moves them into `output_dir` with `config_name` last (an older one removed first), so a folder with
-    that config file holds a whole model. The temporary directory goes in any case."""
-    os.makedirs(output_dir, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".convert-", dir=output_dir)
-    try:
-        yield tmp_dir
-        stale = os.path.join(output_dir, config_name)
-        if os.path.exists(stale):
-            os.remove(stale)
-        for name in sorted(os.listdir(tmp_dir), key=lambda name: name == config_name):
-            os.replace(os.path.join(tmp_dir, name), os.path.join(output_dir, name))
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def write_tf_checkpoint(arrays, ckpt_prefix):
-    # type: (OrderedDict, str) -> None
-    """Saves {variable name: float32 array} as a TF checkpoint at ckpt_prefix (no meta graph)."""
-    from bert.compat import tf
-
-    graph = tf.Graph()
-    with graph.as_default():
-        variables, assigns = OrderedDict(), []
-        for name, value in arrays.items():
-            var = tf.get_variable(name, shape=value.shape, dtype=tf.float32,
-                                  initializer=tf.zeros_initializer(), trainable=False)
-            placeholder = tf.placeholder(tf.float32, shape=value.shape, name=name + "/feed")
-            variables[name] = var
-            assigns.append((tf.assign(var, placeholder), placeholder, value))
-        saver = tf.train.Saver(var_list=variables, write_version=tf.train.SaverDef.V2)
-        with tf.Session(graph=graph) as sess:
-            for assign_op, placeholder, value in assigns:  # one at a time: no second copy of the model
-                sess.run(assign_op.op, feed_dict={placeholder: value})
-            saver.save(sess, ckpt_prefix, write_meta_graph=False, write_state=False)
-
-
 def _vocab_size(path):
     with open(path, "rb") as f:
         return sum(1 for _ in f)
@@ -514,30 +474,28 @@ def is_complete(output_dir):
     return all(os.path.isfile(os.path.join(output_dir, n)) for n in CHECKPOINT_FILES)
 
 
+HF_EXPORT_COMMAND = "python -m bert.serving.hf_export --output_dir RUN_DIR --hf_dir DIR"
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--to_hf" or arg.startswith("--to_hf=") for arg in argv):
+        print("error: --to_hf is gone from this command: export a fine-tuned run with `%s`" % HF_EXPORT_COMMAND,
+              file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="python -m bert.data.convert_checkpoint",
         description="Convert a Hugging Face BERT (config.json, vocab.txt, model.safetensors) to Google's "
-                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*), or with --to_hf a "
-                    "fine-tuned run to Hugging Face's BertForSequenceClassification layout.")
+                    "TF checkpoint layout (bert_config.json, vocab.txt, bert_model.ckpt.*). The way back, a "
+                    "fine-tuned run to Hugging Face's layout: `%s`." % HF_EXPORT_COMMAND)
     parser.add_argument("--hf_dir", required=True,
-                        help="the Hugging Face model directory: read (config.json, vocab.txt, model.safetensors), "
-                             "or written with --to_hf")
-    parser.add_argument("--output_dir", required=True,
-                        help="where to write the Google-layout checkpoint, or with --to_hf the fine-tuning run to "
-                             "export (run_classifier.py's --output_dir)")
-    parser.add_argument("--to_hf", action="store_true",
-                        help="export the run in --output_dir into --hf_dir (default: import --hf_dir)")
+                        help="the Hugging Face model directory to read (config.json, vocab.txt, model.safetensors)")
+    parser.add_argument("--output_dir", required=True, help="where to write the Google-layout checkpoint")
     args = parser.parse_args(argv)
-    if args.to_hf:  # imported here: it builds on this module, brings TensorFlow's model code, and is imported
-        from bert.serving import hf_export  # before logging is set up, which would print TF 1.15's import-time notices
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        if args.to_hf:
-            line = hf_export.summary_line(hf_export.export(args.output_dir, args.hf_dir))
-        else:
-            line = summary_line(convert(args.hf_dir, args.output_dir))
-    except (ConversionError, UserError) as e:  # read_run's errors are UserErrors
+        line = summary_line(convert(args.hf_dir, args.output_dir))
+    except ConversionError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     print(line)

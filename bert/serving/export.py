@@ -24,37 +24,36 @@ import shutil
 import time
 from typing import List, Optional
 
-from bert import files, kernels
-from bert.serving import inference
+from bert import files, kernels, run_info
 from bert.compat import tf
 from bert.errors import exit_on_user_error
 
 MODEL_INFO = "model_info.json"
 
 
-def build_signature(run: inference.TrainedRun, max_seq_length: int):
+def build_signature(run: run_info.TrainedRun, max_seq_length: int):
     """The serving graph in the current graph: ({input name: placeholder}, {output name: tensor})."""
-    inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in inference.INPUTS}
+    inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in run_info.INPUTS}
     check = tf.assert_less_equal(tf.shape(inputs["input_ids"])[1], max_seq_length, message=(
         "inputs longer than the export takes: max_seq_length=%d tokens" % max_seq_length))
     # Reference variables (TF 1's, this code's everywhere): TF 2.15 writes resource variables with a VarHandleOp
     # attribute that TF 1.15 does not know, so an export made on TF 2 would not load there. TF 2's loader warns
     # that it makes no Python objects of them, which serving never needs.
     with tf.control_dependencies([check]):
-        outputs = inference.model_outputs(run, *[tf.identity(inputs[name]) for name in inference.INPUTS])
+        outputs = run_info.model_outputs(run, *[tf.identity(inputs[name]) for name in run_info.INPUTS])
     return inputs, {run.output_name: tf.identity(outputs, name=run.output_name)}
 
 
-def model_info(run: inference.TrainedRun, max_seq_length: int) -> dict:
+def model_info(run: run_info.TrainedRun, max_seq_length: int) -> dict:
     return {"task": run.task.name, "labels": list(run.task.labels), "do_lower_case": run.do_lower_case,
-            "max_seq_length": max_seq_length, "inputs": list(inference.INPUTS), "output": run.output_name,
+            "max_seq_length": max_seq_length, "inputs": list(run_info.INPUTS), "output": run.output_name,
             "vocab": "vocab.txt", "checkpoint": os.path.basename(run.checkpoint)}
 
 
-def write_saved_model(run: inference.TrainedRun, max_seq_length: int, path: str) -> None:
+def write_saved_model(run: run_info.TrainedRun, max_seq_length: int, path: str) -> None:
     with tf.Graph().as_default(), kernels.enabled(False):
         inputs, outputs = build_signature(run, max_seq_length)
-        saver = inference.checkpoint_saver(run)
+        saver = run_info.checkpoint_saver(run)
         with tf.Session() as session:
             saver.restore(session, run.checkpoint)
             builder = tf.saved_model.Builder(path)
@@ -73,7 +72,7 @@ def write_saved_model(run: inference.TrainedRun, max_seq_length: int, path: str)
 
 def export(output_dir: str, export_dir: str, max_seq_length: Optional[int] = None) -> str:
     """Writes the run's SavedModel to a new version folder of `export_dir`; returns that folder."""
-    run = inference.read_run(output_dir)
+    run = run_info.read_run(output_dir)
     max_seq_length = run.checked_length(max_seq_length)
     files.makedirs(export_dir)
     version = int(time.time())

@@ -1,5 +1,5 @@
-"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.data.convert_checkpoint
---to_hf --output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/data/convert_checkpoint.py's import.
+"""A fine-tuned run in Hugging Face's BertForSequenceClassification layout: `python -m bert.serving.hf_export
+--output_dir=RUN_DIR --hf_dir=DIR`, the way back of bert/data/convert_checkpoint.py's import.
 
 DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoTokenizer.from_pretrained(DIR)` read:
 
@@ -9,26 +9,30 @@ DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoToke
     tokenizer_config.json   BertTokenizer with the run's casing, truncating at the run's max_seq_length
     model.safetensors       the run's latest checkpoint, float32, in HF's names (convert_checkpoint.NAME_TABLE)
 
-The run is read as bert.serving.predict and bert.serving.export read it (inference.read_run): its task, the bert_config.json and
+The run is read as bert.serving.predict and bert.serving.export read it (run_info.read_run): its task, the bert_config.json and
 vocab it was trained with, its casing and latest checkpoint. Only the checkpoint's model weights are written:
 Adam's slots, global_step and a pruning run's `_mask`, `_pruning_score` and `_group_lasso_reweight` variables
 are left aside (NAME_TABLE names none of them), and a pruned model's weights are saved already zero where its
 masks are, so it exports with its zeros. The weights' shapes are read from the checkpoint and must be those
 its bert_config.json gives, since HF's BertConfig has one size per kind of matrix for all layers.
 """
+import argparse
 import json
+import logging
 import os
 import shutil
+import sys
 from collections import OrderedDict
 from dataclasses import asdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from bert import checkpoints, run_info
 from bert.data import convert_checkpoint as cc
 from bert.data import processors
-from bert.serving import inference
 from bert.compat import tf
+from bert.errors import UserError
 
 HF_FILES = ("model.safetensors", "vocab.txt", "tokenizer_config.json", "config.json")  # what an export holds
 # HF's BertConfig fields that bert_config.json holds under the same names (the import reads the same ones).
@@ -63,7 +67,7 @@ def hf_config(bert_config, task: processors.TaskSpec) -> Dict:
     return config
 
 
-def tokenizer_config(run: inference.TrainedRun) -> Dict:
+def tokenizer_config(run: run_info.TrainedRun) -> Dict:
     """BertTokenizer as the run tokenized: its casing (accents are stripped with lower-casing, as HF's default
     strip_accents=None does) and its max_seq_length, where HF's truncation=True cuts (longest first, like
     run_classifier.py's pair truncation)."""
@@ -88,7 +92,7 @@ def hf_tensors(checkpoint: str, bert_config, num_labels: int) -> Tuple[OrderedDi
         raise cc.ConversionError(
             "checkpoint %s does not fit its bert_config.json (Hugging Face's BertConfig has one size for all layers): "
             "%s" % (checkpoint, "; ".join(problems[:5] + (["..."] if len(problems) > 5 else []))))
-    reader = tf.train.load_checkpoint(checkpoint)
+    reader = checkpoints.reader(checkpoint)
     tensors = OrderedDict()
     for name in expected:
         hf_name, transposed, _ = names[name]
@@ -97,7 +101,7 @@ def hf_tensors(checkpoint: str, bert_config, num_labels: int) -> Tuple[OrderedDi
     return tensors, left_aside
 
 
-def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
+def export_run(run: run_info.TrainedRun, hf_dir: str) -> Dict:
     """Writes `run` into hf_dir (see the module's docstring); returns a summary dict.
 
     The files are written into a temporary directory inside hf_dir and moved in with config.json last, so an
@@ -105,7 +109,7 @@ def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
     config = hf_config(run.bert_config, run.task)
     tensors, left_aside = hf_tensors(run.checkpoint, run.bert_config, run.task.num_labels)
     hf_dir = os.path.abspath(hf_dir)
-    with cc.written_config_last(hf_dir, "config.json") as tmp_dir:
+    with checkpoints.written_config_last(hf_dir, "config.json") as tmp_dir:
         cc.write_safetensors(os.path.join(tmp_dir, "model.safetensors"), tensors, {"format": "pt"})
         shutil.copyfile(run.vocab_file, os.path.join(tmp_dir, "vocab.txt"))
         for name, values in (("tokenizer_config.json", tokenizer_config(run)), ("config.json", config)):
@@ -121,7 +125,7 @@ def export_run(run: inference.TrainedRun, hf_dir: str) -> Dict:
 def export(output_dir: str, hf_dir: str) -> Dict:
     """The fine-tuning run in output_dir (run_classifier.py's --output_dir) into hf_dir; a UserError or
     ConversionError says what is wrong."""
-    return export_run(inference.read_run(output_dir), hf_dir)
+    return export_run(run_info.read_run(output_dir), hf_dir)
 
 
 def summary_line(summary: Dict) -> str:
@@ -131,3 +135,27 @@ def summary_line(summary: Dict) -> str:
                 summary["num_tensors"], summary["num_parameters"] / 1e6,
                 100.0 * summary["num_zeros"] / summary["num_parameters"], summary["hidden_act"][0],
                 summary["hidden_act"][1], len(summary["left_aside"])))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bert.serving.hf_export",
+        description="Export a fine-tuned run to Hugging Face's BertForSequenceClassification layout (config.json, "
+                    "vocab.txt, tokenizer_config.json, model.safetensors); the way back of "
+                    "`python -m bert.data.convert_checkpoint`.")
+    parser.add_argument("--output_dir", required=True,
+                        help="the fine-tuning run to export (run_classifier.py's --output_dir)")
+    parser.add_argument("--hf_dir", required=True, help="the Hugging Face model directory to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        line = summary_line(export(args.output_dir, args.hf_dir))
+    except (cc.ConversionError, UserError) as e:  # read_run's errors are UserErrors
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,7 @@ order of the task's labels, as test_results.tsv has them), or for STS-B `score`,
 
 The run's own pieces make the model inputs and outputs: its vocab and casing (tokenization.py), features.py's
 `[CLS] a [SEP] b [SEP]` conversion and truncation at the run's max_seq_length, and the model that
-run_classifier.py evaluated (bert/serving/inference.py, with the fused CPU kernels unless --fused_kernels=false), so
+run_classifier.py evaluated (bert/run_info.py's read_run, with the fused CPU kernels unless --fused_kernels=false), so
 the probabilities are run_classifier's --do_predict ones. Examples run in batches of similar length, each
 padded only to its longest, then go back to input order. A bad line (wrong column count, empty text, bad
 JSON) is an `error: <file> line N: ...` line on stderr, every bad line one, and nothing is predicted.
@@ -25,9 +25,8 @@ from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from bert import files, kernels, tokenization
+from bert import files, kernels, run_info, tokenization
 from bert.data import processors
-from bert.serving import inference
 from bert.compat import tf
 from bert.errors import UserError, exit_on_user_error
 from bert.data.features import convert_examples, inference_order
@@ -97,7 +96,7 @@ def output_lines(task: processors.TaskSpec, outputs: np.ndarray) -> List[str]:
 class Predictor:
     """A run's model in a session of its own, restored once, for any number of `predict` calls."""
 
-    def __init__(self, run: inference.TrainedRun, max_seq_length: Optional[int] = None, batch_size: int = 32,
+    def __init__(self, run: run_info.TrainedRun, max_seq_length: Optional[int] = None, batch_size: int = 32,
                  fused_kernels: bool = True):
         if batch_size < 1:
             raise UserError("--batch_size=%d: it takes at least 1" % batch_size)
@@ -107,9 +106,9 @@ class Predictor:
         on_cpu = not tf.config.experimental.list_physical_devices("GPU")
         graph = tf.Graph()
         with graph.as_default(), kernels.enabled(fused_kernels and on_cpu):
-            self.inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in inference.INPUTS}
-            self.outputs = inference.model_outputs(run, *[self.inputs[name] for name in inference.INPUTS])
-            saver = inference.checkpoint_saver(run)
+            self.inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in run_info.INPUTS}
+            self.outputs = run_info.model_outputs(run, *[self.inputs[name] for name in run_info.INPUTS])
+            saver = run_info.checkpoint_saver(run)
         graph.finalize()
         self.session = tf.Session(graph=graph)
         saver.restore(self.session, run.checkpoint)
@@ -117,7 +116,7 @@ class Predictor:
     def predict(self, examples: Sequence[processors.InputExample]) -> np.ndarray:
         """Outputs in the order of `examples`: [n, labels] probabilities, or [n] scores."""
         features = convert_examples(examples, self.run.task, self.max_seq_length, self.tokenizer)
-        arrays = {name: np.array([getattr(f, name) for f in features], np.int32) for name in inference.INPUTS}
+        arrays = {name: np.array([getattr(f, name) for f in features], np.int32) for name in run_info.INPUTS}
         lengths = arrays["input_mask"].sum(axis=1)
         order = inference_order(lengths, group_by_length=True)
         outputs = np.zeros((len(examples),) + (() if self.run.task.is_regression else (self.run.task.num_labels,)),
@@ -137,7 +136,7 @@ def predict(model_dir: str, input_file: Optional[str] = None, output_file: Optio
             batch_size: int = 32, max_seq_length: Optional[int] = None, input_format: str = "auto",
             fused_kernels: bool = True) -> None:
     """Reads `input_file` (None: stdin), predicts and writes `output_file` (None: stdout); see the module's doc."""
-    run = inference.read_run(model_dir)
+    run = run_info.read_run(model_dir)
     if input_file is None:
         examples = read_examples(sys.stdin.buffer, "<stdin>", run.task, run.takes_pairs, input_format)
     else:

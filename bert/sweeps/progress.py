@@ -13,19 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO, Union
 
-from bert.sweeps.report import format_duration
+from bert.formatting import format_duration, parse_duration
 
 TRAIN_LINE = re.compile(r"train step (\d+)/(\d+) \(\d+%\) .*?  ([\d.]+) examples/s  time left ((?:\d+h)?(?:\d+m)?\d+s)")
 EVAL_LINE = re.compile(r"\*\*\*\*\* Eval on (\S+): (\d+) examples")
 PREDICT_LINE = re.compile(r"\*\*\*\*\* Predict (\S+) (\S+): (\d+) examples \*\*\*\*\*")
-DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(\d+)s$")
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start, and erase it to its end
-
-
-def parse_duration(text: str) -> int:
-    """The seconds of format_duration's "45s", "3m05s" or "1h02m07s"."""
-    hours, minutes, seconds = DURATION.match(text).groups()
-    return 3600 * int(hours or 0) + 60 * int(minutes or 0) + int(seconds)
 
 
 @dataclass

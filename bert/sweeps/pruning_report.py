@@ -35,9 +35,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert import files
 from bert.files import write_atomically
+from bert.formatting import format_duration, percent
 from bert.data.processors import TaskSpec
-from bert.sweeps.report import (METRIC_TITLES, csv_text, figure_grid, format_duration, json_safe, percent, png_bytes,
-                         write_files)
+from bert.sweeps.report import METRIC_TITLES, csv_text, figure_grid, json_safe, png_bytes, write_files
 from bert.sweeps.runs import Number, describe_settings, read_finished, read_settings, task_rank, trained_task
 
 DENSE = "dense"

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bert import files
 from bert.files import write_atomically
+from bert.formatting import format_duration, percent
 from bert.data.processors import TaskSpec
 from bert.sweeps.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
                        settings_trees)
@@ -126,10 +127,6 @@ def column_values(runs: Sequence[Run], column: Column, learning_rate: str) -> Li
             if run.task is column.task and run.learning_rate == learning_rate and column.key in run.results]
 
 
-def percent(value: float) -> str:
-    return "%.1f" % (100.0 * value)
-
-
 def format_cell(values: Sequence[float]) -> str:
     """"84.1" for one run; "84.1 (83.0-85.2, n=3)" (median, min-max, seeds) for several; "-" for none."""
     numbers = sorted(v for v in values if not math.isnan(v))
@@ -139,16 +136,6 @@ def format_cell(values: Sequence[float]) -> str:
         return percent(numbers[0])
     return "%s (%s-%s, n=%d)" % (percent(statistics.median(numbers)), percent(numbers[0]),
                                  percent(numbers[-1]), len(values))
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as the paper-free but readable "11m32s" / "2h05m07s" / "45s"."""
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return "%dh%02dm%02ds" % (hours, minutes, secs)
-    return "%dm%02ds" % (minutes, secs) if minutes else "%ds" % secs
 
 
 def _best_cell(run: Optional[Run], column: Column) -> str:

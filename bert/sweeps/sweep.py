@@ -41,7 +41,7 @@ from bert.data import processors
 from bert.sweeps import progress
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.sweeps.report import format_duration
+from bert.formatting import format_duration
 from bert.sweeps.runs import SETTINGS_FILE, read_eval_results, read_settings
 
 ALL_TASKS = "CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI"

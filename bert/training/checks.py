@@ -8,7 +8,7 @@ import os
 import re
 from typing import Dict, Optional, Sequence, Tuple
 
-from bert import files, modeling, optimization, run_info
+from bert import counters, files, modeling, run_info
 from bert.compat import TF_VERSION, tf
 from bert.compression.methods import TrainingMethod
 from bert.data import processors
@@ -165,15 +165,15 @@ def claim_output_dir(settings: Settings, task: processors.TaskSpec, methods: Seq
 
 def training_position(output_dir: str, accumulation_steps: int) -> Tuple[int, int, bool]:
     """(global_step, batches read, whether the checkpoint counts them) of the latest checkpoint; (0, 0, True)
-    before the first. A checkpoint written before optimization.batches_read existed does not count them: its
-    runs read `accumulation_steps` batches per step (see optimization.count_batches_from_global_step)."""
+    before the first. A checkpoint written before counters.batches_read existed does not count them: its
+    runs read `accumulation_steps` batches per step (see counters.count_batches_from_global_step)."""
     checkpoint = tf.train.latest_checkpoint(output_dir)
     if not checkpoint:
         return 0, 0, True
     reader = checkpoint_reader(checkpoint)
     step = int(reader.get_tensor("global_step"))
-    if reader.has_tensor(optimization.BATCHES_READ):
-        return step, int(reader.get_tensor(optimization.BATCHES_READ)), True
+    if reader.has_tensor(counters.BATCHES_READ):
+        return step, int(reader.get_tensor(counters.BATCHES_READ)), True
     return step, step * accumulation_steps, False
 
 

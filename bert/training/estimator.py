@@ -8,7 +8,7 @@ import json
 import os
 from typing import Dict, Optional, Sequence
 
-from bert import modeling, optimization
+from bert import counters, modeling, optimization
 from bert.compat import cluster_resolver, tf, tpu_estimator
 from bert.compression.methods import (ObjectiveInputs, TrainingMethod, combined_before_update, combined_init_fn,
                                       register_progress)
@@ -53,7 +53,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
 
     Training runs in `towers` towers, evaluation and prediction in `inference_towers` (default: as many).
     `resumed_without_counter`: training resumes from a checkpoint written before `batches_read` existed
-    (see optimization.count_batches_from_global_step). `methods`: the training methods (bert/compression/methods.py)
+    (see counters.count_batches_from_global_step). `methods`: the training methods (bert/compression/methods.py)
     that shape the training graph, in registration order; evaluation and prediction build the plain model (a
     pruned run's checkpoint holds zeros where its masks were).
     """
@@ -62,7 +62,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, task: processors.TaskSpec
         del labels, params  # the labels travel inside features, so predict mode has them too
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         if is_training and resumed_without_counter:
-            optimization.count_batches_from_global_step(accumulation_steps)
+            counters.count_batches_from_global_step(accumulation_steps)
         # The replicas that each compute a part of the batch, for dropout masks of their own: TPU cores learn
         # theirs from the input (features.tpu_share), tf.distribute replicas (one without a strategy) from
         # their replica context.

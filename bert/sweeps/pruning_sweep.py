@@ -2,7 +2,7 @@
 pipeline (dense model, reweighted group-lasso training, one-shot pruning and retraining) and its one-run
 alternative to steps 2 and 3 (gradual pruning of the dense model), each step a run_classifier run.
 
-Settings come from the environment (run_pruning.sh documents them; defaults in DEFAULTS): TASKS,
+Settings come from the environment (run_pruning.sh documents them; defaults in bert/sweeps/defaults.py): TASKS,
 GRANULARITIES, SPARSITIES, LR, GROUP_LASSO, REWEIGHT_STEPS, DENSE_DIR, and run_all.sh's EPOCHS, BATCH_SIZE,
 MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. The runs go into one tree per settings,
 OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees (bert/sweeps/sweep.py), with the
@@ -26,16 +26,14 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 from bert.sweeps import pruning_report
+from bert.sweeps.defaults import RUN_PRUNING
 from bert.errors import UserError
 from bert.data.processors import TaskSpec
 from bert.sweeps.runs import Run, best_runs, collect_runs, read_settings, settings_trees
 from bert.sweeps.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, make_tree, run_planned,
                         settings_identity, sweep_settings, tasks_with_training_data)
 
-DEFAULT_TASKS = "MRPC STS-B RTE CoLA SST-2"
-DEFAULTS = {"OUTPUT_DIR": "fine_tune_outputs/pruning", "DENSE_DIR": "fine_tune_outputs",
-            "GRANULARITIES": "weight block", "SPARSITIES": "0.5 0.7 0.8 0.9", "LR": "2e-5", "GROUP_LASSO": "1e-4",
-            "REWEIGHT_STEPS": "100", "DISTILL": "1"}
+DEFAULTS = RUN_PRUNING  # every setting's default
 # Gradual pruning of an already fine-tuned model: the cubic ramp ends at 30% of training, so the pruned model
 # has 70% of it to recover (at the default 0.7, meant for pruning while fine-tuning from the pre-trained
 # checkpoint, MRPC's F1 at 50% ended 0.4 points lower: bench/pruning_gradual_mrpc.md). EXTRA_FLAGS come after
@@ -144,7 +142,7 @@ def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[Pla
     per sparsity, the one-shot and the gradual run."""
     sparsities = target_sparsities(env)
     runs = []
-    for task, train_examples in tasks_with_training_data(env, DEFAULT_TASKS):
+    for task, train_examples in tasks_with_training_data(env):
         dense = dense_step(env, tree, task, train_examples, candidates)
         runs.append(dense)
         for granularity in env["GRANULARITIES"].split():

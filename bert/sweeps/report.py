@@ -36,6 +36,7 @@ from bert.files import write_atomically
 from bert.data.processors import TaskSpec
 from bert.sweeps.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
                        settings_trees)
+from bert.sweeps.defaults import RUN_ALL
 
 METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
 _RUN_COLUMNS = ("train_time", "eval_time", "global_step")  # last in the CSV, after the metrics
@@ -304,7 +305,7 @@ def write_files(directory: str, names: Sequence[str], contents: Sequence[bytes])
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bert.sweeps.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
+    parser.add_argument("--output_dir", default=RUN_ALL["OUTPUT_DIR"], help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", help="GLUE data: also write the leaderboard files (glue_submission.zip)")
     args = parser.parse_args(argv)
     if not files.isdir(args.output_dir):

@@ -29,6 +29,7 @@ from bert.errors import UserError
 from bert.files import write_atomically
 from bert.data.processors import TaskSpec, get_task, read_examples
 from bert.sweeps.runs import Run, best_runs, collect_runs
+from bert.sweeps.defaults import RUN_ALL
 
 SUBMISSION_DIR = "glue_submission"
 
@@ -195,7 +196,7 @@ def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bert.sweeps.submission", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
+    parser.add_argument("--output_dir", default=RUN_ALL["OUTPUT_DIR"], help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", required=True, help="GLUE data root (for the test files' index columns)")
     args = parser.parse_args(argv)
     if not files.isdir(args.output_dir):

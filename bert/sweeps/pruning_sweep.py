@@ -9,7 +9,9 @@ OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's tre
 learning rate, lambda and reweighting interval among the settings; bert/sweeps/pruning_report.py describes the layout.
 For each task:
 1. the dense model is run_all.sh's best run of the task in DENSE_DIR among the trees of the same checkpoint
-   (by content), epochs, batch size and max_seq_length and no EXTRA_FLAGS; without one it is fine-tuned here
+   (by content), epochs, batch size and max_seq_length (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and
+   --max_seq_length counting as these, bert/sweeps/extra_flags.py) and no other EXTRA_FLAGS; without one it is
+   fine-tuned here
    at LR. The choice is recorded (<TASK>/dense.json, or the <TASK>/dense/ folder) and kept by every later
    invocation, since the runs below are trained from it;
 2. per granularity, the reweighted training starts from step 1's last checkpoint (GROUP_LASSO=0 skips it);
@@ -27,6 +29,7 @@ from typing import Callable, Dict, List, Optional
 
 from bert.sweeps import pruning_report
 from bert.sweeps.defaults import RUN_PRUNING
+from bert.sweeps.extra_flags import effective, resolve
 from bert.errors import UserError
 from bert.data.processors import TaskSpec
 from bert.sweeps.runs import Run, best_runs, collect_runs, read_settings, settings_trees
@@ -80,14 +83,14 @@ def pruning_settings(env: Dict[str, str]) -> Dict:
 def dense_candidates(env: Dict[str, str]) -> Dict[str, Run]:
     """{task: run_all.sh's best run} over DENSE_DIR's trees whose settings are this pipeline's checkpoint,
     epochs, batch size and max_seq_length with no extra flags (compared by content, as run_all.sh tells its
-    trees apart)."""
+    trees apart, and as the runs trained: a tree whose extra flags set the epochs is a tree of those epochs)."""
     dense_dir = env["DENSE_DIR"]
     if not os.path.isdir(dense_dir):
         return {}
     wanted = settings_identity(sweep_settings(dict(env, EXTRA_FLAGS="")))
     runs: List[Run] = []
     for tree in settings_trees(dense_dir):
-        if settings_identity(read_settings(tree)) == wanted:
+        if settings_identity(effective(read_settings(tree))) == wanted:
             runs += collect_runs(tree)[0]
     return best_runs(runs)
 
@@ -164,7 +167,7 @@ def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[Pla
 
 
 def pruning_sweep(env: Dict[str, str], stopping: Stopping) -> int:
-    env = dict(DEFAULTS, **env)
+    env = resolve(dict(DEFAULTS, **env), {"learning_rate": "LR"})
     settings = pruning_settings(env)
     target_sparsities(env)  # checked before the tree is made
     tree = make_tree(env["OUTPUT_DIR"], settings, "lr%g_gl%g" % (settings["learning_rate"], settings["group_lasso"]))

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from bert import files
 from bert.data.processors import TaskSpec, get_task
+from bert.sweeps.extra_flags import effective
 
 Number = Union[int, float]
 
@@ -172,7 +173,9 @@ def settings_trees(output_dir: str) -> List[str]:
 
 
 def describe_settings(settings: Optional[Dict]) -> str:
-    """One line naming the checkpoint and the hyperparameters the runs of a tree share."""
+    """One line naming the checkpoint and the hyperparameters the runs of a tree share (as they trained with them:
+    a tree made before EXTRA_FLAGS were resolved may record --num_train_epochs among its extra flags)."""
+    settings = effective(settings)
     if settings is None:
         return "settings not recorded (no %s)" % SETTINGS_FILE
     checkpoint = settings["checkpoint"]

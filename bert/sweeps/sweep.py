@@ -5,7 +5,8 @@ Settings come from the environment (run_all.sh documents them; defaults in bert/
 SEEDS, EPOCHS, BATCH_SIZE, MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS, PROGRESS_EVERY. A sweep's
 runs go into one tree per settings, OUTPUT_DIR/<settings>/ (bert/sweeps/runs.py): the checkpoint (its config,
 weights and vocab, by content), the epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are
-recorded in its settings.json, so a sweep with other settings trains its own runs beside the earlier ones and
+recorded in its settings.json (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and --max_seq_length as the
+epochs, batch size and max_seq_length: bert/sweeps/extra_flags.py), so a sweep with other settings trains its own runs beside the earlier ones and
 never takes theirs for its own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its
 log in log.txt, so that:
 - a finished run (its eval_results.txt exists: run_classifier writes it atomically) is never redone;
@@ -41,6 +42,7 @@ from bert import files
 from bert.data import processors
 from bert.sweeps import progress
 from bert.sweeps.defaults import RUN_ALL
+from bert.sweeps.extra_flags import resolve
 from bert.errors import UserError
 from bert.files import write_atomically
 from bert.sweeps.report import format_duration
@@ -365,6 +367,7 @@ def conclude(failed: List[str], skipped: List[str], stopping: Stopping, report: 
 
 def sweep(env: Dict[str, str], stopping: Stopping) -> int:
     env = dict(RUN_ALL, **env)
+    env = resolve(env, {"seed": "SEEDS"} if env["SEEDS"].split() else None)
     output_dir = env["OUTPUT_DIR"]
     tree = make_tree(output_dir, sweep_settings(env))
     failed, skipped = run_planned(plan(env, tree), env, tree, stopping)

@@ -6,9 +6,9 @@ SEEDS, EPOCHS, BATCH_SIZE, MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA
 runs go into one tree per settings, OUTPUT_DIR/<settings>/ (bert/sweeps/runs.py): the checkpoint (its config,
 weights and vocab, by content), the epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are
 recorded in its settings.json (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and --max_seq_length as the
-epochs, batch size and max_seq_length: bert/sweeps/extra_flags.py), so a sweep with other settings trains its own runs beside the earlier ones and
-never takes theirs for its own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its
-log in log.txt, so that:
+epochs, batch size and max_seq_length: bert/sweeps/extra_flags.py), so a sweep with other settings trains its
+own runs beside the earlier ones and never takes theirs for its own. Each run is a subprocess writing to
+<tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its log in log.txt, so that:
 - a finished run (its eval_results.txt exists: run_classifier writes it atomically) is never redone;
 - an interrupted run resumes from its last checkpoint, continuing the same training order;
 - a failed run is reported with its last error line and the sweep goes on; the exit status says so (a run

@@ -32,7 +32,7 @@ from bert.sweeps.defaults import RUN_PRUNING
 from bert.sweeps.extra_flags import effective, resolve
 from bert.errors import UserError
 from bert.data.processors import TaskSpec
-from bert.sweeps.runs import Run, best_runs, collect_runs, read_settings, settings_trees
+from bert.sweeps.runs import FinishedRun, best_runs, collect_runs, read_settings, settings_trees
 from bert.sweeps.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, make_tree, run_planned,
                         settings_identity, sweep_settings, tasks_with_training_data)
 
@@ -80,7 +80,7 @@ def pruning_settings(env: Dict[str, str]) -> Dict:
                 reweight_steps=reweight_steps)
 
 
-def dense_candidates(env: Dict[str, str]) -> Dict[str, Run]:
+def dense_candidates(env: Dict[str, str]) -> Dict[str, FinishedRun]:
     """{task: run_all.sh's best run} over DENSE_DIR's trees whose settings are this pipeline's checkpoint,
     epochs, batch size and max_seq_length with no extra flags (compared by content, as run_all.sh tells its
     trees apart, and as the runs trained: a tree whose extra flags set the epochs is a tree of those epochs)."""
@@ -88,7 +88,7 @@ def dense_candidates(env: Dict[str, str]) -> Dict[str, Run]:
     if not os.path.isdir(dense_dir):
         return {}
     wanted = settings_identity(sweep_settings(dict(env, EXTRA_FLAGS="")))
-    runs: List[Run] = []
+    runs: List[FinishedRun] = []
     for tree in settings_trees(dense_dir):
         if settings_identity(effective(read_settings(tree))) == wanted:
             runs += collect_runs(tree)[0]
@@ -96,7 +96,7 @@ def dense_candidates(env: Dict[str, str]) -> Dict[str, Run]:
 
 
 def dense_step(env: Dict[str, str], tree: str, task: TaskSpec, train_examples: int,
-               candidates: Dict[str, Run]) -> PlannedRun:
+               candidates: Dict[str, FinishedRun]) -> PlannedRun:
     """Step 1 of a task: its own dense run if it has one (started here), else the run_all.sh run recorded for it,
     else the best of `candidates`, recorded now, else a dense run to fine-tune here."""
     own = os.path.join(tree, pruning_report.run_dir(task.name))
@@ -140,7 +140,7 @@ def structured_steps(env: Dict[str, str], step: Callable[..., PlannedRun], spars
             for sparsity in sparsities]
 
 
-def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[PlannedRun]:
+def plan(env: Dict[str, str], tree: str, candidates: Dict[str, FinishedRun]) -> List[PlannedRun]:
     """Every run of the pipeline, in order: per task its dense model, then per granularity the reweighted run and,
     per sparsity, the one-shot and the gradual run."""
     sparsities = target_sparsities(env)

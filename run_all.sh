@@ -8,7 +8,9 @@
 #   EPOCHS=3  BATCH_SIZE=32  MAX_SEQ_LENGTH=128
 #   BERT_DIR  (default: uncased_L-12_H-768_A-12 if present, else the embedded uncased_L-6_H-384_A-12)
 #   GLUE_DIR  (default: datasets/ if it holds data, else ../shared/glue_data)
-#   OUTPUT_DIR=fine_tune_outputs   EXTRA_FLAGS="--flag=value ..." (passed to run_classifier.py)
+#   OUTPUT_DIR=fine_tune_outputs   EXTRA_FLAGS="--flag=value ..." (passed to run_classifier.py; its --num_train_epochs,
+#     --train_batch_size, --max_seq_length count as EPOCHS, BATCH_SIZE, MAX_SEQ_LENGTH; the flags each run gets
+#     from TASKS, GLUE_DIR, OUTPUT_DIR, LRS, SEEDS and BERT_DIR are refused)
 #   PYTHON    (default: .venv/bin/python, created by scripts/setup_env.sh)
 #   PROGRESS_EVERY=60  (seconds between progress lines when the output is not a terminal)
 set -uo pipefail

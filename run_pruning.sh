@@ -11,7 +11,8 @@
 #   from it with DISTILL=1 (the default; 0: without), and the compact models' size and speed in the summary
 #   EPOCHS=3  BATCH_SIZE=32  MAX_SEQ_LENGTH=128
 #   DENSE_DIR=fine_tune_outputs (run_all.sh's OUTPUT_DIR, where step 1 looks for a dense run)
-#   OUTPUT_DIR=fine_tune_outputs/pruning   EXTRA_FLAGS="--flag=value ..." (passed to every run_classifier.py run)
+#   OUTPUT_DIR=fine_tune_outputs/pruning   EXTRA_FLAGS="--flag=value ..." (passed to every run_classifier.py run;
+#     as for run_all.sh, with LR in place of LRS, and no SEEDS)
 #   BERT_DIR, GLUE_DIR, PYTHON, PROGRESS_EVERY: as for run_all.sh
 set -uo pipefail
 cd "$(dirname "$0")"

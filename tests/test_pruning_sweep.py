@@ -430,3 +430,14 @@ def test_the_summary_command_rewrites_the_summary_without_loading_tensorflow(pip
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == ["wrote %s" % (tree / name) for name in pruning_report.SUMMARY_FILES]
     assert {name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES} == before
+
+
+def test_epochs_set_in_extra_flags_are_the_pipeline_s_epochs(pipeline, tiny_bert, glue_dir):
+    """EXTRA_FLAGS=--num_train_epochs=0.05 over EPOCHS=3 trains 0.05 epochs: the pipeline's own tree and its reused
+    dense run (a run_all.sh tree of 0.05 epochs) are found, with every run done."""
+    env = pipeline_env(pipeline["root"], tiny_bert, glue_dir, EPOCHS="3", EXTRA_FLAGS="--num_train_epochs 0.05")
+    status, log = run_module("bert.sweeps.pruning_sweep", env)
+    assert status == 0, log
+    assert "3 runs planned, 3 done before, 0 to do" in log and "started" not in log
+    assert "MRPC: dense model reused from %s (lr=5e-5)" % pipeline["dense_run"] in log
+    assert only_tree(pipeline["root"] / "fine_tune_outputs" / "pruning") == pipeline["tree"]

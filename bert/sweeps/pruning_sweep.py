@@ -2,14 +2,16 @@
 pipeline (dense model, reweighted group-lasso training, one-shot pruning and retraining) and its one-run
 alternative to steps 2 and 3 (gradual pruning of the dense model), each step a run_classifier run.
 
-Settings come from the environment (run_pruning.sh documents them; defaults in DEFAULTS): TASKS,
+Settings come from the environment (run_pruning.sh documents them; defaults in bert/sweeps/defaults.py): TASKS,
 GRANULARITIES, SPARSITIES, LR, GROUP_LASSO, REWEIGHT_STEPS, DENSE_DIR, and run_all.sh's EPOCHS, BATCH_SIZE,
 MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. The runs go into one tree per settings,
 OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees (bert/sweeps/sweep.py), with the
 learning rate, lambda and reweighting interval among the settings; bert/sweeps/pruning_report.py describes the layout.
 For each task:
 1. the dense model is run_all.sh's best run of the task in DENSE_DIR among the trees of the same checkpoint
-   (by content), epochs, batch size and max_seq_length and no EXTRA_FLAGS; without one it is fine-tuned here
+   (by content), epochs, batch size and max_seq_length (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and
+   --max_seq_length counting as these, bert/sweeps/extra_flags.py) and no other EXTRA_FLAGS; without one it is
+   fine-tuned here
    at LR. The choice is recorded (<TASK>/dense.json, or the <TASK>/dense/ folder) and kept by every later
    invocation, since the runs below are trained from it;
 2. per granularity, the reweighted training starts from step 1's last checkpoint (GROUP_LASSO=0 skips it);
@@ -26,16 +28,15 @@ import sys
 from typing import Callable, Dict, List, Optional
 
 from bert.sweeps import pruning_report
+from bert.sweeps.defaults import RUN_PRUNING
+from bert.sweeps.extra_flags import effective, resolve
 from bert.errors import UserError
 from bert.data.processors import TaskSpec
-from bert.sweeps.runs import Run, best_runs, collect_runs, read_settings, settings_trees
+from bert.sweeps.runs import FinishedRun, best_runs, collect_runs, read_settings, settings_trees
 from bert.sweeps.sweep import (PlannedRun, Stopping, conclude, is_finished, log, main, make_tree, run_planned,
                         settings_identity, sweep_settings, tasks_with_training_data)
 
-DEFAULT_TASKS = "MRPC STS-B RTE CoLA SST-2"
-DEFAULTS = {"OUTPUT_DIR": "fine_tune_outputs/pruning", "DENSE_DIR": "fine_tune_outputs",
-            "GRANULARITIES": "weight block", "SPARSITIES": "0.5 0.7 0.8 0.9", "LR": "2e-5", "GROUP_LASSO": "1e-4",
-            "REWEIGHT_STEPS": "100", "DISTILL": "1"}
+DEFAULTS = RUN_PRUNING  # every setting's default
 # Gradual pruning of an already fine-tuned model: the cubic ramp ends at 30% of training, so the pruned model
 # has 70% of it to recover (at the default 0.7, meant for pruning while fine-tuning from the pre-trained
 # checkpoint, MRPC's F1 at 50% ended 0.4 points lower: bench/pruning_gradual_mrpc.md). EXTRA_FLAGS come after
@@ -79,23 +80,23 @@ def pruning_settings(env: Dict[str, str]) -> Dict:
                 reweight_steps=reweight_steps)
 
 
-def dense_candidates(env: Dict[str, str]) -> Dict[str, Run]:
+def dense_candidates(env: Dict[str, str]) -> Dict[str, FinishedRun]:
     """{task: run_all.sh's best run} over DENSE_DIR's trees whose settings are this pipeline's checkpoint,
     epochs, batch size and max_seq_length with no extra flags (compared by content, as run_all.sh tells its
-    trees apart)."""
+    trees apart, and as the runs trained: a tree whose extra flags set the epochs is a tree of those epochs)."""
     dense_dir = env["DENSE_DIR"]
     if not os.path.isdir(dense_dir):
         return {}
     wanted = settings_identity(sweep_settings(dict(env, EXTRA_FLAGS="")))
-    runs: List[Run] = []
+    runs: List[FinishedRun] = []
     for tree in settings_trees(dense_dir):
-        if settings_identity(read_settings(tree)) == wanted:
+        if settings_identity(effective(read_settings(tree))) == wanted:
             runs += collect_runs(tree)[0]
     return best_runs(runs)
 
 
 def dense_step(env: Dict[str, str], tree: str, task: TaskSpec, train_examples: int,
-               candidates: Dict[str, Run]) -> PlannedRun:
+               candidates: Dict[str, FinishedRun]) -> PlannedRun:
     """Step 1 of a task: its own dense run if it has one (started here), else the run_all.sh run recorded for it,
     else the best of `candidates`, recorded now, else a dense run to fine-tune here."""
     own = os.path.join(tree, pruning_report.run_dir(task.name))
@@ -139,12 +140,12 @@ def structured_steps(env: Dict[str, str], step: Callable[..., PlannedRun], spars
             for sparsity in sparsities]
 
 
-def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[PlannedRun]:
+def plan(env: Dict[str, str], tree: str, candidates: Dict[str, FinishedRun]) -> List[PlannedRun]:
     """Every run of the pipeline, in order: per task its dense model, then per granularity the reweighted run and,
     per sparsity, the one-shot and the gradual run."""
     sparsities = target_sparsities(env)
     runs = []
-    for task, train_examples in tasks_with_training_data(env, DEFAULT_TASKS):
+    for task, train_examples in tasks_with_training_data(env):
         dense = dense_step(env, tree, task, train_examples, candidates)
         runs.append(dense)
         for granularity in env["GRANULARITIES"].split():
@@ -166,7 +167,7 @@ def plan(env: Dict[str, str], tree: str, candidates: Dict[str, Run]) -> List[Pla
 
 
 def pruning_sweep(env: Dict[str, str], stopping: Stopping) -> int:
-    env = dict(DEFAULTS, **env)
+    env = resolve(dict(DEFAULTS, **env), {"learning_rate": "LR"})
     settings = pruning_settings(env)
     target_sparsities(env)  # checked before the tree is made
     tree = make_tree(env["OUTPUT_DIR"], settings, "lr%g_gl%g" % (settings["learning_rate"], settings["group_lasso"]))

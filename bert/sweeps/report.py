@@ -35,8 +35,9 @@ from bert import files
 from bert.files import write_atomically
 from bert.formatting import format_duration, percent
 from bert.data.processors import TaskSpec
-from bert.sweeps.runs import (TASK_ORDER, Run, Unfinished, best_runs, collect_runs, describe_settings, read_settings,
-                       settings_trees)
+from bert.sweeps.runs import (TASK_ORDER, FinishedRun, Unfinished, best_runs, collect_runs, describe_settings,
+                              read_settings, settings_trees)
+from bert.sweeps.defaults import RUN_ALL
 
 METRIC_TITLES = {"accuracy": "Acc", "f1": "F1", "mcc": "MCC", "spearman": "Spearman", "pearson": "Pearson"}
 _RUN_COLUMNS = ("train_time", "eval_time", "global_step")  # last in the CSV, after the metrics
@@ -55,7 +56,7 @@ class Column:
 
 # ---------------------------------------------------------------- summary.csv / summary.json
 
-def run_rows(runs: Sequence[Run]) -> Tuple[List[str], List[Dict[str, object]]]:
+def run_rows(runs: Sequence[FinishedRun]) -> Tuple[List[str], List[Dict[str, object]]]:
     """(columns, one dict per run): the metric columns are every key any run has, sorted."""
     metric_keys = sorted({key for run in runs for key in run.results} - set(_RUN_COLUMNS))
     columns = ["task", "learning_rate", "seed"] + metric_keys + list(_RUN_COLUMNS) + ["run_dir"]
@@ -68,7 +69,7 @@ def run_rows(runs: Sequence[Run]) -> Tuple[List[str], List[Dict[str, object]]]:
     return columns, rows
 
 
-def render_csv(runs: Sequence[Run]) -> str:
+def render_csv(runs: Sequence[FinishedRun]) -> str:
     return csv_text(*run_rows(runs))
 
 
@@ -87,7 +88,7 @@ def json_safe(value: object) -> object:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def render_json(runs: Sequence[Run], best: Dict[str, Run], settings: Optional[Dict] = None) -> str:
+def render_json(runs: Sequence[FinishedRun], best: Dict[str, FinishedRun], settings: Optional[Dict] = None) -> str:
     _, rows = run_rows(runs)
     summary = {
         "settings": settings,
@@ -101,7 +102,7 @@ def render_json(runs: Sequence[Run], best: Dict[str, Run], settings: Optional[Di
 
 # ---------------------------------------------------------------- summary.md
 
-def table_columns(runs: Sequence[Run]) -> List[Column]:
+def table_columns(runs: Sequence[FinishedRun]) -> List[Column]:
     """A column per task that has a finished run, plus MNLI-mm when the MNLI runs report it."""
     columns = []
     for name in TASK_ORDER:
@@ -117,12 +118,12 @@ def table_columns(runs: Sequence[Run]) -> List[Column]:
     return columns
 
 
-def learning_rates(runs: Sequence[Run]) -> List[str]:
+def learning_rates(runs: Sequence[FinishedRun]) -> List[str]:
     """The swept learning rates, high to low as run_all.sh runs them."""
     return sorted({run.learning_rate for run in runs}, key=lambda lr: (-float(lr), lr))
 
 
-def column_values(runs: Sequence[Run], column: Column, learning_rate: str) -> List[float]:
+def column_values(runs: Sequence[FinishedRun], column: Column, learning_rate: str) -> List[float]:
     return [float(run.results[column.key]) for run in runs
             if run.task is column.task and run.learning_rate == learning_rate and column.key in run.results]
 
@@ -138,14 +139,14 @@ def format_cell(values: Sequence[float]) -> str:
                                  percent(numbers[-1]), len(values))
 
 
-def _best_cell(run: Optional[Run], column: Column) -> str:
+def _best_cell(run: Optional[FinishedRun], column: Column) -> str:
     if run is None or column.key not in run.results:
         return "-"
     where = run.learning_rate if run.seed is None else "%s, seed %d" % (run.learning_rate, run.seed)
     return "%s @ %s" % (percent(float(run.results[column.key])), where)
 
 
-def _time_cell(runs: Sequence[Run], column: Column) -> str:
+def _time_cell(runs: Sequence[FinishedRun], column: Column) -> str:
     if not column.is_headline:
         return ""  # MNLI-mm comes from the same runs as MNLI-m
     times = [float(run.results["train_time"]) for run in runs
@@ -153,7 +154,8 @@ def _time_cell(runs: Sequence[Run], column: Column) -> str:
     return format_duration(statistics.median(times)) if times else "-"
 
 
-def markdown_table(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run]) -> List[str]:
+def markdown_table(runs: Sequence[FinishedRun], unfinished: Sequence[Unfinished],
+                   best: Dict[str, FinishedRun]) -> List[str]:
     """The table's lines, then notes on unfinished runs."""
     lines = []
     columns = table_columns(runs)
@@ -189,13 +191,13 @@ def settings_line(settings: Optional[Dict]) -> List[str]:
     return [] if settings is None else ["Settings: %s." % describe_settings(settings), ""]
 
 
-def render_markdown(runs: Sequence[Run], unfinished: Sequence[Unfinished], best: Dict[str, Run],
+def render_markdown(runs: Sequence[FinishedRun], unfinished: Sequence[Unfinished], best: Dict[str, FinishedRun],
                     settings: Optional[Dict] = None) -> str:
     lines = ["# GLUE dev results", ""] + settings_line(settings) + markdown_table(runs, unfinished, best)
     return "\n".join(lines) + "\n"
 
 
-def render_index(trees: Sequence[Tuple[str, Optional[Dict], List[Run], List[Unfinished]]]) -> str:
+def render_index(trees: Sequence[Tuple[str, Optional[Dict], List[FinishedRun], List[Unfinished]]]) -> str:
     """<output_dir>/summary.md: every settings tree's table under its name and settings."""
     lines = ["# GLUE dev results", "", "One table per settings tree (its folder in this directory, with its own "
              "summary files); runs made with other settings are never mixed into a table."]
@@ -207,7 +209,7 @@ def render_index(trees: Sequence[Tuple[str, Optional[Dict], List[Run], List[Unfi
 
 # ---------------------------------------------------------------- summary.png
 
-def render_png(runs: Sequence[Run], best: Dict[str, Run]) -> bytes:
+def render_png(runs: Sequence[FinishedRun], best: Dict[str, FinishedRun]) -> bytes:
     """One panel per task: median headline metric vs learning rate (log x), min-max band, best run starred."""
     panels: Dict[str, List[Column]] = {}
     for column in table_columns(runs):
@@ -271,7 +273,7 @@ def png_bytes(figure, axes, panels: int) -> bytes:
 
 # ---------------------------------------------------------------- entry points
 
-def write_report(output_dir: str, runs: Optional[Tuple[List[Run], List[Unfinished]]] = None) -> List[str]:
+def write_report(output_dir: str, runs: Optional[Tuple[List[FinishedRun], List[Unfinished]]] = None) -> List[str]:
     """Write the four summary files into a tree (output_dir); return their paths."""
     finished, unfinished = runs if runs is not None else collect_runs(output_dir)
     best = best_runs(finished)
@@ -291,7 +293,7 @@ def write_files(directory: str, names: Sequence[str], contents: Sequence[bytes])
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bert.sweeps.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
+    parser.add_argument("--output_dir", default=RUN_ALL["OUTPUT_DIR"], help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", help="GLUE data: also write the leaderboard files (glue_submission.zip)")
     args = parser.parse_args(argv)
     if not files.isdir(args.output_dir):

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from bert import files
 from bert.data.processors import TaskSpec, get_task
+from bert.sweeps.extra_flags import effective
 
 Number = Union[int, float]
 
@@ -28,8 +29,10 @@ SETTINGS_FILE = "settings.json"
 
 
 @dataclass(frozen=True)
-class Run:
-    """One finished run: the task, its sweep coordinates and the numbers in its eval_results.txt."""
+class FinishedRun:
+    """One finished run: the task, its sweep coordinates and the numbers in its eval_results.txt. (Not to be confused
+    with sweep.PlannedRun, a run the sweep will start, or pruning_report.PruningRun, a pruning tree's run, finished
+    or not.)"""
 
     task: TaskSpec
     learning_rate: str  # as spelled in the directory name ("2e-5"), which is how users name it
@@ -96,7 +99,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _run_key(run: Run) -> Tuple:
+def _run_key(run: FinishedRun) -> Tuple:
     """Table order: task (paper order), learning rate high to low (as the sweep runs), seed."""
     return (task_rank(run.task), -run.lr, run.learning_rate, -1 if run.seed is None else run.seed, run.run_dir)
 
@@ -116,9 +119,9 @@ def read_finished(path: str, task: TaskSpec) -> Tuple[Optional[Dict[str, Number]
     return results, ""
 
 
-def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
+def collect_runs(output_dir: str) -> Tuple[List[FinishedRun], List[Unfinished]]:
     """Every run directory under output_dir, split into finished runs and unfinished ones (sorted)."""
-    finished: List[Run] = []
+    finished: List[FinishedRun] = []
     unfinished: List[Unfinished] = []
     for task_dir in files.listdir(output_dir):
         task = trained_task(task_dir)
@@ -135,7 +138,8 @@ def collect_runs(output_dir: str) -> Tuple[List[Run], List[Unfinished]]:
                 unfinished.append(Unfinished(task, run_dir, reason))
                 continue
             seed = match.group("seed")
-            finished.append(Run(task, match.group("lr"), None if seed is None else int(seed), run_dir, path, results))
+            finished.append(FinishedRun(task, match.group("lr"), None if seed is None else int(seed), run_dir, path,
+                                        results))
     finished.sort(key=_run_key)
     unfinished.sort(key=lambda u: (task_rank(u.task), u.run_dir))
     return finished, unfinished
@@ -145,9 +149,9 @@ def _nan_last(value: float) -> float:
     return -math.inf if math.isnan(value) else value
 
 
-def best_runs(runs: Sequence[Run]) -> Dict[str, Run]:
+def best_runs(runs: Sequence[FinishedRun]) -> Dict[str, FinishedRun]:
     """{task name: its best run}: highest headline metric; ties to the lower learning rate, then seed."""
-    best: Dict[str, Run] = {}
+    best: Dict[str, FinishedRun] = {}
     for run in sorted(runs, key=lambda r: (-_nan_last(r.headline), r.lr, -1 if r.seed is None else r.seed,
                                            r.run_dir)):
         best.setdefault(run.task.name, run)
@@ -172,7 +176,9 @@ def settings_trees(output_dir: str) -> List[str]:
 
 
 def describe_settings(settings: Optional[Dict]) -> str:
-    """One line naming the checkpoint and the hyperparameters the runs of a tree share."""
+    """One line naming the checkpoint and the hyperparameters the runs of a tree share (as they trained with them:
+    a tree made before EXTRA_FLAGS were resolved may record --num_train_epochs among its extra flags)."""
+    settings = effective(settings)
     if settings is None:
         return "settings not recorded (no %s)" % SETTINGS_FILE
     checkpoint = settings["checkpoint"]

@@ -28,7 +28,8 @@ from bert import files
 from bert.errors import UserError
 from bert.files import write_atomically
 from bert.data.processors import TaskSpec, get_task, read_examples
-from bert.sweeps.runs import Run, best_runs, collect_runs
+from bert.sweeps.runs import FinishedRun, best_runs, collect_runs
+from bert.sweeps.defaults import RUN_ALL
 
 SUBMISSION_DIR = "glue_submission"
 
@@ -103,7 +104,7 @@ def format_prediction(task: TaskSpec, row: Sequence[float]) -> str:
     return task.labels[max(range(len(row)), key=lambda i: (row[i], -i))]
 
 
-def leaderboard_file(entry: Entry, run: Run, glue_dir: str) -> str:
+def leaderboard_file(entry: Entry, run: FinishedRun, glue_dir: str) -> str:
     """The text of one leaderboard file; raises SubmissionError when the row counts disagree."""
     task = get_task(entry.task)
     test_dir = os.path.join(glue_dir, task.directory)
@@ -145,7 +146,7 @@ def _missing_names(missing: Sequence[Entry]) -> List[str]:
     return names
 
 
-def write_submission(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None) -> Submission:
+def write_submission(output_dir: str, glue_dir: str, runs: Optional[Sequence[FinishedRun]] = None) -> Submission:
     """Convert every available prediction, then write the files and the zip.
 
     All files are built before any is written, so an error leaves the previous submission intact.
@@ -181,7 +182,7 @@ def write_submission(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run
     return Submission(written, zip_path, _missing_names(missing))
 
 
-def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None) -> int:
+def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[FinishedRun]] = None) -> int:
     """Write the submission and print what happened; 1 with a one-line error for unusable predictions."""
     try:
         submission = write_submission(output_dir, glue_dir, runs)
@@ -195,7 +196,7 @@ def run_cli(output_dir: str, glue_dir: str, runs: Optional[Sequence[Run]] = None
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bert.sweeps.submission", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="fine_tune_outputs", help="the sweep's OUTPUT_DIR")
+    parser.add_argument("--output_dir", default=RUN_ALL["OUTPUT_DIR"], help="the sweep's OUTPUT_DIR")
     parser.add_argument("--glue_dir", required=True, help="GLUE data root (for the test files' index columns)")
     args = parser.parse_args(argv)
     if not files.isdir(args.output_dir):

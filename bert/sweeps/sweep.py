@@ -1,12 +1,14 @@
 """The learning-rate sweep behind run_all.sh: every (task, learning rate, seed) as one run_classifier run,
 and the loop that runs a planned list of fine-tunes, which bert/sweeps/pruning_sweep.py (run_pruning.sh) shares.
 
-Settings come from the environment (run_all.sh documents them): TASKS, LRS, SEEDS, EPOCHS, BATCH_SIZE,
-MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS, PROGRESS_EVERY. A sweep's runs go into one tree per settings,
-OUTPUT_DIR/<settings>/ (bert/sweeps/runs.py): the checkpoint (its config, weights and vocab, by content), the
-epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are recorded in its settings.json, so
-a sweep with other settings trains its own runs beside the earlier ones and never takes theirs for its
-own. Each run is a subprocess writing to <tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its log in log.txt, so that:
+Settings come from the environment (run_all.sh documents them; defaults in bert/sweeps/defaults.py): TASKS, LRS,
+SEEDS, EPOCHS, BATCH_SIZE, MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS, PROGRESS_EVERY. A sweep's
+runs go into one tree per settings, OUTPUT_DIR/<settings>/ (bert/sweeps/runs.py): the checkpoint (its config,
+weights and vocab, by content), the epochs, batch size, max_seq_length and EXTRA_FLAGS name the tree and are
+recorded in its settings.json (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and --max_seq_length as the
+epochs, batch size and max_seq_length: bert/sweeps/extra_flags.py), so a sweep with other settings trains its
+own runs beside the earlier ones and never takes theirs for its own. Each run is a subprocess writing to
+<tree>/<TASK>/lr_<LR>[_seed_<S>]/ with its log in log.txt, so that:
 - a finished run (its eval_results.txt exists: run_classifier writes it atomically) is never redone;
 - an interrupted run resumes from its last checkpoint, continuing the same training order;
 - a failed run is reported with its last error line and the sweep goes on; the exit status says so (a run
@@ -39,13 +41,13 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from bert import files
 from bert.data import processors
 from bert.sweeps import progress
+from bert.sweeps.defaults import RUN_ALL
+from bert.sweeps.extra_flags import resolve
 from bert.errors import UserError
 from bert.files import write_atomically
 from bert.formatting import format_duration
 from bert.sweeps.runs import SETTINGS_FILE, read_eval_results, read_settings
 
-ALL_TASKS = "CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE WNLI"
-PAPER_LEARNING_RATES = "5e-5 4e-5 3e-5 2e-5"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_SECONDS = 1.0  # how often the sweep looks at a running fine-tune's log for its progress
 
@@ -88,10 +90,10 @@ def sweep_settings(env: Dict[str, str]) -> Dict:
         "checkpoint": {"dir": bert_dir, "model": model, "config_sha1": _sha1(config_path),
                        "vocab_sha1": _sha1(os.path.join(bert_dir, "vocab.txt")),
                        "weights_sha1": _sha1(os.path.join(bert_dir, "bert_model.ckpt.index"))},
-        "epochs": float(env.get("EPOCHS", "3")),
-        "batch_size": int(env.get("BATCH_SIZE", "32")),
-        "max_seq_length": int(env.get("MAX_SEQ_LENGTH", "128")),
-        "extra_flags": shlex.split(env.get("EXTRA_FLAGS", "")),
+        "epochs": float(env["EPOCHS"]),
+        "batch_size": int(env["BATCH_SIZE"]),
+        "max_seq_length": int(env["MAX_SEQ_LENGTH"]),
+        "extra_flags": shlex.split(env["EXTRA_FLAGS"]),
     }
 
 
@@ -123,10 +125,10 @@ def count_rows(path: str) -> int:
         return max(sum(1 for _ in f) - 1, 0)  # header-less CoLA is off by one: only an estimate
 
 
-def tasks_with_training_data(env: Dict[str, str], default: str) -> List[Tuple[processors.TaskSpec, int]]:
+def tasks_with_training_data(env: Dict[str, str]) -> List[Tuple[processors.TaskSpec, int]]:
     """(task, its training rows) for each of TASKS; tasks without training data are reported once and left out."""
     found = []
-    for name in env.get("TASKS", default).split():
+    for name in env["TASKS"].split():
         task = processors.get_task(name)
         train_file = os.path.join(env["GLUE_DIR"], task.directory, task.splits["train"].file) \
             if "train" in task.splits else None
@@ -139,11 +141,11 @@ def tasks_with_training_data(env: Dict[str, str], default: str) -> List[Tuple[pr
 
 def plan(env: Dict[str, str], tree: str) -> List[PlannedRun]:
     """The runs to do, in order."""
-    seeds = env.get("SEEDS", "").split() or [None]
+    seeds = env["SEEDS"].split() or [None]
     runs = []
-    for task, train_examples in tasks_with_training_data(env, ALL_TASKS):
+    for task, train_examples in tasks_with_training_data(env):
         predict = os.path.isfile(os.path.join(env["GLUE_DIR"], task.directory, task.splits["test"].file))
-        for lr in env.get("LRS", PAPER_LEARNING_RATES).split():
+        for lr in env["LRS"].split():
             for seed in seeds:
                 run_dir = os.path.join(tree, task.name, "lr_%s%s" % (lr, "_seed_%s" % seed if seed else ""))
                 runs.append(PlannedRun(task, "%s lr=%s%s" % (task.name, lr, " seed=%s" % seed if seed else ""),
@@ -182,17 +184,17 @@ def command(run: PlannedRun, env: Dict[str, str]) -> List[str]:
             "--do_train=true", "--do_eval=true", "--data_dir=" + os.path.join(env["GLUE_DIR"], run.task.directory),
             "--vocab_file=" + os.path.join(bert_dir, "vocab.txt"),
             "--bert_config_file=" + os.path.join(bert_dir, "bert_config.json"),
-            "--max_seq_length=" + env.get("MAX_SEQ_LENGTH", "128"),
-            "--train_batch_size=" + env.get("BATCH_SIZE", "32"),
-            "--learning_rate=" + run.learning_rate, "--num_train_epochs=" + env.get("EPOCHS", "3"),
+            "--max_seq_length=" + env["MAX_SEQ_LENGTH"],
+            "--train_batch_size=" + env["BATCH_SIZE"],
+            "--learning_rate=" + run.learning_rate, "--num_train_epochs=" + env["EPOCHS"],
             "--eval_batch_size=32", "--predict_batch_size=32",  # Google's 8 only makes evaluation slower
             "--output_dir=" + run.run_dir,
-            "--feature_cache_dir=" + os.path.join(env.get("OUTPUT_DIR", "fine_tune_outputs"), "feature_cache")]
+            "--feature_cache_dir=" + os.path.join(env["OUTPUT_DIR"], "feature_cache")]
     if init_checkpoint:
         args.append("--init_checkpoint=" + init_checkpoint)
     if run.predict:
         args.append("--do_predict=true")
-    return args + run.flags + shlex.split(env.get("EXTRA_FLAGS", ""))
+    return args + run.flags + shlex.split(env["EXTRA_FLAGS"])
 
 
 def headline(run: PlannedRun) -> str:
@@ -296,7 +298,7 @@ def run_planned(runs: List[PlannedRun], env: Dict[str, str], tree: str,
     skipped: List[str] = []
     broken: Set[str] = set()  # the run dirs of both
     seconds_per_example: List[float] = []
-    status = progress.StatusLine(sys.stdout, every=float(env.get("PROGRESS_EVERY", "60")))
+    status = progress.StatusLine(sys.stdout, every=float(env["PROGRESS_EVERY"]))
     for number, run in enumerate(todo, 1):
         if stopping.signum is not None:
             break
@@ -364,7 +366,9 @@ def conclude(failed: List[str], skipped: List[str], stopping: Stopping, report: 
 
 
 def sweep(env: Dict[str, str], stopping: Stopping) -> int:
-    output_dir = env.get("OUTPUT_DIR", "fine_tune_outputs")
+    env = dict(RUN_ALL, **env)
+    env = resolve(env, {"seed": "SEEDS"} if env["SEEDS"].split() else None)
+    output_dir = env["OUTPUT_DIR"]
     tree = make_tree(output_dir, sweep_settings(env))
     failed, skipped = run_planned(plan(env, tree), env, tree, stopping)
     return conclude(failed, skipped, stopping, lambda: subprocess.call(

@@ -229,7 +229,7 @@ def test_run_classifier_evaluates_predicts_and_fine_tunes_the_compact_model(tmp_
     run_classifier(run, data, "MRPC", vocab_file, tmp_path / "bert_config.json", "--do_eval=true", "--do_predict=true")
 
     done = subprocess.run([sys.executable, "-m", "bert.compression.compaction", "--output_dir=%s" % run], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
     compact = run / run_info.COMPACT_MODEL
     assert done.stdout.splitlines()[-1].startswith("%s: " % compact)

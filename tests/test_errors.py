@@ -22,7 +22,7 @@ def setup(tmp_path, glue_dir, vocab_file):
 def run(flags, *extra):
     command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
     done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, timeout=600)
     return done.returncode, done.stderr
 
 
@@ -177,10 +177,10 @@ def small_disk(tmp_path):
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
-                      stderr=subprocess.DEVNULL).returncode != 0:
+                      stderr=subprocess.DEVNULL, timeout=60).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
+    subprocess.run(["umount", str(mount_point)], check=True, timeout=60)
 
 
 def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, small_disk, glue_dir):
@@ -188,7 +188,7 @@ def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, 
                            "--num_train_epochs": "1", "--output_dir": str(small_disk / "out")})
     assert "No space left on device" in assert_clear_error(flags, "error: the disk is full (")
     assert not (small_disk / "out" / "eval_results.txt").exists()
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True, timeout=60)
     code, stderr = run(flags)
     assert code == 0, stderr[-2000:]
     assert "global_step = 19" in (small_disk / "out" / "eval_results.txt").read_text()

@@ -175,7 +175,7 @@ def test_local_files_need_no_tensorflow(glue_dir, vocab_file):
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'",
     ])
     done = subprocess.run([sys.executable, "-c", script, str(glue_dir / "RTE"), vocab_file], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stderr
 
 
@@ -210,7 +210,7 @@ def test_a_whole_run_reads_and_writes_at_a_url(tmp_path, glue_dir, vocab_file):
     (tmp_path / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
     done = subprocess.run([sys.executable, "-c", WHOLE_RUN_AT_A_URL, str(glue_dir), vocab_file,
                            str(tmp_path / "bert_config.json"), str(tmp_path / "out.json")], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     written = json.loads((tmp_path / "out.json").read_text())
     assert {"eval_results.txt", "test_results.tsv", "run_info.json", "data_stats.json", "train_loss.tsv"} <= set(written)

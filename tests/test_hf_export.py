@@ -295,7 +295,8 @@ def transformers_python():
     if IS_TF2:
         return python if importlib.util.find_spec("transformers") else None
     found = Path(python).exists() and subprocess.run([python, "-c", "import importlib.util, sys; sys.exit("
-                                                      "importlib.util.find_spec('transformers') is None)"]).returncode == 0
+                                                      "importlib.util.find_spec('transformers') is None)"],
+                                                     timeout=60).returncode == 0
     return python if found else None
 
 

@@ -24,7 +24,7 @@ def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, 
                 "--max_seq_length=48", "--train_batch_size=16", "--eval_batch_size=64",
                 "--predict_batch_size=64"] + list(extra)
     done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=None if env is None else dict(os.environ, **env))
+                          universal_newlines=True, env=None if env is None else dict(os.environ, **env), timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     return done.stdout
 
@@ -189,5 +189,5 @@ def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
 
 def test_missing_required_flag_is_a_usage_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bert.run_classifier", "--do_train=true"], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode != 0 and "--data_dir" in done.stdout

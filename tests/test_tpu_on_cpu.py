@@ -36,5 +36,5 @@ def test_padded_fixed_size_batches_give_the_outputs_of_the_real_examples(tmp_pat
     (tmp_path / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
     done = subprocess.run([sys.executable, "-c", PADDED_PREDICTIONS, str(glue_dir), vocab_file,
                            str(tmp_path / "bert_config.json"), str(tmp_path / "out")], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout[-3000:]

@@ -29,7 +29,7 @@ def run(output_dir, task, setup, *extra):
                "--feature_cache_dir=%s" % setup["cache"], "--do_train=true", "--do_eval=true", "--max_seq_length=32",
                "--train_batch_size=16", "--eval_batch_size=128", "--save_checkpoints_steps=5"] + list(extra)
     return subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, timeout=600)
 
 
 def run_to_the_end(output_dir, task, setup, *extra) -> str:

@@ -229,7 +229,7 @@ def test_run_classifier_evaluates_predicts_and_fine_tunes_the_compact_model(tmp_
     run_classifier(run, data, "MRPC", vocab_file, tmp_path / "bert_config.json", "--do_eval=true", "--do_predict=true")
 
     done = subprocess.run([sys.executable, "-m", "bert.compression.compaction", "--output_dir=%s" % run], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
     compact = run / run_info.COMPACT_MODEL
     assert done.stdout.splitlines()[-1].startswith("%s: " % compact)
@@ -248,11 +248,40 @@ def test_run_classifier_evaluates_predicts_and_fine_tunes_the_compact_model(tmp_
 
     trained = tmp_path / "compact_train"
     run_classifier(trained, data, "MRPC", compact / "vocab.txt", compact / "bert_config.json", *model,
-                   "--do_train=true", "--do_eval=true", "--num_train_epochs=0.5")
+                   "--do_train=true", "--do_eval=true", "--do_predict=true", "--num_train_epochs=0.5")
     assert read_results(trained)["global_step"] == 2
     shapes = dict(tf.train.list_variables(tf.train.latest_checkpoint(str(trained))))
     assert shapes["bert/encoder/layer_1/attention/self/query/kernel"] == [32, 8]
     assert shapes["bert/encoder/layer_1/intermediate/dense/kernel"] == [32, 24]
+    assert_export_and_predict_give_the_runs_test_results(trained, data, tmp_path / "export")
+
+
+def assert_export_and_predict_give_the_runs_test_results(run_dir, data, export_dir):
+    """README (The compact model): bert.serving.export and bert.serving.predict take a run that fine-tuned the
+    compact model like any other. In-process: the SavedModel (loaded as TF Serving would, by its signature) and the Predictor
+    give the run's test_results.tsv, from the raw test pairs, at the compact model's per-layer shapes."""
+    from bert.data import features, processors
+    from bert.serving import export, inference, predict
+    from bert import tokenization
+    expected = np.loadtxt(str(run_dir / "test_results.tsv"))
+    run = inference.read_run(str(run_dir))
+    assert run.bert_config.layer_num_attention_heads == [3, 1]
+    examples = processors.read_examples(run.task, str(data), "test")
+    tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
+    converted = [features.convert_example(e, run.task, run.max_seq_length, tokenizer) for e in examples]
+    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    saved_model = export.export(str(run_dir), str(export_dir))
+    with tf.Graph().as_default(), tf.Session() as session:
+        signature = tf.saved_model.loader.load(session, [tf.saved_model.SERVING], saved_model).signature_def[
+            tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+        served = session.run(signature.outputs["probabilities"].name,
+                             {signature.inputs[name].name: inputs[name] for name in inference.INPUTS})
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    predictor = predict.Predictor(run)
+    try:
+        np.testing.assert_allclose(predictor.predict(examples), expected, atol=1e-5)
+    finally:
+        predictor.close()
 
 
 def test_a_structured_run_writes_its_compact_model_and_evaluates_it_too(tmp_path, glue_dir, vocab_file):

@@ -413,7 +413,7 @@ def test_cli_prints_one_summary_line(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint", "--hf_dir", str(hf_dir),
                            "--output_dir", str(out)], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
@@ -428,7 +428,7 @@ def test_cli_error_is_one_line(tmp_path):
     hf_dir = make_tiny_hf_dir(tmp_path / "hf", tensors)
     proc = subprocess.run([sys.executable, "-m", "bert.data.convert_checkpoint", "--hf_dir", str(hf_dir),
                            "--output_dir", str(tmp_path / "out")], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == ["error: missing 1 tensor(s): bert/embeddings/word_embeddings "
@@ -582,7 +582,7 @@ def test_google_checkpoint_urls():
 
 
 @pytest.mark.parametrize("nested", [True, False])
-def test_google_checkpoint_from_a_zip_already_in_the_cache(tmp_path, nested, capsys):
+def test_google_checkpoint_from_a_zip_already_in_the_cache(tmp_path, nested, capsys, monkeypatch):
     """A zip fetched by hand into the cache is used without any network (2018 zips hold a folder,
     the 2020 small BERTs' hold the files at the top)."""
     name = "uncased_L-2_H-128_A-2"
@@ -598,7 +598,7 @@ def test_google_checkpoint_from_a_zip_already_in_the_cache(tmp_path, nested, cap
     out = tmp_path / name
     out.mkdir()
     (out / "README.md").write_text("kept")
-    os.environ.pop("BERT_DOWNLOAD_MIRROR", None)
+    monkeypatch.delenv("BERT_DOWNLOAD_MIRROR", raising=False)  # restored after the test
     dl.download_google_checkpoint(name, output_dir=str(out), cache_dir=str(cache), timeout=1)
     assert sorted(os.listdir(str(out))) == ["README.md", "bert_config.json", "bert_model.ckpt.data-00000-of-00001",
                                             "bert_model.ckpt.index", "vocab.txt"]

@@ -5,8 +5,10 @@ its flags (a refusal needs no TensorFlow process of its own); the traceback and 
 """
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -143,8 +145,18 @@ def test_only_user_errors_lose_their_traceback():
 
 
 def test_verbose_shows_the_traceback(setup):
+    """The same UserError as without --verbose, raised with its traceback instead of the one-line `error:`."""
     code, stderr = run_process(dict(setup, **{"--task_name": "MRCP"}), "--verbose")
-    assert code != 0 and "Traceback" in stderr
+    lines = stderr.strip().splitlines()
+    assert code == 1 and "Traceback (most recent call last):" in stderr, stderr[-2000:]
+    assert lines[-1].startswith("bert.errors.UserError: Unknown GLUE task 'MRCP'; known tasks: CoLA, SST-2, MRPC"), lines[-1]
+    assert not [line for line in lines if line.startswith("error: ")]
+
+
+def test_batch_size_not_divisible_by_the_accumulation_steps(setup):
+    assert_clear_error(dict(setup, **{"--do_train": "true", "--train_batch_size": "16",
+                                      "--gradient_accumulation_steps": "3"}),
+                       "--train_batch_size=16 must be a multiple of --gradient_accumulation_steps=3")
 
 
 def test_diverging_loss_names_step_and_learning_rate(setup):
@@ -183,10 +195,10 @@ def small_disk(tmp_path):
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount_point)],
-                      stderr=subprocess.DEVNULL).returncode != 0:
+                      stderr=subprocess.DEVNULL, timeout=60).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
+    subprocess.run(["umount", str(mount_point)], check=True, timeout=60)
 
 
 def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, small_disk, glue_dir):
@@ -195,7 +207,44 @@ def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, 
     # In processes of their own: this one would keep files on the small disk open (TensorBoard's writers).
     assert "No space left on device" in assert_clear_error(flags, "error: the disk is full (", runner=run_process)
     assert not (small_disk / "out" / "eval_results.txt").exists()
-    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True, timeout=60)
     code, stderr = run_process(flags)
     assert code == 0, stderr[-2000:]
     assert "global_step = 19" in (small_disk / "out" / "eval_results.txt").read_text()
+
+
+@pytest.mark.parametrize("phase, task, flag, marker, unwritten", [
+    # tokenizing SST-2's 67k training sentences (13 s on this machine) follows this line
+    ("preparing the run", "SST-2", "--do_train", "***** Training: 67349 examples", "train_loss.tsv"),
+    # then QNLI's 5463 dev pairs are tokenized, the graph built and the pairs evaluated: seconds in all
+    ("evaluating", "QNLI", "--do_eval", "***** Eval on dev: 5463 examples", "eval_results.txt"),
+    ("predicting", "QNLI", "--do_predict", "***** Predict QNLI test: 5463 examples", "test_results.tsv")])
+def test_a_signal_outside_training_ends_the_run_where_it_is(setup, tmp_path, glue_dir, phase, task, flag, marker,
+                                                            unwritten):
+    """SIGINT while tokenizing, evaluating or predicting: `interrupted: stopped by SIGINT while <phase>: run the same
+    command again to continue` (README), exit status 130, no traceback, and no result or half-written file. The
+    signal goes once the log shows the phase's first line, with seconds of work still ahead of the run."""
+    flags = dict(setup, **{"--task_name": task, "--data_dir": str(glue_dir / task), "--do_eval": "false",
+                           flag: "true", "--feature_cache_dir": str(tmp_path / "cache"), "--max_seq_length": "64"})
+    log_path = tmp_path / "log.txt"
+    with open(str(log_path), "w") as log:
+        command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()]
+        process = subprocess.Popen(command, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while marker not in log_path.read_text():
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, "no %r after 300 s" % marker
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log_path.read_text()
+    assert code == 128 + signal.SIGINT and "Traceback" not in text, (code, text[-3000:])
+    assert text.strip().splitlines()[-1] == ("interrupted: stopped by SIGINT while %s: run the same command again to "
+                                             "continue" % phase), text[-3000:]
+    out = tmp_path / "out"
+    assert not (out / unwritten).exists()
+    assert not [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name], text[-3000:]

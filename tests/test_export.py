@@ -250,7 +250,7 @@ def test_a_dir_without_a_run_or_a_checkpoint_is_refused_in_one_line(tmp_path, fi
         export.export(str(tmp_path), str(tmp_path / "export"))
     done = subprocess.run([sys.executable, "-m", "bert.serving.export", "--output_dir=%s" % (tmp_path / "missing"),
                            "--export_dir=%s" % (tmp_path / "export")], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == ("error: %s is not a directory: pass the --output_dir of a "
                                                     "fine-tuning run" % (tmp_path / "missing"))

@@ -76,10 +76,17 @@ def test_modules_access_files_only_through_bert_files(module):
 
 # ---------------------------------------------------------------- the same behaviour for local paths and URLs
 
-@pytest.fixture(params=["local", pytest.param("ram", marks=ON_TF2_ONLY)])
+def url_root(scheme, tmp_path) -> str:
+    """An empty folder at a URL, reached through TensorFlow's file layer (tf.io.gfile) like gs://: in TF 2's in-memory
+    file system (ram://), or on the local disk as a file:// URL, which TF 1.15 has too and which Python's own open()
+    cannot read (so a file reached there went through TensorFlow's layer)."""
+    return "ram://%s" % tmp_path.name if scheme == "ram" else "file://%s" % tmp_path
+
+
+@pytest.fixture(params=["local", "file", pytest.param("ram", marks=ON_TF2_ONLY)])
 def root(request, tmp_path) -> str:
-    """An empty folder on the local disk or in TensorFlow's in-memory file system (a URL, like gs://)."""
-    return str(tmp_path) if request.param == "local" else "ram://%s" % tmp_path.name
+    """An empty folder on the local disk, or at a URL (url_root)."""
+    return str(tmp_path) if request.param == "local" else url_root(request.param, tmp_path / "url")
 
 
 def test_file_operations(root):
@@ -124,12 +131,12 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(root):
     assert files.listdir(root) == ["results.txt"]  # the temporary file is gone
 
 
-@ON_TF2_ONLY
-def test_task_vocab_config_and_feature_cache_at_a_url(tmp_path, glue_dir, vocab_file, bert_dir, monkeypatch):
-    """RTE, the vocab and the config copied to ram:// read exactly like the local copies, and the feature
+@pytest.mark.parametrize("scheme", ["file", pytest.param("ram", marks=ON_TF2_ONLY)])
+def test_task_vocab_config_and_feature_cache_at_a_url(tmp_path, glue_dir, vocab_file, bert_dir, monkeypatch, scheme):
+    """RTE, the vocab and the config copied to a URL read exactly like the local copies, and the feature
     cache builds and reuses its entries there. One dev row gets a stray CR inside a sentence: GFile's own
     readline would drop it."""
-    local, url = tmp_path / "RTE", "ram://%s" % tmp_path.name
+    local, url = tmp_path / "RTE", url_root(scheme, tmp_path / "url")
     local.mkdir()
     dev = (glue_dir / "RTE" / "dev.tsv").read_bytes().split(b"\n")
     dev[5] = dev[5].replace(b" ", b" \r", 1)
@@ -175,45 +182,48 @@ def test_local_files_need_no_tensorflow(glue_dir, vocab_file):
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'",
     ])
     done = subprocess.run([sys.executable, "-c", script, str(glue_dir / "RTE"), vocab_file], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stderr
 
 
 WHOLE_RUN_AT_A_URL = r'''
 import json, sys
 from bert import files, flags, run_classifier
-glue, vocab, config, out = sys.argv[1:5]
+glue, vocab, config, out, url = sys.argv[1:6]
 for name in ("train.tsv", "dev.tsv", "test.tsv"):
-    files.makedirs("ram://glue/WNLI")
-    with open("%s/WNLI/%s" % (glue, name), "rb") as source, files.open("ram://glue/WNLI/" + name, "wb") as target:
+    files.makedirs(url + "/glue/WNLI")
+    with open("%s/WNLI/%s" % (glue, name), "rb") as source, files.open(url + "/glue/WNLI/" + name, "wb") as target:
         target.write(source.read())
-for path, url in ((vocab, "ram://model/vocab.txt"), (config, "ram://model/bert_config.json")):
-    with open(path, "rb") as source, files.open(url, "wb") as target:
+for path, name in ((vocab, "/model/vocab.txt"), (config, "/model/bert_config.json")):
+    with open(path, "rb") as source, files.open(url + name, "wb") as target:
         target.write(source.read())
-flags.FLAGS(["run_classifier", "--task_name=WNLI", "--data_dir=ram://glue/WNLI",
-                      "--vocab_file=ram://model/vocab.txt", "--bert_config_file=ram://model/bert_config.json",
-                      "--output_dir=ram://out", "--do_train=true", "--do_eval=true", "--do_predict=true",
-                      "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=0.5",
-                      "--eval_batch_size=64", "--predict_batch_size=64"])
+flags.FLAGS(["run_classifier", "--task_name=WNLI", "--data_dir=%s/glue/WNLI" % url,
+             "--vocab_file=%s/model/vocab.txt" % url, "--bert_config_file=%s/model/bert_config.json" % url,
+             "--output_dir=%s/out" % url, "--do_train=true", "--do_eval=true", "--do_predict=true",
+             "--max_seq_length=32", "--train_batch_size=16", "--num_train_epochs=0.5",
+             "--eval_batch_size=64", "--predict_batch_size=64"])
 run_classifier.main(None)
 with open(out, "w") as f:  # what the run left at the URL, for the test to read
-    json.dump({name: files.open("ram://out/" + name).read() for name in files.listdir("ram://out")
+    json.dump({name: files.open(url + "/out/" + name).read() for name in files.listdir(url + "/out")
                if name.endswith((".txt", ".tsv", ".json"))}, f)
 '''
 
 
-@ON_TF2_ONLY
 def test_a_whole_run_reads_and_writes_at_a_url(tmp_path, glue_dir, vocab_file):
-    """A TPU user's layout: data, vocab, config and output dir all at URLs (ram:// standing in for gs://)."""
+    """A TPU user's layout: data, vocab, config and output dir all at URLs standing in for gs://: ram:// on TF 2,
+    file:// on TF 1.15 (which has no ram://), each reached through the stack's tf.io.gfile only."""
     import json
     from conftest import TINY_BERT_CONFIG
+    url = url_root("ram" if IS_TF2 else "file", tmp_path / "url")
     (tmp_path / "bert_config.json").write_text(json.dumps(TINY_BERT_CONFIG))
     done = subprocess.run([sys.executable, "-c", WHOLE_RUN_AT_A_URL, str(glue_dir), vocab_file,
-                           str(tmp_path / "bert_config.json"), str(tmp_path / "out.json")], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                           str(tmp_path / "bert_config.json"), str(tmp_path / "out.json"), url], cwd=str(REPO_ROOT),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     written = json.loads((tmp_path / "out.json").read_text())
     assert {"eval_results.txt", "test_results.tsv", "run_info.json", "data_stats.json", "train_loss.tsv"} <= set(written)
     assert "global_step = 19" in written["eval_results.txt"]
     assert len(written["test_results.tsv"].splitlines()) == 146
-    assert json.loads(written["run_info.json"])["settings"]["data_dir"]["path"] == "ram://glue/WNLI"
+    assert json.loads(written["run_info.json"])["settings"]["data_dir"]["path"] == url + "/glue/WNLI"
+    if not IS_TF2:  # the files are on the local disk, where the URL points
+        assert (tmp_path / "url" / "out" / "eval_results.txt").read_text() == written["eval_results.txt"]

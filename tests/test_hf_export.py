@@ -53,19 +53,79 @@ def exported_stsb(fine_tuned_stsb, tmp_path_factory):
     return hf_export.export(str(fine_tuned_stsb), str(out)), out
 
 
+# Hugging Face's BertForSequenceClassification names for Google's variables, written out here by hand (not from
+# convert_checkpoint's NAME_TABLE, which the export uses): a wrong row there fails these tests. True: transposed,
+# a Dense kernel being [in, out] in TF and nn.Linear's weight [out, in]; the head's output_weights are [labels,
+# hidden] in both.
+EMBEDDINGS = [("bert/embeddings/word_embeddings", "bert.embeddings.word_embeddings.weight", False),
+              ("bert/embeddings/position_embeddings", "bert.embeddings.position_embeddings.weight", False),
+              ("bert/embeddings/token_type_embeddings", "bert.embeddings.token_type_embeddings.weight", False),
+              ("bert/embeddings/LayerNorm/gamma", "bert.embeddings.LayerNorm.weight", False),
+              ("bert/embeddings/LayerNorm/beta", "bert.embeddings.LayerNorm.bias", False)]
+LAYER = [("attention/self/query/kernel", "attention.self.query.weight", True),
+         ("attention/self/query/bias", "attention.self.query.bias", False),
+         ("attention/self/key/kernel", "attention.self.key.weight", True),
+         ("attention/self/key/bias", "attention.self.key.bias", False),
+         ("attention/self/value/kernel", "attention.self.value.weight", True),
+         ("attention/self/value/bias", "attention.self.value.bias", False),
+         ("attention/output/dense/kernel", "attention.output.dense.weight", True),
+         ("attention/output/dense/bias", "attention.output.dense.bias", False),
+         ("attention/output/LayerNorm/gamma", "attention.output.LayerNorm.weight", False),
+         ("attention/output/LayerNorm/beta", "attention.output.LayerNorm.bias", False),
+         ("intermediate/dense/kernel", "intermediate.dense.weight", True),
+         ("intermediate/dense/bias", "intermediate.dense.bias", False),
+         ("output/dense/kernel", "output.dense.weight", True),
+         ("output/dense/bias", "output.dense.bias", False),
+         ("output/LayerNorm/gamma", "output.LayerNorm.weight", False),
+         ("output/LayerNorm/beta", "output.LayerNorm.bias", False)]
+HEAD = [("bert/pooler/dense/kernel", "bert.pooler.dense.weight", True),
+        ("bert/pooler/dense/bias", "bert.pooler.dense.bias", False),
+        ("output_weights", "classifier.weight", False),
+        ("output_bias", "classifier.bias", False)]
+
+
+def expected_hf_names(num_layers):
+    """[(Google variable, Hugging Face tensor, transposed?)] of a BertForSequenceClassification of num_layers."""
+    layers = [("bert/encoder/layer_%d/%s" % (i, google), "bert.encoder.layer.%d.%s" % (i, hf), transposed)
+              for i in range(num_layers) for google, hf, transposed in LAYER]
+    return EMBEDDINGS + layers + HEAD
+
+
+def test_the_hand_written_names_are_those_of_transformers_bert_for_sequence_classification():
+    """The table above against transformers' own model, where it is installed (the TF 2 environment): the PyTorch
+    names and transposes it loads its TensorFlow BertForSequenceClassification's weights from. Their TF kernels are
+    [in, out] like Google's; only the classifier differs: theirs is a Dense kernel, Google's output_weights are
+    stored [labels, hidden], PyTorch's layout, already."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
+    config = transformers.BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=16, num_labels=3)
+    with tf.Graph().as_default():  # bert.compat runs TF 2 without eager execution
+        model = transformers.TFBertForSequenceClassification(config)
+        model.build_in_name_scope()
+        weights = model.weights
+    theirs = {}
+    for weight in weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            weight.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=weight.shape)
+        theirs[name] = transpose != TransposeType.NO and name != "classifier.weight"
+    assert theirs == {hf: transposed for _, hf, transposed in expected_hf_names(2)}
+
+
 def assert_tensors_are_the_checkpoints(run_dir, hf_dir, num_labels):
     run = run_info.read_run(str(run_dir))
     reader = tf.train.load_checkpoint(run.checkpoint)
     metadata, stored = raw_tensors(hf_dir / "model.safetensors")
     assert metadata == {"format": "pt"}
     exported = cc.read_safetensors(str(hf_dir / "model.safetensors"))
-    weights = cc.google_variable_shapes(json.loads(run.bert_config.to_json_string()), num_labels)
-    assert len(exported) == len(weights)
-    for google_name in weights:
-        hf_name, transposed, _ = cc.hf_tensor_name(google_name)
+    expected = expected_hf_names(run.bert_config.num_hidden_layers)
+    assert sorted(exported) == sorted(hf_name for _, hf_name, _ in expected)  # these names, no other tensor
+    for google_name, hf_name, transposed in expected:
         ours = reader.get_tensor(google_name)
         assert stored[hf_name][0] == "F32"
+        assert ours.ndim == 2 or not transposed
         np.testing.assert_array_equal(exported[hf_name], ours.T if transposed else ours, err_msg=google_name)
+    assert exported["classifier.weight"].shape == (num_labels, run.bert_config.hidden_size)
     return run, reader, exported
 
 
@@ -297,7 +357,8 @@ def transformers_python():
     if IS_TF2:
         return python if importlib.util.find_spec("transformers") else None
     found = Path(python).exists() and subprocess.run([python, "-c", "import importlib.util, sys; sys.exit("
-                                                      "importlib.util.find_spec('transformers') is None)"]).returncode == 0
+                                                      "importlib.util.find_spec('transformers') is None)"],
+                                                     timeout=60).returncode == 0
     return python if found else None
 
 

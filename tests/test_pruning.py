@@ -485,7 +485,7 @@ def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference
 
 def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
     done = subprocess.run(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
     assert done.returncode == 1 and "--target_sparsity 0.5 (now 0.6)" in done.stdout, done.stdout[-2000:]
 
 

@@ -426,7 +426,7 @@ def test_the_summary_command_rewrites_the_summary_without_loading_tensorflow(pip
     code = ("import sys; from bert.sweeps import pruning_report, pruning_sweep; "
             "assert pruning_report.main(['--tree', %r]) == 0; assert 'tensorflow' not in sys.modules" % str(tree))
     done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True)
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == ["wrote %s" % (tree / name) for name in pruning_report.SUMMARY_FILES]
     assert {name: (tree / name).read_bytes() for name in pruning_report.SUMMARY_FILES} == before

@@ -222,6 +222,6 @@ def test_the_report_and_the_sweep_never_load_tensorflow(sweep):
     code = ("import sys; from bert.sweeps import report, sweep; assert report.main(['--output_dir', %r]) == 0; "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'" % str(sweep))
     done = subprocess.run([sys.executable, "-c", code], cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True)
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode == 0, done.stdout
     assert [line for line in done.stdout.splitlines() if not line.startswith("wrote ")] == []

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, without_timing
 
@@ -24,7 +25,7 @@ def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, 
                 "--max_seq_length=48", "--train_batch_size=16", "--eval_batch_size=64",
                 "--predict_batch_size=64"] + list(extra)
     done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=None if env is None else dict(os.environ, **env))
+                          universal_newlines=True, env=None if env is None else dict(os.environ, **env), timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]
     return done.stdout
 
@@ -67,19 +68,90 @@ def test_mrpc_train_eval_predict_as_script(tmp_path, glue_dir, vocab_file, tiny_
     assert results["loss"] == pytest.approx(tail.mean(), rel=1e-5)
 
 
-def test_stsb_is_a_regression_in_any_spelling(tmp_path, glue_dir, vocab_file, tiny_config):
-    run_classifier(tmp_path, glue_dir / "STS-B", "sts-b", vocab_file, tiny_config, "--do_train=true",
-                   "--do_eval=true", "--do_predict=true", "--num_train_epochs=0.05", "--learning_rate=1e-3")
-    results = read_results(tmp_path)
+# Where each task's dev.tsv keeps its label, and how its test.tsv is laid out: (header, columns of a dev row).
+DEV_AS_TEST = {
+    "STS-B": (lambda row: row[-1], lambda index, row: row[:-1]),  # test.tsv: dev's columns without the score
+    "CoLA": (lambda row: row[1], lambda index, row: [str(index), row[3]]),  # dev: source, label, star, sentence
+    "MRPC": (lambda row: row[0], lambda index, row: [str(index)] + row[1:]),  # dev: Quality, #1 ID, #2 ID, ...
+}
+
+
+def dev_as_test(glue_dir, task, target):
+    """A data dir whose test.tsv holds the real dev examples (without their labels) in the test file's layout,
+    beside the real train.tsv and dev.tsv; and the dev labels as parsed here, from the TSV. A run with --do_eval
+    and --do_predict then writes the evaluated model's outputs for every dev example to test_results.tsv, from
+    which the tests recompute eval_results.txt's metrics."""
+    target.mkdir()
+    source = glue_dir / task
+    for name in ("train.tsv", "dev.tsv"):
+        (target / name).symlink_to(source / name)
+    label, test_row = DEV_AS_TEST[task]
+    lines = [line.rstrip("\r") for line in (source / "dev.tsv").read_text(encoding="utf-8-sig").split("\n")
+             if line.strip()]
+    test_lines = (source / "test.tsv").read_text(encoding="utf-8-sig").split("\n")
+    rows = [line.split("\t") for line in (lines[1:] if task != "CoLA" else lines)]  # CoLA's dev has no header
+    (target / "test.tsv").write_text("\n".join([test_lines[0]] + ["\t".join(test_row(i, row))
+                                                                   for i, row in enumerate(rows)]) + "\n",
+                                     encoding="utf-8")
+    return target, [label(row) for row in rows]
+
+
+def recomputed_metrics(output_dir, labels, regression=False):
+    """eval_results.txt's metrics recomputed with NumPy from test_results.tsv (the dev set's outputs) and the labels."""
+    outputs = np.loadtxt(str(output_dir / "test_results.tsv"), ndmin=1 if regression else 2)
+    assert len(outputs) == len(labels)
+    if regression:
+        y = np.array(labels, np.float64)
+        rank = lambda values: stats.rankdata(values)  # noqa: E731 (average ranks of ties, as Spearman's rho)
+        return {"eval_pearson": np.corrcoef(outputs, y)[0, 1],
+                "eval_spearman": np.corrcoef(rank(outputs), rank(y))[0, 1],
+                "eval_loss": np.mean((outputs - y) ** 2)}, outputs
+    y = np.array([int(label) for label in labels])
+    predicted = outputs.argmax(axis=1)
+    tp, tn = np.sum((predicted == 1) & (y == 1)), np.sum((predicted == 0) & (y == 0))
+    fp, fn = np.sum((predicted == 1) & (y == 0)), np.sum((predicted == 0) & (y == 1))
+    mcc_denominator = np.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+    return {"eval_accuracy": np.mean(predicted == y), "eval_f1": tp / (tp + 0.5 * (fp + fn)),
+            "eval_mcc": (tp * tn - fp * fn) / mcc_denominator if mcc_denominator else 0.0,
+            "eval_loss": -np.mean(np.log(outputs[np.arange(len(y)), y]))}, predicted
+
+
+def test_stsb_is_a_regression_in_any_spelling(tmp_path, glue_dir, vocab_file):
+    """Pearson, Spearman and the squared-error loss in eval_results.txt are those of the dev scores the model
+    predicts (recomputed here from its predictions). Weights initialised at 0.5 (see the CoLA test) make the
+    scores vary with the pair far beyond the 8 decimals of test_results.tsv."""
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(dict(TINY_BERT_CONFIG, initializer_range=0.5)))
+    data, labels = dev_as_test(glue_dir, "STS-B", tmp_path / "data")
+    out = tmp_path / "out"
+    run_classifier(out, data, "sts-b", vocab_file, config, "--do_train=true", "--do_eval=true",
+                   "--do_predict=true", "--num_train_epochs=0.05", "--learning_rate=1e-3")
+    results = read_results(out)
     assert set(results) == ALWAYS | {"eval_pearson", "eval_spearman"}
-    scores = np.loadtxt(str(tmp_path / "test_results.tsv"))
-    assert scores.shape == (1379,)
+    expected, scores = recomputed_metrics(out, labels, regression=True)
+    assert scores.shape == (1500,) and scores.std() > 0.01
+    for key, value in expected.items():
+        assert results[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
 
 
-def test_cola_reports_matthews_correlation(tmp_path, glue_dir, vocab_file, tiny_config):
-    run_classifier(tmp_path, glue_dir / "CoLA", "cola", vocab_file, tiny_config, "--do_train=true",
-                   "--do_eval=true", "--num_train_epochs=0.02")
-    assert set(read_results(tmp_path)) == ALWAYS | {"eval_accuracy", "eval_mcc"}
+def test_cola_reports_matthews_correlation(tmp_path, glue_dir, vocab_file):
+    """Accuracy, MCC and the loss in eval_results.txt are those of the dev labels the model predicts (recomputed
+    here from its probabilities). The weights are initialised at 0.5, not 0.02, so that the model's outputs differ
+    from sentence to sentence by more than its bias: both classes are predicted and the MCC is not the 0 of a
+    constant answer (which a model answering the majority class gets with any MCC code that returns 0)."""
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(dict(TINY_BERT_CONFIG, initializer_range=0.5)))
+    data, labels = dev_as_test(glue_dir, "CoLA", tmp_path / "data")
+    out = tmp_path / "out"
+    run_classifier(out, data, "cola", vocab_file, config, "--do_train=true", "--do_eval=true", "--do_predict=true",
+                   "--num_train_epochs=0.02")
+    results = read_results(out)
+    assert set(results) == ALWAYS | {"eval_accuracy", "eval_mcc"}
+    expected, predicted = recomputed_metrics(out, labels)
+    assert min(np.bincount(predicted, minlength=2)) > 50
+    assert abs(expected["eval_mcc"]) > 1e-3
+    for key in ("eval_accuracy", "eval_mcc", "eval_loss"):
+        assert results[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
 
 
 def test_mnli_reports_matched_and_mismatched_and_predicts_the_diagnostic_set(tmp_path, fixtures_dir, glue_dir,
@@ -160,18 +232,29 @@ def test_xla_and_mixed_precision_flags_train(tmp_path, glue_dir, vocab_file, tin
 
 
 def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glue_dir, bert_dir):
+    """The pre-trained encoder loads, and 40 steps lower the dev loss; the model then tells pairs apart (it answers
+    "not a paraphrase" for some, measured 37 of 408, where a collapsed model answers the majority class for all)
+    and beats that answer's accuracy (0.684; measured 0.691). The reported metrics are those of the model's dev
+    outputs, recomputed here from them (predicted as test.tsv)."""
+    data, labels = dev_as_test(glue_dir, "MRPC", tmp_path / "data")
+
     def run(output_dir, *extra):
-        return run_classifier(output_dir, glue_dir / "MRPC", "MRPC", bert_dir / "vocab.txt",
+        return run_classifier(output_dir, data, "MRPC", bert_dir / "vocab.txt",
                               bert_dir / "bert_config.json", "--init_checkpoint=%s" % (bert_dir / "bert_model.ckpt"),
                               "--do_eval=true", "--learning_rate=5e-5", *extra)
 
     log = run(tmp_path / "before")  # the pre-trained encoder with an untrained head
     assert "bert/encoder/layer_5/output/dense/kernel" in log and "*INIT_FROM_CKPT*" in log
-    run(tmp_path / "after", "--do_train=true", "--num_train_epochs=%f" % (40.5 * 16 / 3668.0))
+    run(tmp_path / "after", "--do_train=true", "--do_predict=true", "--num_train_epochs=%f" % (40.5 * 16 / 3668.0))
     before, after = read_results(tmp_path / "before"), read_results(tmp_path / "after")
     assert after["global_step"] == 40
     assert after["eval_loss"] < before["eval_loss"] - 0.02
-    assert after["eval_accuracy"] >= 0.68  # at least the majority class after 40 steps
+    expected, predicted = recomputed_metrics(tmp_path / "after", labels)
+    for key in ("eval_accuracy", "eval_f1", "eval_loss"):
+        assert after[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-6), key
+    majority = np.mean(np.array(labels) == "1")
+    assert majority == pytest.approx(0.684, abs=1e-3)
+    assert min(np.bincount(predicted, minlength=2)) >= 20 and after["eval_accuracy"] > majority, after
 
 
 def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
@@ -189,5 +272,5 @@ def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():
 
 def test_missing_required_flag_is_a_usage_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bert.run_classifier", "--do_train=true"], cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert done.returncode != 0 and "--data_dir" in done.stdout

@@ -30,7 +30,7 @@ def command(flags, *extra):
 
 def run(flags, *extra):
     done = subprocess.run(command(flags, *extra), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
     return done.returncode, done.stderr
 
 

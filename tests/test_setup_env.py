@@ -23,7 +23,8 @@ def real_interpreter(*versions):
         found = [shutil.which(name)] + sorted(glob.glob("%s/versions/%s.*/bin/%s" % (pyenv_root, version, name)))
         for candidate in filter(None, found):
             done = subprocess.run([candidate, "-c", "import sys, venv; print(sys.executable)"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True,
+                                  timeout=60)
             if done.returncode == 0:
                 return name, done.stdout.strip()
     pytest.skip("no Python %s on this machine" % " or ".join(versions))

@@ -172,20 +172,27 @@ def start_run_all(env, *prefix):
                             stderr=subprocess.STDOUT, universal_newlines=True, start_new_session=True)
 
 
-@pytest.mark.parametrize("how", ["timeout -s INT", "Ctrl-C to the process group"])
-def test_interrupting_run_all_keeps_the_running_fine_tune(sweep_env, tmp_path, how):
+@pytest.mark.parametrize("how, seeds", [("timeout -s INT", None), ("Ctrl-C to the process group", "7 8")])
+def test_interrupting_run_all_keeps_the_running_fine_tune(sweep_env, tmp_path, how, seeds):
     """`timeout -s INT N bash run_all.sh` sends SIGINT to the sweep and then to its whole process group, as a
     terminal's Ctrl-C does: the fine-tune must stop once, with a checkpoint at the step it stopped at (a second
-    SIGINT used to kill it inside the save), and the next `bash run_all.sh` resumes from that checkpoint."""
+    SIGINT used to kill it inside the save), and the next `bash run_all.sh` resumes from that checkpoint.
+
+    The Ctrl-C case runs with SEEDS="7 8" (README: several runs per point, in lr_<LR>_seed_<S>/): the first seed's
+    run is the interrupted one, the resumed sweep finishes it and trains the second, each with its --seed, and
+    the summary gives the median with the min-max over the two."""
     env = dict(sweep_env, TASKS="RTE", LRS="5e-5", EPOCHS="1", PYTHON=sys.executable)
+    if seeds:
+        env["SEEDS"] = seeds
+    name = "lr_5e-5" + ("_seed_7" if seeds else "")
     out = tmp_path / "out"
     if how.startswith("timeout"):
         sweep = start_run_all(env, "timeout", "-s", "INT", "600")
     else:
         sweep = start_run_all(env)
     deadline = time.time() + 300
-    while not list(out.glob("*/RTE/lr_5e-5/checkpoint")) or latest_checkpoint_step(
-            only_tree(out) / "RTE" / "lr_5e-5") < 20:
+    while not list(out.glob("*/RTE/%s/checkpoint" % name)) or latest_checkpoint_step(
+            only_tree(out) / "RTE" / name) < 20:
         assert sweep.poll() is None, sweep.stdout.read()
         assert time.time() < deadline, "no checkpoint of step 20 after 300 s"
         time.sleep(0.05)
@@ -195,12 +202,13 @@ def test_interrupting_run_all_keeps_the_running_fine_tune(sweep_env, tmp_path, h
         os.killpg(sweep.pid, signal.SIGINT)
     log = sweep.communicate(timeout=120)[0]
     assert sweep.returncode == (124 if how.startswith("timeout") else 130), log
-    run_dir = only_tree(out) / "RTE" / "lr_5e-5"
+    run_dir = only_tree(out) / "RTE" / name
     run_log = (run_dir / "log.txt").read_text()
     stopped = re.search(r"^interrupted: stopped by SIGINT at step (\d+) of 155, with a checkpoint", run_log, re.M)
     assert stopped and "Traceback" not in run_log, run_log[-3000:]
     assert latest_checkpoint_step(run_dir) == int(stopped.group(1)) >= 20
-    assert "interrupted during RTE lr=5e-5: run the same command again to resume" in log
+    assert "interrupted during RTE lr=5e-5%s: run the same command again to resume" % (
+        " seed=7" if seeds else "") in log
     assert not (run_dir / "eval_results.txt").exists()
 
     resumed = start_run_all(env)
@@ -209,3 +217,18 @@ def test_interrupting_run_all_keeps_the_running_fine_tune(sweep_env, tmp_path, h
     assert "Restoring parameters from %s" % (run_dir / ("model.ckpt-%s" % stopped.group(1))) in (
         run_dir / "log.txt").read_text().split("=====")[-1]
     assert "global_step = 155" in (run_dir / "eval_results.txt").read_text()
+    if seeds:
+        tree = only_tree(out)
+        assert sorted(p.name for p in (tree / "RTE").iterdir()) == ["lr_5e-5_seed_7", "lr_5e-5_seed_8"]
+        accuracies, losses = [], []
+        for seed in (7, 8):
+            seed_dir = tree / "RTE" / ("lr_5e-5_seed_%d" % seed)
+            assert json.loads((seed_dir / "run_info.json").read_text())["settings"]["seed"] == seed
+            results = dict(line.split(" = ") for line in (seed_dir / "eval_results.txt").read_text().splitlines())
+            assert results["global_step"] == "155"
+            accuracies.append(float(results["eval_accuracy"]))
+            losses.append(results["eval_loss"])
+        assert losses[0] != losses[1]  # another seed, another model
+        low, high = sorted(accuracies)
+        row = [line for line in (tree / "summary.md").read_text().splitlines() if line.startswith("| 5e-5 |")]
+        assert row == ["| 5e-5 | %.1f (%.1f-%.1f, n=2) |" % (50 * (low + high), 100 * low, 100 * high)], row

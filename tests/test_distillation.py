@@ -17,6 +17,7 @@ import pytest
 
 from bert import modeling
 from bert.compression import distillation, pruning
+from bert.compression.methods import ObjectiveInputs
 from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
@@ -112,7 +113,9 @@ def test_the_objective_mixes_the_task_loss_with_the_soft_loss_of_the_teachers_in
     distill = from_teacher(teacher, setup, temperature=2.0, alpha=0.9)
     student = np.random.RandomState(1).normal(size=(8, 2)).astype(np.float32)
     with tf.Graph().as_default(), tf.Session() as session:
-        objective = distill.objective(random_features(), tf.constant(student), tf.constant(0.7), 2, False)
+        task_loss = tf.constant(0.7)
+        objective = distill.objective(task_loss, ObjectiveInputs(random_features(), tf.constant(student), task_loss,
+                                                                 processors.get_task("MRPC")))
         session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
         got, soft = session.run([objective, tf.get_collection(distillation.SOFT_LOSS)[0]])
     with tf.Graph().as_default(), tf.Session() as session:

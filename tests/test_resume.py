@@ -285,7 +285,7 @@ def test_a_signal_stops_training_only_after_a_whole_update():
     stops = []
     for batches in range(6):
         context = RunContext()
-        results = {"step": batches // 2, "batches": batches, "loss": 0.5, "lr": 1e-4}
+        results = {"step": batches // 2, "batches": batches, "loss": 0.5, "lr": 1e-4, "fields": {}}
         hook.after_run(context, tf.train.SessionRunValues(results=results, options=None, run_metadata=None))
         stops.append(context.stop_requested)
     assert stops == [False, True] * 3

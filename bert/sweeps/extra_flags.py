@@ -15,9 +15,9 @@ the checks and the settings, but not taken out). Which flags there are, and whic
 the DEFINE_* calls of the bert package's sources (run_classifier's flags) and absl's own flags, without importing
 TensorFlow; as absl does, a flag it does not know takes no value from the next word (the run then fails on it).
 """
+import ast
 import functools
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Optional, Tuple
@@ -30,7 +30,18 @@ OVERRIDDEN = {"num_train_epochs": ("EPOCHS", "float"), "train_batch_size": ("BAT
 # run_classifier flag the sweep sets for every run: the setting to use instead
 REFUSED = {"task_name": "TASKS", "data_dir": "GLUE_DIR", "output_dir": "OUTPUT_DIR", "learning_rate": "LRS",
            "bert_config_file": "BERT_DIR", "vocab_file": "BERT_DIR", "init_checkpoint": "BERT_DIR"}
-_DEFINE = re.compile(r"""\bDEFINE_(\w+)\(\s*["'](\w+)["']""")
+
+
+def _defined_flags(source: str) -> List[Tuple[str, str]]:
+    """(kind, name) of each `<anything>.DEFINE_<kind>("name", ...)` call in a module's source: calls only, so an
+    example in a docstring defines nothing."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            name = getattr(node.args[0], "s", getattr(node.args[0], "value", None))  # ast.Str before Python 3.8
+            if node.func.attr.startswith("DEFINE_") and isinstance(name, str):
+                found.append((node.func.attr[len("DEFINE_"):], name))
+    return found
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ def known_flags() -> Tuple[FrozenSet[str], FrozenSet[str]]:
         for file_name in file_names:
             if file_name.endswith(".py"):
                 with open(os.path.join(directory, file_name), encoding="utf-8") as f:
-                    for kind, name in _DEFINE.findall(f.read()):
+                    for kind, name in _defined_flags(f.read()):
                         names.add(name)
                         if kind in ("bool", "boolean"):
                             booleans.add(name)

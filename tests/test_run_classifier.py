@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, without_timing
+from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, run_in_process, without_timing
 
 ALWAYS = {"eval_loss", "global_step", "loss"} | TIMING_KEYS
 
@@ -255,6 +255,67 @@ def test_embedded_checkpoint_loads_and_fine_tuning_lowers_the_loss(tmp_path, glu
     majority = np.mean(np.array(labels) == "1")
     assert majority == pytest.approx(0.684, abs=1e-3)
     assert min(np.bincount(predicted, minlength=2)) >= 20 and after["eval_accuracy"] > majority, after
+
+
+def model_variables(checkpoint) -> dict:
+    """A checkpoint's model weights by name: all its variables but Adam's slots and the step counters."""
+    from bert.compat import tf
+    return {name: tf.train.load_variable(str(checkpoint), name) for name, _ in tf.train.list_variables(str(checkpoint))
+            if not name.endswith(("/adam_m", "/adam_v")) and name not in ("global_step", "batches_read")}
+
+
+def test_another_tasks_fine_tuned_run_as_init_checkpoint_loads_its_encoder_and_head(tmp_path, glue_dir, vocab_file,
+                                                                                     tiny_config):
+    """docs/flags.md and docs/pruning.md: --init_checkpoint takes a fine-tuned run's checkpoint prefix, or its
+    --output_dir for the latest, and then the classifier head loads too. A WNLI run (2 labels) starts MRPC runs (2
+    labels) at learning rate 0, so their checkpoints hold what was loaded: every weight of the WNLI checkpoint
+    named, encoder and head. A head initialised afresh would have a zero bias (WNLI's trained one has none), and
+    the prefix of WNLI's first checkpoint must give its weights, not the latest's."""
+    wnli = tmp_path / "wnli"
+    run_classifier(wnli, glue_dir / "WNLI", "WNLI", vocab_file, tiny_config, "--do_train=true",
+                   "--num_train_epochs=0.1", "--learning_rate=1e-3", "--save_checkpoints_steps=1")
+    steps = int(635 / 16 * 0.1)  # 3
+    first, latest = (model_variables(wnli / ("model.ckpt-%d" % step)) for step in (1, steps))
+    assert set(first) == set(latest) and {"output_weights", "output_bias"} <= set(latest)
+    assert np.all(first["output_bias"] != 0) and not np.array_equal(first["output_bias"], latest["output_bias"])
+    cache = "--feature_cache_dir=%s" % (tmp_path / "cache")
+    for name, init, prefix, expected in (("from_dir", wnli, wnli / ("model.ckpt-%d" % steps), latest),
+                                         ("from_prefix", wnli / "model.ckpt-1", wnli / "model.ckpt-1", first)):
+        out = tmp_path / name
+        log = run_classifier(out, glue_dir / "MRPC", "MRPC", vocab_file, tiny_config, "--init_checkpoint=%s" % init,
+                             "--do_train=true", "--learning_rate=0", "--num_train_epochs=0.01", cache)
+        assert "Initialised %d of %d variables from %s; freshly initialised: none" % (len(expected), len(expected),
+                                                                                      prefix) in log
+        assert "output_weights" in log and "*INIT_FROM_CKPT*" in log
+        loaded = model_variables(out / ("model.ckpt-%d" % int(3668 / 16 * 0.01)))
+        assert set(loaded) == set(expected)
+        for variable, value in expected.items():
+            assert np.array_equal(loaded[variable], value), (name, variable)
+        recorded = json.loads((out / "run_info.json").read_text())["settings"]["init_checkpoint"]
+        assert recorded["path"] == str(prefix)
+
+
+def test_a_fine_tuned_run_with_another_label_count_is_refused_in_one_line(tmp_path, fixtures_dir, glue_dir,
+                                                                          vocab_file, tiny_config):
+    """An MNLI run (3 labels) as MRPC's (2 labels) --init_checkpoint: its head cannot load, and loading the encoder
+    alone would silently train another model than the one asked for. The run stops with docs/troubleshooting.md's
+    one line, before training anything, and the same --output_dir then trains from another start."""
+    mnli = tmp_path / "mnli"
+    run_classifier(mnli, fixtures_dir / "MNLI", "MNLI", vocab_file, tiny_config, "--do_train=true",
+                   "--num_train_epochs=1", "--train_batch_size=2")
+    out = tmp_path / "mrpc"
+    flags = {"--task_name": "MRPC", "--data_dir": str(glue_dir / "MRPC"), "--vocab_file": vocab_file,
+             "--bert_config_file": str(tiny_config), "--output_dir": str(out), "--do_train": "true",
+             "--max_seq_length": "48", "--num_train_epochs": "0.01", "--init_checkpoint": str(mnli)}
+    code, stderr = run_in_process(flags)
+    assert code == 1 and "Traceback" not in stderr, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1] == (
+        "error: checkpoint %s has a classifier head for 3 labels but this task has 2: start from the pre-trained "
+        "checkpoint, or from a run of this task (--verbose shows where)" % (mnli / "model.ckpt-2")), stderr[-2000:]
+    assert not list(out.glob("model.ckpt-*")) and not (out / "train_loss.tsv").exists()
+    run_classifier(out, glue_dir / "MRPC", "MRPC", vocab_file, tiny_config, "--do_train=true",
+                   "--num_train_epochs=0.01")
+    assert (out / ("model.ckpt-%d.index" % int(3668 / 16 * 0.01))).exists()
 
 
 def test_accepts_every_flag_of_googles_run_classifier_with_its_defaults():

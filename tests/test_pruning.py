@@ -483,6 +483,42 @@ def test_a_pruning_run_saves_sparse_weights_and_reports_their_sparsity(reference
     assert nonzero < sum(reader.get_tensor(name).size for name in model_weights(reader)) - 6000
 
 
+EXTRA = ["bert/embeddings/word_embeddings", "bert/embeddings/position_embeddings",
+         "bert/embeddings/token_type_embeddings", "bert/pooler/dense/kernel", "output_weights"]
+
+
+@pytest.mark.parametrize("prune_embeddings", [True, False])
+def test_prune_embeddings_prunes_the_embedding_tables_pooler_and_classifier_to_the_target(setup, prune_embeddings):
+    """docs/pruning.md: `--prune_embeddings` adds the embedding tables, the pooler and the classifier to the
+    encoder's matrices. A short gradual run (11 steps, masks updated at steps 5 and 8) saves each of them, as each
+    encoder matrix, at exactly the target's zeros with its mask beside it, and sparsity.json and the reported
+    sparsity count them; without the flag they stay dense, unmasked and out of sparsity.json."""
+    output_dir = setup["root"] / ("embeddings_%s" % prune_embeddings)
+    log = run(output_dir, setup, "--num_train_epochs=0.05", "--prune_embeddings=%s" % str(prune_embeddings).lower())
+    steps = int(3668 / 16 * 0.05)
+    assert re.search(r"train step %d/%d \(100%%\).*  sparsity 0\.500" % (steps, steps), log), log[-2000:]
+    reader = tf.train.NewCheckpointReader(str(output_dir / ("model.ckpt-%d" % steps)))
+    names = reader.get_variable_to_shape_map()
+    per_matrix = json.loads((output_dir / "sparsity.json").read_text())
+    encoder = [name for name in names if re.match(pruning.ENCODER_MATRICES, name)]
+    assert len(encoder) == ENCODER_MATRICES
+    pruned = encoder + (EXTRA if prune_embeddings else [])
+    assert sorted(per_matrix) == sorted(pruned)
+    assert sorted(name for name in names if name.endswith("_mask")) == sorted(name + "_mask" for name in pruned)
+    for name in pruned:
+        weight, mask = reader.get_tensor(name), reader.get_tensor(name + "_mask")
+        zeros = int(np.floor(0.5 * weight.size + 0.5))
+        assert int((weight == 0).sum()) == int((mask == 0).sum()) == zeros == per_matrix[name]["zeros"], name
+        assert np.all(weight[mask == 0] == 0) and per_matrix[name]["size"] == weight.size
+    for name in ([] if prune_embeddings else EXTRA):
+        assert np.count_nonzero(reader.get_tensor(name)) == reader.get_tensor(name).size, name
+    results = eval_results(output_dir)
+    total = sum(reader.get_tensor(name).size for name in pruned)
+    assert results["sparsity"] == pytest.approx(sum(per_matrix[name]["zeros"] for name in pruned) / total, rel=1e-6)
+    nonzero = sum(int(np.count_nonzero(reader.get_tensor(name))) for name in model_weights(reader))
+    assert results["nonzero_parameters"] == nonzero
+
+
 def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
     done = subprocess.run(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)

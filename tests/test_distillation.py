@@ -24,6 +24,7 @@ from bert.errors import UserError
 from bert.training.estimator import model_fn_builder
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
+from test_tensorboard import scalars
 
 MRPC = processors.get_task("MRPC")
 STUDENT = dict(TINY_BERT_CONFIG, num_hidden_layers=1)  # a compact student of the 2-layer teacher
@@ -181,10 +182,11 @@ def test_alpha_zero_trains_the_weights_of_the_plain_run(teacher, setup):
 
 @pytest.fixture(scope="module")
 def reference(teacher, setup):
-    """An uninterrupted distilled run of the 1-layer student with gradual pruning to 50%."""
+    """An uninterrupted distilled run of the 1-layer student with gradual pruning to 50%, with a progress line at
+    every step (not a recorded setting: the interrupted run resumes without it)."""
     output_dir = setup["root"] / "reference"
     digests = teacher_digests(teacher)
-    log = run(output_dir, setup, *distilling(teacher, *PRUNING))
+    log = run(output_dir, setup, *distilling(teacher, *PRUNING), "--progress_seconds=0")
     assert teacher_digests(teacher) == digests  # the teacher's files are left alone
     return {"output_dir": output_dir, "log": log, "results": eval_results(output_dir),
             "losses": recorded_losses(output_dir)}
@@ -209,6 +211,25 @@ def test_a_distilled_pruned_run_saves_the_student_alone_and_records_its_teacher(
     assert re.search(r"Teacher: \d+ variables from %s \(frozen" % re.escape(teacher_checkpoint), reference["log"])
     assert settings["distill_from"]["path"] == teacher_checkpoint and settings["distill_alpha"] == 0.9
     assert settings["distill_temperature"] == 2.0 and len(settings["distill_from"]["sha1"]) == 40
+
+
+def test_tensorboard_gets_every_updates_soft_loss_as_the_progress_line_shows_it(reference):
+    """docs/outputs.md: a distilled run's events hold every update's `soft_loss` beside `loss`, which stays the
+    task's loss (train_loss.tsv's), not the trained objective. Every step's progress line (the reference run logs
+    one per step) shows both as the events hold them, to its four decimals. At step 1 the untrained student
+    answers about 50/50, so the task's loss is about ln 2, far from the objective 0.9 soft + 0.1 task."""
+    train = scalars(reference["output_dir"])
+    assert sorted(train["soft_loss"]) == sorted(train["loss"]) == list(range(1, STEPS + 1))
+    shown = {int(step): (float(loss), float(soft)) for step, loss, soft in re.findall(
+        r"train step (\d+)/%d \(\d+%%\)  loss (\d+\.\d{4})  soft loss (\d+\.\d{4})  " % STEPS, reference["log"])}
+    assert sorted(shown) == list(range(1, STEPS + 1))
+    for step, (loss, soft) in shown.items():
+        assert (train["loss"][step], train["soft_loss"][step]) == pytest.approx((loss, soft), abs=5.01e-5), step
+    assert [train["loss"][int(batch)] for batch, _ in reference["losses"]] == pytest.approx(
+        [float(loss) for _, loss in reference["losses"]], abs=1e-6)
+    first, soft = train["loss"][1], train["soft_loss"][1]
+    assert first == pytest.approx(np.log(2), abs=0.05) and abs(0.9 * soft + 0.1 * first - first) > 0.2, (first, soft)
+    assert len(set(train["soft_loss"].values())) > STEPS // 2  # a value per batch, not one repeated
 
 
 def test_a_distilled_run_dir_refuses_other_distillation_settings(reference, teacher, setup):

@@ -1,7 +1,9 @@
 """run_pruning.sh's pipeline (bert/sweeps/pruning_sweep.py) and its summary (bert/sweeps/pruning_report.py): the planned runs and
 their commands, each step starting from the last checkpoint of the one before; the dense model reused from a
 run_all.sh tree of the same settings only, and kept once chosen; a second invocation that trains nothing; a failed
-step whose dependants are skipped while the rest goes on; the summary's table, CSV and JSON from real runs.
+step whose dependants are skipped while the rest goes on; the summary's table, CSV and JSON from real runs; the
+group-lasso step between the dense and the one-shot runs, and the structured runs distilled from the dense one with
+their compact models.
 
 The planning tests run in-process on hand-made trees; the others run the pipeline (real run_classifier
 subprocesses, a tiny model with a tiny pre-trained checkpoint, real MRPC and RTE data, 0.05 epochs).
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bert.sweeps import pruning_report, pruning_sweep, report, sweep
@@ -46,8 +49,8 @@ def tiny_bert(tmp_path_factory, vocab_file):
 
 
 def pipeline_env(root, tiny_bert, glue_dir, **values):
-    """The environment of run_pruning.sh's tests: MRPC, block pruning to 0.6, no group lasso (its flags are not
-    in run_classifier yet), 0.05 epochs; DENSE_DIR is run_all.sh's OUTPUT_DIR under root."""
+    """The environment of run_pruning.sh's tests: MRPC, block pruning to 0.6, no group lasso (GROUP_LASSO=0 skips
+    step 2; group_lasso_pipeline sets it), 0.05 epochs; DENSE_DIR is run_all.sh's OUTPUT_DIR under root."""
     env = {name: value for name, value in os.environ.items()
            if name not in pruning_sweep.DEFAULTS and name not in ("TASKS", "LRS", "SEEDS", "EXTRA_FLAGS")}
     env.update(TASKS="MRPC", GRANULARITIES="block", SPARSITIES="0.6", GROUP_LASSO="0", EPOCHS="0.05",
@@ -441,3 +444,124 @@ def test_epochs_set_in_extra_flags_are_the_pipeline_s_epochs(pipeline, tiny_bert
     assert "3 runs planned, 3 done before, 0 to do" in log and "started" not in log
     assert "MRPC: dense model reused from %s (lr=5e-5)" % pipeline["dense_run"] in log
     assert only_tree(pipeline["root"] / "fine_tune_outputs" / "pruning") == pipeline["tree"]
+
+
+
+STEPS = int(3668 * 0.05 / 16)  # 11: every run of the pipelines above
+
+
+@pytest.fixture(scope="module")
+def group_lasso_pipeline(tmp_path_factory, tiny_bert, glue_dir):
+    """The pipeline with its group-lasso step (lambda 1e-3, reweights refreshed every 5 of the 11 steps) and the
+    structured granularity (distilled, the default), at 50% on MRPC: the dense run (fine-tuned in this tree, there
+    being no run_all.sh tree), weight reweighted, weight one-shot and gradual, and structured distilled."""
+    root = tmp_path_factory.mktemp("group_lasso_pipeline")
+    env = pipeline_env(root, tiny_bert, glue_dir, GRANULARITIES="weight structured", SPARSITIES="0.5",
+                       GROUP_LASSO="1e-3", REWEIGHT_STEPS="5")
+    status, log = run_module("bert.sweeps.pruning_sweep", env)
+    assert status == 0, log
+    tree = only_tree(root / "fine_tune_outputs" / "pruning")
+    return {"log": log, "tree": tree, "mrpc": tree / "MRPC"}
+
+
+def logged_command(run_dir) -> list:
+    """The run_classifier command the pipeline ran in run_dir, as its log.txt's header line has it."""
+    return (run_dir / "log.txt").read_text().split("\n")[1].split(": ", 1)[1].split()
+
+
+def recorded_settings(run_dir) -> dict:
+    return json.loads((run_dir / "run_info.json").read_text())["settings"]
+
+
+def test_the_group_lasso_step_trains_from_the_dense_model_and_one_shot_pruning_from_it(group_lasso_pipeline):
+    """docs/pruning.md's steps 2 and 3: the reweighted run starts from the dense run's last checkpoint, every weight
+    loaded, trains under the penalty (its checkpoint holds a reweight per encoder matrix, and no mask) with the
+    lambda and interval recorded as its settings; one-shot pruning starts from the reweighted run's last checkpoint."""
+    log, tree, mrpc = (group_lasso_pipeline[key] for key in ("log", "tree", "mrpc"))
+    assert tree.name.startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0.001_")
+    assert "5 runs planned, 0 done before, 5 to do" in log
+    labels = ["MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight gradual 0.5",
+              "MRPC structured distilled 0.5"]
+    assert re.findall(r"\((\d)/5\) (.*): started ", log) == [(str(n), label) for n, label in enumerate(labels, 1)]
+    assert len(re.findall(r"\(\d/5\) MRPC .*: f1 \d+\.\d", log)) == 5
+    dense, reweighted, oneshot = mrpc / "dense", mrpc / "weight" / "reweighted", mrpc / "weight" / "oneshot_0.5"
+    for run_dir, start in ((reweighted, dense), (oneshot, reweighted)):
+        checkpoint = str(start / ("model.ckpt-%d" % STEPS))
+        assert (start / "checkpoint").read_text().startswith('model_checkpoint_path: "model.ckpt-%d"' % STEPS)
+        assert init_checkpoint(logged_command(run_dir)) == checkpoint
+        assert recorded_settings(run_dir)["init_checkpoint"]["path"] == checkpoint
+        assert "Initialised 41 of 41 variables from %s; freshly initialised: none" % checkpoint \
+            in (run_dir / "log.txt").read_text()
+    command = logged_command(reweighted)
+    assert "--group_lasso=1e-3" in command and "--group_lasso_reweight_steps=5" in command
+    settings = recorded_settings(reweighted)
+    assert (settings["group_lasso"], settings["group_lasso_reweight_steps"]) == (0.001, 5)
+    assert settings["pruning_granularity"] == "weight" and settings["target_sparsity"] == 0
+    from bert.compat import tf
+    names = [name for name, _ in tf.train.list_variables(str(reweighted / ("model.ckpt-%d" % STEPS)))]
+    assert len([name for name in names if name.endswith("kernel_group_lasso_reweight")]) == 12  # 2 layers x 6
+    assert not [name for name in names if name.endswith("_mask")]
+    assert "group_lasso" not in recorded_settings(oneshot)
+    results = read_eval_results(str(oneshot / "eval_results.txt"))
+    assert results["global_step"] == STEPS and results["sparsity"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_the_structured_run_distils_from_the_dense_run_and_writes_its_compact_model(group_lasso_pipeline):
+    """The structured step: gradual Taylor pruning of the dense run's last checkpoint while distilling from that run
+    (--distill_from=<the dense run>, its checkpoint recorded as the teacher), then the compact model: half the heads
+    and neurons cut out (the parameters removed are exactly theirs), in compact_model/ as a checkpoint loadable on
+    its own that evaluates as the masked model does."""
+    mrpc = group_lasso_pipeline["mrpc"]
+    dense, distilled = mrpc / "dense", mrpc / "structured" / "distilled_0.5"
+    command = logged_command(distilled)
+    checkpoint = str(dense / ("model.ckpt-%d" % STEPS))
+    assert "--distill_from=%s" % dense in command and init_checkpoint(command) == checkpoint
+    assert "--pruning_granularity=structured" in command and "--pruning_score=taylor" in command
+    settings = recorded_settings(distilled)
+    assert settings["distill_from"]["path"] == settings["init_checkpoint"]["path"] == checkpoint
+    assert "Teacher: 41 variables from %s (frozen" % checkpoint in (distilled / "log.txt").read_text()
+    results = read_eval_results(str(distilled / "eval_results.txt"))
+    assert results["sparsity"] == pytest.approx(0.5) and (results["heads_kept"], results["neurons_kept"]) == (4, 64)
+    # a head of 8 dimensions: its query, key and value columns and biases and its attention output rows (H=32);
+    # a neuron: its intermediate column and bias and its output row
+    removed = (8 - 4) * (3 * (32 * 8 + 8) + 8 * 32) + (128 - 64) * (32 + 1 + 32)
+    assert results["compact_parameters"] == results["parameters"] - removed
+    from bert.compat import tf
+    compact = str(distilled / "compact_model" / "bert_model.ckpt")
+    assert sum(int(np.prod(shape)) for _, shape in tf.train.list_variables(compact)) == results["compact_parameters"]
+    assert (distilled / "compact_model" / "bert_config.json").exists()
+    assert results["compact_eval_f1"] == results["eval_f1"]
+    assert results["compact_eval_loss"] == pytest.approx(results["eval_loss"], rel=1e-5)
+
+
+def test_the_summary_has_the_reweighted_row_and_the_compact_models_row(group_lasso_pipeline):
+    """docs/pruning.md's summary with lambda > 0 and a structured run: the reweighted row under the three-step
+    column, the structured distilled column, the compact models' table with the run's compact dev F1, parameters
+    (and their share of the full-size model's), heads and neurons kept, and every run in the CSV."""
+    tree, mrpc = group_lasso_pipeline["tree"], group_lasso_pipeline["mrpc"]
+    markdown = (tree / "pruning_summary.md").read_text()
+
+    def f1(name):
+        return "%.1f" % (100 * read_eval_results(str(mrpc / name / "eval_results.txt"))["eval_f1"])
+
+    rows = table(markdown)
+    assert rows[:4] == [
+        ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual",
+         "MRPC (F1) structured gradual + distillation"],
+        ["dense"] + [f1("dense")] * 3,
+        ["reweighted", f1("weight/reweighted"), "", ""],
+        ["50%", f1("weight/oneshot_0.5"), f1("weight/gradual_0.5"), f1("structured/distilled_0.5")]]
+    compact = read_eval_results(str(mrpc / "structured" / "distilled_0.5" / "eval_results.txt"))
+    assert rows[4][:5] == ["run", "dev %", "parameters", "heads", "neurons"]
+    assert rows[5][:5] == ["MRPC/structured/distilled_0.5", "%.1f" % (100 * compact["compact_eval_f1"]),
+                           "%.2fM (%.0f%%)" % (compact["compact_parameters"] / 1e6,
+                                               100 * compact["compact_parameters"] / compact["parameters"]),
+                           "4/8", "64/128"]
+    assert len(rows) == 6
+    assert "group lasso lambda 0.001, reweighted every 5 steps (step 2)" in markdown
+    csv_rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
+    assert [(row["method"], row["granularity"], row["target_sparsity"], row["status"]) for row in csv_rows.values()] \
+        == [("dense", "", "", "finished"), ("reweighted", "weight", "", "finished"),
+            ("oneshot", "weight", "0.5", "finished"), ("gradual", "weight", "0.5", "finished"),
+            ("distilled", "structured", "0.5", "finished")]
+    assert float(csv_rows["MRPC/structured/distilled_0.5"]["compact_parameters"]) == compact["compact_parameters"]

@@ -431,6 +431,12 @@ def classifier_head(pooled_output, num_labels: int, is_regression: bool, is_trai
     return ClassifierOutputs(loss, per_example_loss, logits, outputs)
 
 
+def head_mismatch(checkpoint: str, checkpoint_labels: int, num_labels: int) -> UserError:
+    """The refusal of a fine-tuned checkpoint whose classifier head was trained for another number of labels."""
+    return UserError("checkpoint %s has a classifier head for %d labels but this task has %d: start from the "
+                     "pre-trained checkpoint, or from a run of this task" % (checkpoint, checkpoint_labels, num_labels))
+
+
 def assignment_map_from_checkpoint(variables: List, checkpoint: str) -> Tuple[Dict[str, str], List[str]]:
     """Maps each graph variable to the checkpoint variable of the same name.
 
@@ -446,9 +452,7 @@ def assignment_map_from_checkpoint(variables: List, checkpoint: str) -> Tuple[Di
             missing.append(name)
             continue
         if list(in_checkpoint[name]) != var.shape.as_list() and name in ("output_weights", "output_bias"):
-            raise UserError("checkpoint %s has a classifier head for %d labels but this task has %d: start from the "
-                            "pre-trained checkpoint, or from a run of this task" % (
-                                checkpoint, in_checkpoint[name][0], var.shape.as_list()[0]))
+            raise head_mismatch(checkpoint, in_checkpoint[name][0], var.shape.as_list()[0])
         if list(in_checkpoint[name]) != var.shape.as_list():
             raise UserError("checkpoint %s has %s with shape %s but the model wants %s: does bert_config.json "
                              "describe this checkpoint?" % (checkpoint, name, in_checkpoint[name], var.shape))

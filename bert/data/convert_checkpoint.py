@@ -36,7 +36,7 @@ import shutil
 import struct
 import sys
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -492,10 +492,16 @@ def main(argv=None):
                         help="the Hugging Face model directory to read (config.json, vocab.txt, model.safetensors)")
     parser.add_argument("--output_dir", required=True, help="where to write the Google-layout checkpoint")
     args = parser.parse_args(argv)
+    return print_outcome(lambda: summary_line(convert(args.hf_dir, args.output_dir)), ConversionError)
+
+
+def print_outcome(conversion: Callable[[], str], errors) -> int:
+    """A conversion command's ending, here and in bert.serving.hf_export: its summary line, or its one-line
+    `error:` (for `errors`, the mistakes a user can fix) with exit status 1."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        line = summary_line(convert(args.hf_dir, args.output_dir))
-    except ConversionError as e:
+        line = conversion()
+    except errors as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
     print(line)

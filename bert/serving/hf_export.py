@@ -18,7 +18,6 @@ its bert_config.json gives, since HF's BertConfig has one size per kind of matri
 """
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -147,14 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="the fine-tuning run to export (run_classifier.py's --output_dir)")
     parser.add_argument("--hf_dir", required=True, help="the Hugging Face model directory to write")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        line = summary_line(export(args.output_dir, args.hf_dir))
-    except (cc.ConversionError, UserError) as e:  # read_run's errors are UserErrors
-        print("error: %s" % e, file=sys.stderr)
-        return 1
-    print(line)
-    return 0
+    # read_run's errors are UserErrors
+    return cc.print_outcome(lambda: summary_line(export(args.output_dir, args.hf_dir)), (cc.ConversionError, UserError))
 
 
 if __name__ == "__main__":

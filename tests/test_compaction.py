@@ -261,21 +261,22 @@ def assert_export_and_predict_give_the_runs_test_results(run_dir, data, export_d
     compact model like any other. In-process: the SavedModel (loaded as TF Serving would, by its signature) and the Predictor
     give the run's test_results.tsv, from the raw test pairs, at the compact model's per-layer shapes."""
     from bert.data import features, processors
-    from bert.serving import export, inference, predict
+    from bert import run_info
+    from bert.serving import export, predict
     from bert import tokenization
     expected = np.loadtxt(str(run_dir / "test_results.tsv"))
-    run = inference.read_run(str(run_dir))
+    run = run_info.read_run(str(run_dir))
     assert run.bert_config.layer_num_attention_heads == [3, 1]
     examples = processors.read_examples(run.task, str(data), "test")
     tokenizer = tokenization.FullTokenizer(run.vocab_file, run.do_lower_case)
     converted = [features.convert_example(e, run.task, run.max_seq_length, tokenizer) for e in examples]
-    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in inference.INPUTS}
+    inputs = {name: np.array([getattr(f, name) for f in converted], np.int32) for name in run_info.INPUTS}
     saved_model = export.export(str(run_dir), str(export_dir))
     with tf.Graph().as_default(), tf.Session() as session:
         signature = tf.saved_model.loader.load(session, [tf.saved_model.SERVING], saved_model).signature_def[
             tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
         served = session.run(signature.outputs["probabilities"].name,
-                             {signature.inputs[name].name: inputs[name] for name in inference.INPUTS})
+                             {signature.inputs[name].name: inputs[name] for name in run_info.INPUTS})
     np.testing.assert_allclose(served, expected, atol=1e-5)
     predictor = predict.Predictor(run)
     try:

@@ -76,11 +76,15 @@ def test_modules_access_files_only_through_bert_files(module):
 
 # ---------------------------------------------------------------- the same behaviour for local paths and URLs
 
-def url_root(scheme, tmp_path) -> str:
+def url_root(scheme, folder) -> str:
     """An empty folder at a URL, reached through TensorFlow's file layer (tf.io.gfile) like gs://: in TF 2's in-memory
-    file system (ram://), or on the local disk as a file:// URL, which TF 1.15 has too and which Python's own open()
-    cannot read (so a file reached there went through TensorFlow's layer)."""
-    return "ram://%s" % tmp_path.name if scheme == "ram" else "file://%s" % tmp_path
+    file system (ram://, one per process: named after the test's own temporary folder), or `folder` on the local disk
+    as a file:// URL, which TF 1.15 has too and which Python's own open() cannot read (so a file reached there went
+    through TensorFlow's layer)."""
+    if scheme == "ram":
+        return "ram://%s/%s" % (folder.parent.name, folder.name)
+    folder.mkdir()
+    return "file://%s" % folder
 
 
 @pytest.fixture(params=["local", "file", pytest.param("ram", marks=ON_TF2_ONLY)])
@@ -194,6 +198,7 @@ for name in ("train.tsv", "dev.tsv", "test.tsv"):
     files.makedirs(url + "/glue/WNLI")
     with open("%s/WNLI/%s" % (glue, name), "rb") as source, files.open(url + "/glue/WNLI/" + name, "wb") as target:
         target.write(source.read())
+files.makedirs(url + "/model")
 for path, name in ((vocab, "/model/vocab.txt"), (config, "/model/bert_config.json")):
     with open(path, "rb") as source, files.open(url + name, "wb") as target:
         target.write(source.read())

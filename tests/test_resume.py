@@ -17,6 +17,9 @@ the uninterrupted one.) With gradient accumulation, a signal between the micro-b
 for its last one: a checkpoint holding part of an update's gradient sum would have the resumed run add
 those micro-batches a second time.
 """
+import io
+import logging
+import os
 import random
 import re
 import shutil
@@ -28,7 +31,7 @@ import time
 import pytest
 
 from bert.compat import tf
-from bert.training.hooks import ProgressHook
+from bert.training.hooks import Interrupted, ProgressHook, StopSignals
 from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)
@@ -289,3 +292,26 @@ def test_a_signal_stops_training_only_after_a_whole_update():
         hook.after_run(context, tf.train.SessionRunValues(results=results, options=None, run_metadata=None))
         stops.append(context.stop_requested)
     assert stops == [False, True] * 3
+
+
+class SignallingStream(io.StringIO):
+    """A log stream that receives SIGINT in the middle of writing a line."""
+
+    def write(self, text):
+        os.kill(os.getpid(), signal.SIGINT)
+        return super().write(text)
+
+
+def test_a_signal_while_a_log_line_is_written_still_stops_the_run():
+    """Outside training a signal ends the run at once, wherever it lands: also inside a logging handler's emit,
+    which catches any Exception (and prints it as a logging error) and carries on. Seen: a run signalled while
+    it logged went on to train to the end."""
+    logger = logging.getLogger("test_resume.signalled")
+    logger.propagate = False
+    logger.addHandler(logging.StreamHandler(SignallingStream()))
+    previous = signal.signal(signal.SIGINT, StopSignals())
+    try:
+        with pytest.raises(Interrupted, match="^stopped by SIGINT while preparing the run: run the same command"):
+            logger.warning("a line")
+    finally:
+        signal.signal(signal.SIGINT, previous)

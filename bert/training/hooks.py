@@ -163,8 +163,11 @@ class CheckpointSaver(tf.train.CheckpointSaverHook):
         self._timer.update_last_triggered_step(session.run(self._global_step_tensor))
 
 
-class Interrupted(Exception):
-    """The run stopped for SIGINT or SIGTERM (`what`: where, and what to do); exits with 128 + the signal."""
+class Interrupted(BaseException):
+    """The run stopped for SIGINT or SIGTERM (`what`: where, and what to do); exits with 128 + the signal.
+
+    A BaseException, as KeyboardInterrupt is: raised by the signal handler wherever the main thread is, it must
+    pass the `except Exception` of the code it lands in (logging's emit, which would print it and carry on)."""
 
     def __init__(self, signum: int, what: str):
         super().__init__("stopped by %s %s" % (signal.Signals(signum).name, what))

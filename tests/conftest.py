@@ -130,15 +130,13 @@ def glue_subset(glue_dir: Path, task_dir: str, target: Path, rows: dict) -> Path
 
 
 def fine_tune(output_dir: Path, data_dir: Path, task: str, bert_config: Path, vocab_file, *extra) -> Path:
-    """run_classifier.py --do_train --do_predict as users run it (a subprocess); returns output_dir."""
-    import subprocess
+    """run_classifier.py --do_train --do_predict (run_command); returns output_dir."""
     import sys
     command = [sys.executable, "-m", "bert.run_classifier", "--task_name=" + task, "--data_dir=%s" % data_dir,
                "--vocab_file=%s" % vocab_file, "--bert_config_file=%s" % bert_config, "--output_dir=%s" % output_dir,
                "--do_train=true", "--do_predict=true", "--max_seq_length=64", "--predict_batch_size=16"] + list(extra)
-    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:]
+    code, output = run_command(command)
+    assert code == 0, output[-3000:]
     return output_dir
 
 
@@ -172,18 +170,52 @@ def fine_tuned_stsb(tmp_path_factory, glue_dir, vocab_file) -> Path:
 def run_in_process(flags: dict, *extra) -> tuple:
     """run_classifier's exit code and what it wrote to stderr (not the log), its main run in this process as
     `python -m bert.run_classifier` runs it after parsing the flags: `{"--flag": value}` and `--flag=value` strings."""
+    return _main_in_process(["%s=%s" % item for item in flags.items()] + list(extra), log=False)
+
+
+def _main_in_process(args: list, log: bool) -> tuple:
+    """(exit code, stderr) of run_classifier's main on command-line `args`, in this process; with `log`, its
+    TensorFlow log lines too, in the order written, formatted as TensorFlow's own handler writes them."""
+    import logging
+    import sys
     from bert import flags as flag_definitions, run_classifier
-    argv = ["run_classifier"] + ["%s=%s" % item for item in flags.items()] + list(extra)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     stderr, code = io.StringIO(), 0
+    logger = logging.getLogger("tensorflow")
+    to_stderr = logging.StreamHandler(stderr)
+    to_stderr.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    if log:
+        logger.addHandler(to_stderr)
     try:
-        flag_definitions.FLAGS(argv)
-        with contextlib.redirect_stderr(stderr):
-            run_classifier.main_with_clear_errors(argv)
+        flag_definitions.FLAGS(["run_classifier"] + args)
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stderr if log else sys.stdout):
+            run_classifier.main_with_clear_errors(["run_classifier"] + args)
     except SystemExit as exit:
         code = exit.code
     finally:
+        logger.removeHandler(to_stderr)
         flag_definitions.FLAGS.unparse_flags()
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-    return code, stderr.getvalue()
+    return code or 0, stderr.getvalue()
+
+
+# Flags whose effect outlives a run in the process that made it: XLA's auto-clustering is switched on for the whole
+# process, and a multi-worker strategy reads TF_CONFIG from the environment.
+_PROCESS_WIDE = ("--use_xla=true", "--distribution_strategy=")
+
+
+def run_command(command: list, env: dict = None) -> tuple:
+    """(exit code, output: the log, stdout and stderr) of a `python -m bert.run_classifier ...` command line. With
+    this test's Python, no environment of its own and no process-wide flag, main runs in this process, as the
+    command would run it after starting (a TensorFlow process costs seconds to start: the suite runs hundreds);
+    otherwise (another stack's Python, XLA, ...) the command runs as a process of its own."""
+    import subprocess
+    import sys
+    in_process = (command[:3] == [sys.executable, "-m", "bert.run_classifier"] and env is None
+                  and not any(arg.startswith(_PROCESS_WIDE) for arg in command))
+    if in_process:
+        return _main_in_process(command[3:], log=True)
+    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=600, env=None if env is None else dict(os.environ, **env))
+    return done.returncode, done.stdout

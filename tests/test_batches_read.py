@@ -9,12 +9,11 @@ count of batches read, and a resumed run continues after them, not after global_
 """
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO_ROOT, without_timing
+from conftest import run_command, without_timing
 from test_resume import setup  # noqa: F401 - its fixture: a tiny config, a feature cache, a folder for the runs
 from test_run_classifier import read_results
 
@@ -28,14 +27,13 @@ def run(output_dir, task, setup, *extra):
                "--bert_config_file=%s" % setup["config"], "--output_dir=%s" % output_dir,
                "--feature_cache_dir=%s" % setup["cache"], "--do_train=true", "--do_eval=true", "--max_seq_length=32",
                "--train_batch_size=16", "--eval_batch_size=128", "--save_checkpoints_steps=5"] + list(extra)
-    return subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=600)
+    return run_command(command)  # (exit code, log and stderr)
 
 
 def run_to_the_end(output_dir, task, setup, *extra) -> str:
-    done = run(output_dir, task, setup, *extra)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stderr  # TensorFlow logs to stderr
+    code, output = run(output_dir, task, setup, *extra)
+    assert code == 0, output[-3000:]
+    return output
 
 
 def checkpointed(output_dir, step, name):
@@ -93,10 +91,10 @@ def test_a_resumed_run_with_skipped_updates_continues_after_the_batches_read(ski
 
 def test_more_skipped_updates_than_spare_batches_is_a_one_line_error(setup, tmp_path):
     """An infinite loss scale overflows every update: once the 32 spare batches are read too, the run says so."""
-    done = run(tmp_path, "WNLI", setup, "--num_train_epochs=0.2", "--use_fp16=true", "--fp16_initial_loss_scale=inf")
+    code, output = run(tmp_path, "WNLI", setup, "--num_train_epochs=0.2", "--use_fp16=true", "--fp16_initial_loss_scale=inf")
     steps = int(635 / 16 * 0.2)  # 7
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert done.stderr.strip().splitlines()[-1] == (
+    assert code == 1 and "Traceback" not in output, output[-3000:]
+    assert output.strip().splitlines()[-1] == (
         "error: training stopped at step 0 of %d: %d updates were skipped because their gradients were not finite "
         "(--use_fp16's loss scaling), more than the 32 spare batches could make up for: try a lower "
         "--fp16_initial_loss_scale (now inf) or --learning_rate (now 5e-05) (--verbose shows where)" % (steps, steps + 32))

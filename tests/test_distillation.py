@@ -9,7 +9,6 @@ which the in-process graph tests load too; the student of the pruning runs is a 
 import json
 import re
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -22,7 +21,7 @@ from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
 from bert.training.estimator import model_fn_builder
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
+from conftest import TINY_BERT_CONFIG, run_command, run_setup, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 from test_tensorboard import scalars
 
@@ -70,10 +69,9 @@ def command(output_dir, setup, *extra, config="student", epochs=0.6, python=sys.
 
 
 def run(*args, expect=0, **kwargs) -> str:
-    done = subprocess.run(command(*args, **kwargs), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
-    assert done.returncode == expect, done.stdout[-3000:]
-    return done.stdout
+    code, output = run_command(command(*args, **kwargs))
+    assert code == expect, output[-3000:]
+    return output
 
 
 @pytest.fixture(scope="module")

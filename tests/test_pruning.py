@@ -7,7 +7,6 @@ MRPC data.
 """
 import json
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -18,7 +17,7 @@ from bert.compression import group_lasso, pruning
 from bert.data import processors
 from bert.compat import tf
 from bert.training.estimator import model_fn_builder
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup, without_timing
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command, run_setup, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
 CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,
@@ -429,10 +428,9 @@ def command(output_dir, setup, *extra, python=sys.executable):
 
 
 def run(output_dir, setup, *extra, python=sys.executable) -> str:
-    done = subprocess.run(command(output_dir, setup, *extra, python=python), cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:]
-    return done.stdout
+    code, output = run_command(command(output_dir, setup, *extra, python=python))
+    assert code == 0, output[-3000:]
+    return output
 
 
 @pytest.fixture(scope="module")
@@ -520,9 +518,8 @@ def test_prune_embeddings_prunes_the_embedding_tables_pooler_and_classifier_to_t
 
 
 def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
-    done = subprocess.run(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"), cwd=str(REPO_ROOT),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
-    assert done.returncode == 1 and "--target_sparsity 0.5 (now 0.6)" in done.stdout, done.stdout[-2000:]
+    code, output = run_command(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"))
+    assert code == 1 and "--target_sparsity 0.5 (now 0.6)" in output, output[-2000:]
 
 
 def test_an_interrupted_pruning_run_resumes_with_its_masks_and_schedule(reference, setup):

@@ -4,7 +4,6 @@ Tiny-config runs (random initialisation, seconds each) cover every output path; 
 of the embedded checkpoint proves the pre-trained weights load and the loss goes down.
 """
 import json
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, run_in_process, without_timing
+from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, run_command, run_in_process, without_timing
 
 ALWAYS = {"eval_loss", "global_step", "loss"} | TIMING_KEYS
 
@@ -24,10 +23,9 @@ def run_classifier(output_dir, data_dir, task, vocab_file, config_file, *extra, 
                 "--bert_config_file=%s" % config_file, "--output_dir=%s" % output_dir,
                 "--max_seq_length=48", "--train_batch_size=16", "--eval_batch_size=64",
                 "--predict_batch_size=64"] + list(extra)
-    done = subprocess.run(command, cwd=str(REPO_ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, env=None if env is None else dict(os.environ, **env), timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:]
-    return done.stdout
+    code, output = run_command(command, env)
+    assert code == 0, output[-3000:]
+    return output
 
 
 def read_results(output_dir):

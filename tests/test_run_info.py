@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, TINY_BERT_CONFIG
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command
 from bert import run_info
 
 
@@ -29,9 +29,7 @@ def command(flags, *extra):
 
 
 def run(flags, *extra):
-    done = subprocess.run(command(flags, *extra), cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
-    return done.returncode, done.stderr
+    return run_command(command(flags, *extra))  # (exit code, log and stderr)
 
 
 def results(output_dir):

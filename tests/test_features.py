@@ -185,3 +185,29 @@ def test_parallel_conversion_gives_the_same_features_in_order(glue_dir, vocab_fi
     serial = features.convert_examples(examples, task, 64, tok, processes=1)
     parallel = features.convert_examples(examples, task, 64, tok, processes=2, min_parallel=100)
     assert parallel == serial and len(parallel) == 872
+
+
+def test_a_signal_while_the_workers_are_forked_stops_the_run(glue_dir, vocab_file):
+    """SIGINT arriving as the pool forks: the run's handler (hooks.StopSignals) raises Interrupted. Without the
+    signals held during the fork, it ran inside logging's after-fork callback, whose exceptions Python prints and
+    drops ("Exception ignored in: _releaseLock"), and the run went on tokenizing and trained to the end."""
+    import signal
+    from bert.training.hooks import Interrupted, StopSignals
+    task = processors.get_task("SST-2")
+    examples = processors.read_examples(task, str(glue_dir / "SST-2"), "dev")
+    tok = tokenization.FullTokenizer(vocab_file)
+    armed = [True]
+
+    def signal_once():  # in the parent, right after each fork: the first one only
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, StopSignals())
+    os.register_at_fork(after_in_parent=signal_once)  # registered for good: disarmed after its one signal
+    try:
+        with pytest.raises(Interrupted, match="^stopped by SIGINT while preparing the run"):
+            features.convert_examples(examples, task, 64, tok, processes=2, min_parallel=100)
+    finally:
+        armed.clear()
+        signal.signal(signal.SIGINT, previous)

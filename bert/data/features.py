@@ -9,6 +9,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -76,11 +77,28 @@ def convert_examples(examples: Sequence[InputExample], task: TaskSpec, max_seq_l
     _WORKER_ARGS = (task, max_seq_length, tokenizer)
     chunk = -(-len(examples) // (processes * 4))
     parts = [examples[i:i + chunk] for i in range(0, len(examples), chunk)]
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    # The workers are forked with SIGINT and SIGTERM held: a run's handler that raised inside the fork's own
+    # callbacks (logging's, after the fork) would have its exception printed and dropped, and the run go on.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile is handled here
+    with pool:
         return [feature for part in pool.map(_convert_part, parts) for feature in part]
 
 
 _WORKER_ARGS = None  # (task, max_seq_length, tokenizer), inherited by forked workers
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _default_signals() -> None:
+    """A worker leaves signals to the run it works for: it ignores SIGINT (a terminal's Ctrl-C reaches the whole
+    process group; the run stops and ends the pool), and SIGTERM, with which the pool ends it, just ends it (the
+    run's own handler, inherited by the fork, would raise in every worker and print its traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held while it was forked
 
 
 def _convert_part(examples: Sequence[InputExample]) -> List[InputFeatures]:

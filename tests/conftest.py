@@ -167,6 +167,20 @@ def fine_tuned_stsb(tmp_path_factory, glue_dir, vocab_file) -> Path:
                      "--num_train_epochs=1", "--learning_rate=1e-3")
 
 
+def tf1_python() -> str:
+    """TF 1.15's interpreter, for the tests that compare the two stacks: they run once, from the TF 2 session (the
+    faster of the two side by side, tests/run.sh), and skip in the TF 1.15 one and where .venv is the TF 2 stack too
+    (no Python 3.7: scripts/setup_env.sh)."""
+    from bert.compat import IS_TF2
+    if not IS_TF2:
+        pytest.skip("compared once, from the TF 2 session")
+    venv, tf2_venv = REPO_ROOT / ".venv", REPO_ROOT / ".venv-tf2"
+    assert (venv / "bin" / "python").exists(), "the TF 1.15 environment is missing: run scripts/setup_env.sh all"
+    if (venv / ".installed").read_bytes() == (tf2_venv / ".installed").read_bytes():
+        pytest.skip(".venv is the TF 2 stack too: there is no TF 1.15 to compare with")
+    return str(venv / "bin" / "python")
+
+
 def run_in_process(flags: dict, *extra) -> tuple:
     """run_classifier's exit code and what it wrote to stderr (not the log), its main run in this process as
     `python -m bert.run_classifier` runs it after parsing the flags: `{"--flag": value}` and `--flag=value` strings."""

@@ -17,7 +17,7 @@ from bert.compression import group_lasso, pruning
 from bert.data import processors
 from bert.compat import tf
 from bert.training.estimator import model_fn_builder
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command, run_setup, without_timing
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command, run_setup, tf1_python, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
 CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,
@@ -552,15 +552,11 @@ def test_a_fine_tuned_run_dir_as_init_checkpoint_loads_its_classifier_head_too(r
 def test_both_tensorflow_stacks_prune_alike(setup):
     """Tiles by movement scores, global scope: the same masks and results on TF 1.15 and TF 2 (as for dense runs in
     test_run_classifier)."""
-    from bert.compat import IS_TF2
-    if IS_TF2:
-        pytest.skip("compared once, from the TF 1.15 session")
-    other = REPO_ROOT / ".venv-tf2" / "bin" / "python"
-    assert other.exists(), "the TF 2 environment is missing: run scripts/setup_env.sh all"
+    other = tf1_python()
     extra = ("--pruning_granularity=tile", "--pruning_tile=8", "--pruning_score=movement", "--pruning_scope=global",
              "--num_train_epochs=0.3")
     runs = []
-    for name, python in (("tf1", sys.executable), ("tf2", other)):
+    for name, python in (("tf2", sys.executable), ("tf1", other)):
         run(setup["root"] / name, setup, *extra, python=python)
         runs.append(without_timing(eval_results(setup["root"] / name)))
         runs[-1]["per_matrix"] = json.loads((setup["root"] / name / "sparsity.json").read_text())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, run_command, run_in_process, without_timing
+from conftest import REPO_ROOT, TIMING_KEYS, TINY_BERT_CONFIG, run_command, run_in_process, tf1_python, without_timing
 
 ALWAYS = {"eval_loss", "global_step", "loss"} | TIMING_KEYS
 
@@ -194,13 +194,9 @@ def test_same_seed_same_results(tmp_path, glue_dir, vocab_file, tiny_config):
 
 def test_both_tensorflow_stacks_give_the_same_results(tmp_path, glue_dir, vocab_file, tiny_config):
     """Initial weights, dropout masks and the training order are seeded the same way on TF 1 and TF 2."""
-    from bert.compat import IS_TF2
-    if IS_TF2:
-        pytest.skip("compared once, from the TF 1.15 session")
-    other = REPO_ROOT / ".venv-tf2" / "bin" / "python"
-    assert other.exists(), "the TF 2 environment is missing: run scripts/setup_env.sh all"
+    other = tf1_python()
     runs = []
-    for name, python in (("tf1", sys.executable), ("tf2", other)):
+    for name, python in (("tf2", sys.executable), ("tf1", other)):
         run_classifier(tmp_path / name, glue_dir / "RTE", "RTE", vocab_file, tiny_config, "--do_train=true",
                        "--do_eval=true", "--num_train_epochs=0.2", "--learning_rate=1e-3", python=python)
         runs.append(without_timing(read_results(tmp_path / name)))

@@ -34,6 +34,17 @@ def without_timing(results):
     return {key: value for key, value in results.items() if key not in TIMING_KEYS}
 
 
+def tiny_run_flags(tmp_path, glue_dir, vocab_file, task: str, **flags) -> dict:
+    """The flags of a run_classifier run of TINY_BERT_CONFIG (written to tmp_path) on `task`'s real data into
+    tmp_path/out, and `flags` ({name: value} as strings): {"--flag": value}, as run_in_process takes them."""
+    config = tmp_path / "bert_config.json"
+    config.write_text(json.dumps(TINY_BERT_CONFIG))
+    found = {"--task_name": task, "--data_dir": str(glue_dir / task), "--vocab_file": vocab_file,
+             "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out")}
+    found.update(("--" + name, value) for name, value in flags.items())
+    return found
+
+
 def run_setup(root, glue_dir, vocab_file, config: dict) -> dict:
     """What tests of whole run_classifier runs share: the data, the vocab, `config` written to `root`, a feature
     cache under `root` (each task tokenized once for all the runs of the module) and `root` itself."""

@@ -12,18 +12,15 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, TINY_BERT_CONFIG
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, tiny_run_flags
 from conftest import run_in_process as run
 
 
 
 @pytest.fixture
 def setup(tmp_path, glue_dir, vocab_file):
-    config = tmp_path / "bert_config.json"
-    config.write_text(json.dumps(TINY_BERT_CONFIG))
-    return {"--task_name": "RTE", "--data_dir": str(glue_dir / "RTE"), "--vocab_file": vocab_file,
-            "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out"), "--do_eval": "true",
-            "--max_seq_length": "32", "--eval_batch_size": "64"}
+    return tiny_run_flags(tmp_path, glue_dir, vocab_file, "RTE", do_eval="true", max_seq_length="32",
+                          eval_batch_size="64")
 
 
 def run_process(flags, *extra):

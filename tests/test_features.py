@@ -1,6 +1,7 @@
 """Examples to model inputs: layout, truncation, labels, TFRecords and the training order."""
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -205,9 +206,13 @@ def test_a_signal_while_the_workers_are_forked_stops_the_run(glue_dir, vocab_fil
 
     previous = signal.signal(signal.SIGINT, StopSignals())
     os.register_at_fork(after_in_parent=signal_once)  # registered for good: disarmed after its one signal
+    done = threading.Event()
+    other = threading.Thread(target=done.wait, args=(60,))  # a thread that can take the signal, as TF's can
+    other.start()
     try:
         with pytest.raises(Interrupted, match="^stopped by SIGINT while preparing the run"):
             features.convert_examples(examples, task, 64, tok, processes=2, min_parallel=100)
     finally:
         armed.clear()
+        done.set()
         signal.signal(signal.SIGINT, previous)

@@ -10,18 +10,15 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command
+from conftest import REPO_ROOT, run_command, tiny_run_flags
 from bert import run_info
 
 
 @pytest.fixture
 def flags(tmp_path, glue_dir, vocab_file):
-    config = tmp_path / "bert_config.json"
-    config.write_text(json.dumps(TINY_BERT_CONFIG))
-    return {"--task_name": "WNLI", "--data_dir": str(glue_dir / "WNLI"), "--vocab_file": vocab_file,
-            "--bert_config_file": str(config), "--output_dir": str(tmp_path / "out"), "--do_train": "true",
-            "--do_eval": "true", "--max_seq_length": "32", "--train_batch_size": "16", "--eval_batch_size": "64",
-            "--num_train_epochs": "0.5", "--learning_rate": "5e-5", "--save_checkpoints_steps": "5"}
+    return tiny_run_flags(tmp_path, glue_dir, vocab_file, "WNLI", do_train="true", do_eval="true",
+                          max_seq_length="32", train_batch_size="16", eval_batch_size="64", num_train_epochs="0.5",
+                          learning_rate="5e-5", save_checkpoints_steps="5")
 
 
 def command(flags, *extra):

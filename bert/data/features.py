@@ -5,11 +5,13 @@ and 1 for `b`, zero-padded to `max_seq_length`. Pairs that are too long lose tok
 the longer text, one at a time, so both keep as much as possible.
 """
 import collections
+import contextlib
 import hashlib
 import io
 import multiprocessing
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -77,19 +79,13 @@ def convert_examples(examples: Sequence[InputExample], task: TaskSpec, max_seq_l
     _WORKER_ARGS = (task, max_seq_length, tokenizer)
     chunk = -(-len(examples) // (processes * 4))
     parts = [examples[i:i + chunk] for i in range(0, len(examples), chunk)]
-    # The workers are forked with SIGINT and SIGTERM held: a run's handler that raised inside the fork's own
-    # callbacks (logging's, after the fork) would have its exception printed and dropped, and the run go on.
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
+    with _signals_after_forking():
         pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile is handled here
     with pool:
         return [feature for part in pool.map(_convert_part, parts) for feature in part]
 
 
 _WORKER_ARGS = None  # (task, max_seq_length, tokenizer), inherited by forked workers
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def _default_signals() -> None:
@@ -98,7 +94,31 @@ def _default_signals() -> None:
     run's own handler, inherited by the fork, would raise in every worker and print its traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # held while it was forked
+
+
+@contextlib.contextmanager
+def _signals_after_forking():
+    """SIGINT and SIGTERM that arrive while the pool forks its workers are only noted, and sent again once it has:
+    a run's handler that raises (hooks.StopSignals) would otherwise raise inside the fork's own callbacks
+    (logging's, after the fork), where Python prints the exception and drops it, and the run goes on. Holding the
+    signals in this thread is not enough: another thread (TensorFlow's) takes them, and the main thread still runs
+    the handler at its next instruction."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    noted: List[int] = []
+    handlers = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        for signum in noted[:1]:  # to the handler the run set, here, outside the fork's callbacks
+            if callable(handlers[signum]):
+                handlers[signum](signum, None)
+            elif handlers[signum] == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def _convert_part(examples: Sequence[InputExample]) -> List[InputFeatures]:

@@ -225,6 +225,29 @@ def _main_in_process(args: list, log: bool) -> tuple:
     return code or 0, stderr.getvalue()
 
 
+def signal_when_ready(command: list, log_path: Path, ready, count: int = 1) -> tuple:
+    """Starts `command` (a run_classifier process logging to log_path), sends it SIGINT `count` times, 0.02 s apart,
+    once `ready()` (within 300 s; failing if the run ends first), and returns its exit code and log."""
+    import subprocess
+    import time
+    with open(str(log_path), "w") as log:
+        process = subprocess.Popen(command, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while not ready():
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, "not ready after 300 s: " + log_path.read_text()[-3000:]
+            time.sleep(0.02)
+        for number in range(count):
+            time.sleep(0.02 if number else 0)
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return code, log_path.read_text()
+
+
 # Flags whose effect outlives a run in the process that made it: XLA's auto-clustering is switched on for the whole
 # process, and a multi-worker strategy reads TF_CONFIG from the environment.
 _PROCESS_WIDE = ("--use_xla=true", "--distribution_strategy=")

@@ -8,11 +8,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, tiny_run_flags
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, signal_when_ready, tiny_run_flags
 from conftest import run_in_process as run
 
 
@@ -224,21 +223,8 @@ def test_a_signal_outside_training_ends_the_run_where_it_is(setup, tmp_path, glu
     flags = dict(setup, **{"--task_name": task, "--data_dir": str(glue_dir / task), "--do_eval": "false",
                            flag: "true", "--feature_cache_dir": str(tmp_path / "cache"), "--max_seq_length": "64"})
     log_path = tmp_path / "log.txt"
-    with open(str(log_path), "w") as log:
-        command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()]
-        process = subprocess.Popen(command, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 300
-        while marker not in log_path.read_text():
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            assert time.time() < deadline, "no %r after 300 s" % marker
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    text = log_path.read_text()
+    command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()]
+    code, text = signal_when_ready(command, log_path, lambda: marker in log_path.read_text())
     assert code == 128 + signal.SIGINT and "Traceback" not in text, (code, text[-3000:])
     assert text.strip().splitlines()[-1] == ("interrupted: stopped by SIGINT while %s: run the same command again to "
                                              "continue" % phase), text[-3000:]

@@ -3,14 +3,11 @@ refused in one line (or cleared with --overwrite_output_dir), the same command r
 the training time of all its invocations. Real GLUE data (WNLI), a tiny model, run_classifier as a user runs it."""
 import json
 import re
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO_ROOT, run_command, tiny_run_flags
+from conftest import run_command, signal_when_ready, tiny_run_flags
 from bert import run_info
 
 
@@ -100,22 +97,7 @@ def test_signals_during_the_checkpoint_save_never_kill_the_run(flags, tmp_path):
     out = tmp_path / "out"
     flags = dict(flags, **{"--task_name": "RTE", "--data_dir": flags["--data_dir"].replace("WNLI", "RTE"),
                            "--num_train_epochs": "1", "--save_checkpoints_steps": "20"})
-    with open(str(tmp_path / "log.txt"), "w") as log:
-        process = subprocess.Popen(command(flags), cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 300
-        while checkpoint_step(out) < 20:
-            assert process.poll() is None and time.time() < deadline, (tmp_path / "log.txt").read_text()[-3000:]
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        for _ in range(5):
-            time.sleep(0.02)
-            process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    log = (tmp_path / "log.txt").read_text()
+    code, log = signal_when_ready(command(flags), tmp_path / "log.txt", lambda: checkpoint_step(out) >= 20, count=6)
     stopped = re.search(r"^interrupted: stopped by SIGINT at step (\d+) of 155, with a checkpoint: run the same "
                         r"command again to resume$", log, re.M)
     assert code == 130 and stopped and "Traceback" not in log, log[-3000:]

@@ -32,7 +32,7 @@ import pytest
 
 from bert.compat import tf
 from bert.training.hooks import Interrupted, ProgressHook, StopSignals
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_setup
+from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command, run_setup
 
 TINY = dict(TINY_BERT_CONFIG, num_hidden_layers=1)
 BATCH_SIZE, EPOCHS = 16, 0.09
@@ -65,13 +65,9 @@ def start(output_dir, setup, log_path, accumulation_steps):
 
 
 def run_to_the_end(output_dir, setup, log_path, accumulation_steps) -> str:
-    process = start(output_dir, setup, log_path, accumulation_steps)
-    try:
-        code = process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    log = log_path.read_text()
+    """A run that no signal interrupts (in this process: conftest.run_command); its log is kept in log_path too."""
+    code, log = run_command(command(output_dir, setup, accumulation_steps))
+    log_path.write_text(log)
     assert code == 0, log[-3000:]
     return log
 

@@ -143,7 +143,7 @@ def test_run_all_says_so_in_one_line(sweep_env, tmp_path):
 
 
 def test_the_flags_name_the_tree_and_caption_and_the_same_settings_share_a_tree(sweep_env, tmp_path):
-    """A real sweep with EXTRA_FLAGS setting the epochs (two words) and max_seq_length over EPOCHS=2 and
+    """A real sweep with EXTRA_FLAGS setting the epochs (two words) and max_seq_length over EPOCHS=1 and
     MAX_SEQ_LENGTH=32: the runs train 0.2 epochs at 24 tokens, and the tree, settings.json and summary say so; a
     sweep with EPOCHS=0.2 MAX_SEQ_LENGTH=24 finds its runs done."""
     out = tmp_path / "out"

@@ -98,11 +98,11 @@ def _default_signals() -> None:
 
 @contextlib.contextmanager
 def _signals_after_forking():
-    """SIGINT and SIGTERM that arrive while the pool forks its workers are only noted, and sent again once it has:
-    a run's handler that raises (hooks.StopSignals) would otherwise raise inside the fork's own callbacks
-    (logging's, after the fork), where Python prints the exception and drops it, and the run goes on. Holding the
-    signals in this thread is not enough: another thread (TensorFlow's) takes them, and the main thread still runs
-    the handler at its next instruction."""
+    """SIGINT and SIGTERM that arrive while the pool forks its workers are only noted, and the first is handed to
+    the run's handler once it has: a handler that raises (hooks.StopSignals) would otherwise raise inside the fork's
+    own callbacks (logging's, after the fork), where Python prints the exception and drops it, and the run goes on.
+    Blocking the signals in this thread (pthread_sigmask) was not enough: in the full test suite, a process with
+    many threads, the handler still ran inside the callbacks."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
         yield
         return
@@ -114,7 +114,7 @@ def _signals_after_forking():
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
-        for signum in noted[:1]:  # to the handler the run set, here, outside the fork's callbacks
+        for signum in noted[:1]:  # here, outside the fork's callbacks
             if callable(handlers[signum]):
                 handlers[signum](signum, None)
             elif handlers[signum] == signal.SIG_DFL:

@@ -99,12 +99,13 @@ def check_setup(settings: Settings, bert_config: modeling.BertConfig, methods: S
     if checkpoint:
         try:  # read every tensor once: a truncated download fails here, not deep inside a training loop
             reader = checkpoint_reader(checkpoint)
-            for name in reader.get_variable_to_shape_map():
+            shapes = reader.get_variable_to_shape_map()
+            for name in shapes:
                 reader.get_tensor(name)
         except (tf.errors.OpError, IndexError, ValueError) as error:  # TF 2's reader raises IndexError here
             raise UserError("--init_checkpoint %s cannot be read (%s): is it a complete download?"
                             % (checkpoint, (str(error).strip().splitlines() or ["?"])[0]))
-        head = reader.get_variable_to_shape_map().get("output_bias")  # a fine-tuned run's: refused before tokenizing
+        head = shapes.get("output_bias")  # a fine-tuned run's: refused before tokenizing
         num_labels = processors.get_task(run.task_name).num_labels
         if head is not None and head != [num_labels]:
             raise modeling.head_mismatch(checkpoint, head[0], num_labels)

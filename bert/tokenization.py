@@ -6,6 +6,7 @@ Google's tokenizer. Pure Python (stdlib `unicodedata`; bert.files loads TensorFl
 URL) so data preparation needs no TensorFlow.
 """
 import collections
+import re
 import unicodedata
 from typing import Dict, Iterable, List, Union
 
@@ -35,6 +36,13 @@ def load_vocab(vocab_file: str) -> Dict[str, int]:
         for index, line in enumerate(reader):
             vocab[line.rstrip()] = index
     return vocab
+
+
+# The same rules for ASCII text (most GLUE text), as two regular expressions, several times faster: control
+# characters but \t \n \r deleted; words are runs of letters and digits, and every other printable character is
+# punctuation, a word of its own.
+_ASCII_DELETED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_WORDS = re.compile(r"[0-9A-Za-z]+|[!-/:-@\[-`{-~]")
 
 
 def _is_whitespace(char: str) -> bool:
@@ -78,7 +86,15 @@ class BasicTokenizer(object):
         self.do_lower_case = do_lower_case
 
     def tokenize(self, text: str) -> List[str]:
-        text = self._tokenize_cjk(self._clean_text(convert_to_unicode(text)))
+        text = convert_to_unicode(text)
+        if text.isascii():
+            text = _ASCII_DELETED.sub("", text)
+            return _ASCII_WORDS.findall(text.lower() if self.do_lower_case else text)
+        return self._unicode_words(text)
+
+    def _unicode_words(self, text: str) -> List[str]:
+        """The rules on any text, a character at a time."""
+        text = self._tokenize_cjk(self._clean_text(text))
         tokens = []  # type: List[str]
         for token in whitespace_tokenize(text):
             if self.do_lower_case:
@@ -133,32 +149,41 @@ class WordpieceTokenizer(object):
         self.vocab = vocab
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
+        self._known = {}  # type: Dict[str, List[str]]
 
     def tokenize(self, text: str) -> List[str]:
         """"unaffable" -> ["un", "##aff", "##able"]; a word that cannot be covered becomes one [UNK]."""
-        output = []  # type: List[str]
-        for word in whitespace_tokenize(convert_to_unicode(text)):
-            if len(word) > self.max_input_chars_per_word:
-                output.append(self.unk_token)
-                continue
-            pieces = []  # type: List[str]
-            start = 0
-            while start < len(word):
-                end = len(word)
-                piece = None
-                while start < end:
-                    candidate = word[start:end] if start == 0 else "##" + word[start:end]
-                    if candidate in self.vocab:
-                        piece = candidate
-                        break
-                    end -= 1
-                if piece is None:  # no prefix of the rest is in the vocab: the whole word is unknown
-                    pieces = [self.unk_token]
+        return [piece for word in whitespace_tokenize(convert_to_unicode(text)) for piece in self.word_pieces(word)]
+
+    def word_pieces(self, word: str) -> List[str]:
+        """One word's pieces, remembered: a corpus repeats its words (MRPC's 11,600 sentences have 273,000 words,
+        15,700 distinct)."""
+        pieces = self._known.get(word)
+        if pieces is None:
+            if len(self._known) >= 1000000:  # bounded memory on a corpus of many rare words
+                self._known.clear()
+            pieces = self._known[word] = self._split(word)
+        return pieces
+
+    def _split(self, word: str) -> List[str]:
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        pieces = []  # type: List[str]
+        start = 0
+        while start < len(word):
+            end = len(word)
+            piece = None
+            while start < end:
+                candidate = word[start:end] if start == 0 else "##" + word[start:end]
+                if candidate in self.vocab:
+                    piece = candidate
                     break
-                pieces.append(piece)
-                start = end
-            output.extend(pieces)
-        return output
+                end -= 1
+            if piece is None:  # no prefix of the rest is in the vocab: the whole word is unknown
+                return [self.unk_token]
+            pieces.append(piece)
+            start = end
+        return pieces
 
 
 class FullTokenizer(object):
@@ -172,7 +197,7 @@ class FullTokenizer(object):
 
     def tokenize(self, text: str) -> List[str]:
         return [piece for word in self.basic_tokenizer.tokenize(text)
-                for piece in self.wordpiece_tokenizer.tokenize(word)]
+                for piece in self.wordpiece_tokenizer.word_pieces(word)]
 
     def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
         return [self.vocab[token] for token in tokens]

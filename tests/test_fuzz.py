@@ -175,6 +175,18 @@ def test_basic_tokenizer_words(uncased, cased, text, lower):
 
 
 @FUZZ
+@given(text=st.lists(st.one_of(st.text(_chars(0, 0x7F), max_size=12), st.sampled_from(
+    [c for c in CONTROL_AND_SPACE + PUNCT_AND_SPECIAL if c.isascii()])), max_size=10).map("".join),
+       lower=st.booleans())
+def test_ascii_text_takes_the_fast_path_to_the_same_words(uncased, cased, text, lower):
+    """ASCII text (most GLUE text) is split by two regular expressions instead of a character at a time: the
+    words must be those of the general rules, control characters, tabs and every punctuation mark included."""
+    basic = (uncased if lower else cased).basic_tokenizer
+    assert basic.tokenize(text) == basic._unicode_words(text)
+    assert basic.tokenize(text.encode("ascii")) == basic._unicode_words(text)
+
+
+@FUZZ
 @given(text=texts(), lower=st.booleans())
 @with_every_tricky_piece()
 def test_wordpiece_splits_each_word_greedily_or_into_one_unk(uncased, cased, text, lower):

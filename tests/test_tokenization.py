@@ -101,6 +101,9 @@ def test_wordpiece_unknowns() -> None:
     assert wordpiece.tokenize("unwantedx hello") == ["[UNK]", "hello"]
     assert wordpiece.tokenize("a" * 200) == ["a"] + ["##a"] * 199
     assert wordpiece.tokenize("a" * 201) == ["[UNK]"]
+    # a second time from the remembered words, unchanged by what a caller did with the first answer
+    wordpiece.tokenize("unwantedx hello").append("x")
+    assert wordpiece.tokenize("unwantedx hello unwantedx") == ["[UNK]", "hello", "[UNK]"]
 
 
 def test_full_tokenizer_and_id_conversion(toy_vocab_file: str) -> None:

@@ -17,6 +17,12 @@ TINY_BERT_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers":
                     "initializer_range": 0.02}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "one_stack: what does not depend on TensorFlow's version (the sweeps' "
+                            "bookkeeping around their runs, the documents, the package's layout, the setup script): "
+                            "tests/run.sh runs it once, in the TF 2 session (-m 'not one_stack' in the TF 1.15 one)")
+
+
 def tfrecord_examples(path: str) -> list:
     """The tf.train.Examples of a TFRecord file (local or a URL). Compare these, not the files' bytes: TF 1.15
     serializes an Example's features in no fixed order (two writes of the same features can differ)."""

@@ -25,6 +25,10 @@ from bert.errors import UserError
 from bert.sweeps.runs import read_eval_results
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
+# The pipeline's planning and bookkeeping around its runs; the runs' pruning, group lasso and distillation are
+# tested on both stacks in their own modules.
+pytestmark = pytest.mark.one_stack
+
 
 def save_pretrained_checkpoint(bert_dir) -> None:
     """A tiny model's freshly initialised encoder as `bert_model.ckpt`, standing in for a pre-trained one."""

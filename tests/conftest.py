@@ -18,9 +18,23 @@ TINY_BERT_CONFIG = {"vocab_size": 30522, "hidden_size": 32, "num_hidden_layers":
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "one_stack: what does not depend on TensorFlow's version (the sweeps' "
+    config.addinivalue_line("markers", "one_stack(stack): what does not depend on TensorFlow's version (the sweeps' "
                             "bookkeeping around their runs, the documents, the package's layout, the setup script): "
-                            "tests/run.sh runs it once, in the TF 2 session (-m 'not one_stack' in the TF 1.15 one)")
+                            "when tests/run.sh tests both stacks, it runs in the session of `stack` (tf1 or tf2) only")
+
+
+def pytest_collection_modifyitems(config, items):
+    """one_stack tests leave the other stack's session when tests/run.sh runs one per stack (it sets
+    $BERT_TESTS_BOTH_STACKS): which session takes which keeps the two about equally long."""
+    if not os.environ.get("BERT_TESTS_BOTH_STACKS"):
+        return
+    from bert.compat import IS_TF2
+    this = "tf2" if IS_TF2 else "tf1"
+    elsewhere = [item for item in items if item.get_closest_marker("one_stack") is not None
+                 and item.get_closest_marker("one_stack").args[0] != this]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
 
 
 def tfrecord_examples(path: str) -> list:

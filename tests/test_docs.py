@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.one_stack  # the pages and the flag definitions are the same on both stacks
+pytestmark = pytest.mark.one_stack("tf2")  # the pages and the flag definitions are the same on both stacks
 
 PAGES = [REPO_ROOT / "README.md"] + sorted((REPO_ROOT / "docs").glob("*.md"))
 

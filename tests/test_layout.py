@@ -160,22 +160,22 @@ def graph():
     return import_graph(REPO_ROOT)
 
 
-@pytest.mark.one_stack
+@pytest.mark.one_stack("tf2")
 def test_every_module_has_a_layer(graph):
     assert [name for name in sorted(graph) if layer_of(name) is None] == []
 
 
-@pytest.mark.one_stack
+@pytest.mark.one_stack("tf2")
 def test_no_module_imports_a_higher_layer(graph):
     assert upward_imports(graph) == []
 
 
-@pytest.mark.one_stack
+@pytest.mark.one_stack("tf2")
 def test_no_import_cycles(graph):
     assert [" -> ".join(cycle) for cycle in cycles(graph)] == []
 
 
-@pytest.mark.one_stack
+@pytest.mark.one_stack("tf2")
 def test_the_checks_see_every_kind_of_import(tmp_path):
     """The checks themselves, on a made-up package: a cycle closed by an import inside a function, an upward import,
     relative imports, the two top layers importing each other; a module's own layer and lower ones are allowed."""

@@ -25,9 +25,9 @@ from bert.errors import UserError
 from bert.sweeps.runs import read_eval_results
 from conftest import REPO_ROOT, TINY_BERT_CONFIG
 
-# The pipeline's planning and bookkeeping around its runs; the runs' pruning, group lasso and distillation are
-# tested on both stacks in their own modules.
-pytestmark = pytest.mark.one_stack
+# The pipeline's planning and bookkeeping around its runs, tested with TF 1.15 and Python 3.7 (the stack our users
+# pinned); the runs' pruning, group lasso and distillation are tested on both stacks in their own modules.
+pytestmark = pytest.mark.one_stack("tf1")
 
 
 def save_pretrained_checkpoint(bert_dir) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.one_stack  # the script, with Pythons of its own
+pytestmark = pytest.mark.one_stack("tf2")  # the script, with Pythons of its own
 
 TOOLS = ("bash", "dirname", "cmp", "cat", "sed", "rm")  # what setup_env.sh runs besides Python
 

@@ -97,7 +97,7 @@ def test_interrupted_sweep_resumes_without_losing_or_redoing_work(sweep_env, tmp
     assert summary.split("\n\n", 2)[1] in (out / "summary.md").read_text()  # the settings line, in the index
 
 
-@pytest.mark.one_stack  # the sweep's bookkeeping around its runs
+@pytest.mark.one_stack("tf2")  # the sweep's bookkeeping around its runs
 def test_failed_run_is_reported_and_the_sweep_goes_on(sweep_env, tmp_path):
     env = dict(sweep_env, TASKS="WNLI", LRS="5e-5 not-a-number", EPOCHS="0.2")
     sweep = start_sweep(env)
@@ -107,7 +107,7 @@ def test_failed_run_is_reported_and_the_sweep_goes_on(sweep_env, tmp_path):
     assert (only_tree(tmp_path / "out") / "WNLI" / "lr_5e-5" / "eval_results.txt").exists()
 
 
-@pytest.mark.one_stack  # the sweep's bookkeeping around its runs
+@pytest.mark.one_stack("tf2")  # the sweep's bookkeeping around its runs
 def test_the_last_error_line_of_a_log_is_reported(tmp_path):
     """run_classifier's one-line error, or absl's for an unknown flag (a flag the checkout does not have yet)."""
     log = tmp_path / "log.txt"
@@ -125,7 +125,7 @@ def run_sweep(env):
     return done.stdout
 
 
-@pytest.mark.one_stack  # the sweep's bookkeeping around its runs
+@pytest.mark.one_stack("tf2")  # the sweep's bookkeeping around its runs
 def test_other_settings_train_their_own_runs_and_each_table_says_which(sweep_env, tmp_path):
     """EPOCHS, then the checkpoint's config, changed between sweeps: each setting trains its own runs in its own
     tree; no run of one is reported as the other's, and the summary titles each table with its settings."""
@@ -158,7 +158,7 @@ def test_other_settings_train_their_own_runs_and_each_table_says_which(sweep_env
                                                          sweep_env["EXTRA_FLAGS"])) in section
 
 
-@pytest.mark.one_stack  # the sweep's bookkeeping around its runs
+@pytest.mark.one_stack("tf2")  # the sweep's bookkeeping around its runs
 def test_a_sweep_whose_output_is_not_a_terminal_prints_the_runs_progress(sweep_env):
     """Plain progress lines in a pipe: at every poll with PROGRESS_EVERY=0, of a fine-tune that logs its progress
     at every step (a run this short otherwise logs only its last, a moment before it evaluates)."""

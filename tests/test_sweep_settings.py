@@ -14,7 +14,7 @@ from bert.errors import UserError
 from bert.sweeps import defaults, extra_flags, pruning_sweep, runs, sweep
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.one_stack  # the sweeps' settings: Python around the runs
+pytestmark = pytest.mark.one_stack("tf2")  # the sweeps' settings: Python around the runs
 from test_pruning_sweep import pipeline_env, tiny_bert, write_dense_tree  # noqa: F401 (tiny_bert: a fixture)
 from test_sweep import only_tree, run_sweep, sweep_env  # noqa: F401 (sweep_env: a fixture)
 

@@ -276,6 +276,31 @@ def test_taylor_and_movement_scores_accumulate_each_update_and_rank_the_units(sc
         assert means[kept == 0].max() <= means[kept == 1].min()
 
 
+@pytest.mark.parametrize("overflowing", [None, "the other matrix", "an unpruned variable"])
+def test_an_update_the_loss_scaler_skips_adds_to_no_score(overflowing):
+    """fp16's loss scaling skips an update when any gradient overflows: then no matrix's Taylor score takes that
+    update's sample, not even one whose own gradients are finite (the check was per matrix)."""
+    config = pruning.PruningConfig(0.5, score="taylor")
+    with tf.Graph().as_default():
+        with pruning.masking_scope(config):
+            for layer in ("layer_0", "layer_1"):
+                with tf.variable_scope("bert/encoder/%s/intermediate/dense" % layer):
+                    tf.get_variable("kernel", initializer=np.full((4, 4), 2.0, np.float32))
+            bias = tf.get_variable("output_bias", initializer=np.zeros(4, np.float32))
+        weights = [weight for weight, _ in pruning.masked_pairs()]
+        accumulate = pruning.score_accumulation(config)
+        gradients = [tf.ones([4, 4]), tf.ones([4, 4]), tf.ones([4])]
+        if overflowing:
+            broken = 1 if overflowing == "the other matrix" else 2
+            gradients[broken] = gradients[broken] * np.inf
+        added = accumulate(gradients, weights + [bias])
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(added)
+            scores = session.run([score for _, score in pruning.scored_pairs()])
+    np.testing.assert_array_equal(scores[0], np.zeros((4, 4)) if overflowing else np.full((4, 4), 4.0))
+
+
 def test_group_lasso_gradient_equals_the_numpy_reference_and_reweights_refresh_on_schedule():
     """lambda * sum_g rew_g ||W_g||: the gradient is lambda rew_g W_g / ||W_g|| (0 for an all-zero block),
     rew_g = 1 / (||W_g|| + 1e-3) from the weights at the last multiple of reweight_steps; 1x1 groups make it a

@@ -203,7 +203,8 @@ def scored_pairs() -> List[Tuple]:
 def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List], List]]:
     """For optimization.create_train_op's `before_update`: adds each applied update's (g * w)^2 (taylor) or
     -g * w (movement) to the matrix's `<weight>_pruning_score` variable, before the update changes w; None for
-    magnitude. An update whose gradients are not finite (fp16 loss scaling skips it) adds nothing."""
+    magnitude. An update with any gradient not finite, of any variable, adds nothing to any score: fp16's loss
+    scaling skips the whole update then, and the matrices whose own gradients are finite did not move either."""
     if config.score == "magnitude":
         return None
     # Created here, not in `accumulate`: with gradient accumulation that runs inside a tf.cond, where a
@@ -217,12 +218,14 @@ def score_accumulation(config: PruningConfig) -> Optional[Callable[[List, List],
 
     def accumulate(gradients: List, variables: List) -> List:
         by_name = {var.op.name: (grad, var) for grad, var in zip(gradients, variables)}
+        applied = tf.reduce_all([tf.reduce_all(tf.is_finite(grad.values if isinstance(grad, tf.IndexedSlices) else grad))
+                                 for grad in gradients if grad is not None])
         updates = []
         for name, score in scores.items():
             grad, weight = by_name[name]
             product = tf.convert_to_tensor(grad) * weight
             increment = tf.square(product) if config.score == "taylor" else -product
-            finite = tf.reduce_all(tf.is_finite(increment))
+            finite = tf.logical_and(applied, tf.reduce_all(tf.is_finite(increment)))  # (g w)^2 may overflow alone
             updates.append(score.assign_add(tf.where(finite, increment, tf.zeros_like(increment)), read_value=False))
         return updates
 

@@ -22,7 +22,7 @@ the bert_config.json (so a model of other shapes than the pre-trained one, a com
 own shapes), the vocab, the casing and max_seq_length. Inference builds one graph: modeling.BertModel and the
 task's classifier_head in inference mode (no dropout, no batches_read counter, a gather for the embeddings
 rather than TPU's one-hot matmul), restored from the checkpoint's model weights alone. A pruning run's
-checkpoint holds more (each pruned kernel's `_mask`, `_pruning_score`, `_group_lasso_reweight`, Adam's
+checkpoint holds more (each pruned kernel's `_mask`, `_pruning_score`, `_pruning_tiles`, `_group_lasso_reweight`, Adam's
 slots): those variables are not in the graph and are never read, and its saved weights are already zero
 where the masks were.
 """

@@ -154,6 +154,47 @@ def test_tile_masks_prune_columns_then_rows_of_tiles_of_the_kept_columns(scope):
     assert abs(recorded - target) < 0.01
 
 
+def test_gradual_tile_pruning_keeps_its_tiles_and_prunes_their_rows_by_score():
+    """Two successive updates of a 256x256 matrix (tiles of 16 columns; 0.5, then 0.7 after the weights moved):
+    the second keeps the tiles the first formed from its kept columns, a column pruned since only leaving its tile.
+    Every row of a tile is then whole after both, and the rows the second update prunes score no higher than any it
+    keeps. Re-forming the tiles from the columns kept at each update shifted every boundary after a newly pruned
+    column, and the rows pruned in the old tiles took live weights of the new ones with them whatever their score."""
+    tile = 16
+    config = pruning.PruningConfig(0.7, granularity="tile", tile=tile, schedule="gradual")
+    rng = np.random.RandomState(0)
+    with tf.Graph().as_default():
+        with pruning.masking_scope(config), tf.variable_scope("bert/encoder/layer_0/intermediate/dense"):
+            tf.get_variable("kernel", initializer=rng.normal(size=(256, 256)).astype(np.float32))
+        (weight, mask), = pruning.masked_pairs()
+        sparsity = tf.placeholder(tf.float64, [])
+        update = pruning.update_masks(config, sparsity)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(update, {sparsity: 0.5})
+            first = session.run(mask)
+            session.run(weight.assign_add(0.5 * rng.normal(size=(256, 256)).astype(np.float32)))
+            moved = session.run(weight)
+            session.run(update, {sparsity: 0.7})
+            second = session.run(mask)
+    columns = np.flatnonzero(first.max(axis=0) > 0)  # the first update's tiles: its kept columns, 16 at a time
+    still_kept = second.max(axis=0) > 0
+    pruned_now, kept_now = [], []
+    for start in range(0, len(columns), tile):
+        for mask_value in (first, second):
+            in_tile = mask_value[:, columns[start:start + tile]][:, still_kept[columns[start:start + tile]]]
+            assert np.all(in_tile.min(axis=1) == in_tile.max(axis=1)), "a row of a tile is partly pruned"
+        in_tile = columns[start:start + tile][still_kept[columns[start:start + tile]]]
+        if len(in_tile):
+            alive_before = first[:, in_tile[0]] > 0
+            score = (np.square(moved[:, in_tile]) * first[:, in_tile]).mean(axis=1)
+            pruned_now.append(score[alive_before & (second[:, in_tile[0]] == 0)])
+            kept_now.append(score[second[:, in_tile[0]] > 0])
+    pruned_now, kept_now = np.concatenate(pruned_now), np.concatenate(kept_now)
+    assert len(pruned_now) and pruned_now.max() <= kept_now.min()
+    assert abs((second == 0).mean() - 0.7) <= tile / second.size
+
+
 def test_lowest_count_is_exact_with_ties_pruned_units_and_an_unlucky_sample():
     """The bracketed selection behind weight pruning equals a stable sort: with ties, with units pruned already
     (-inf scores), and when the strided sample lies about the keys (its fallback sorts them all)."""

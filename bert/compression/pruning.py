@@ -46,13 +46,15 @@ ENCODER_MATRICES = r"^bert/encoder/layer_\d+/(attention/self/(query|key|value)|a
 EXTRA_MATRICES = r"^(bert/embeddings/(word|position|token_type)_embeddings|bert/pooler/dense/kernel|output_weights)$"
 MASKED = "pruning_masked"  # graph collection of (weight variable, mask variable) pairs
 SCORED = "pruning_scored"  # graph collection of (weight variable, accumulated score variable) pairs
+TILED = "pruning_tiled"  # graph collection of (weight variable, tiling variable) pairs: granularity tile
 ZERO_PRUNED = "pruning_zero_pruned_weights"  # graph collection holding the op that zeroes pruned weights
 SPARSITY = "pruning_sparsity"  # the scalar variable: the masks' sparsity over all prunable weights
 MASK_SUFFIX = "_mask"
 SCORE_SUFFIX = "_pruning_score"
+TILING_SUFFIX = "_pruning_tiles"
 REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/compression/group_lasso.py's reweights
 # Variables beside the model's weights that a checkpoint may hold (not parameters of the model).
-AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, REWEIGHT_SUFFIX)
+AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, TILING_SUFFIX, REWEIGHT_SUFFIX)
 GRANULARITIES = ("weight", "block", "tile", "structured")
 SCORES = ("magnitude", "taylor", "movement")
 
@@ -294,16 +296,43 @@ def column_units(values, mask) -> Units:
     return Units(scores, rows * tf.ones_like(scores, tf.int64), lambda keep: keep)
 
 
-def tile_units(values, mask, kept_columns, tile: int) -> Units:
-    """Guo et al.'s tiles: the columns that column pruning kept, taken `tile` at a time in order, each such tile
-    split into its rows (a unit is one row of one tile; a tile's width may be less at the end). Pruning whole
-    columns and then rows of tiles leaves each tile a smaller dense matrix, the pattern their GEMM kernels
-    skip. A row of a tile with any weight pruned already scores lowest (the pattern stays whole)."""
+def tilings(pairs: List[Tuple]) -> List:
+    """Each matrix's tiling for the tile granularity: an int32 variable `<weight>_pruning_tiles` holding the tile of
+    every column, -1 until the first mask update sets it (Guo et al.: the columns kept then, `tile` at a time in
+    order). Later updates keep it, a column pruned then just leaving its tile: re-forming the tiles from the columns
+    kept at each update would shift every tile boundary after a newly pruned column, and the rows pruned in the old
+    tiles, straddling the new ones, would take live weights with them whatever their scores. In the checkpoint, so a
+    resumed run keeps its tiles; created on first use, before the training's tf.cond."""
+    known = {weight.op.name: tiling for weight, tiling in tf.get_collection(TILED)}
+    for weight, mask in pairs:
+        if weight.op.name not in known:
+            with tf.get_default_graph().name_scope(None):
+                known[weight.op.name] = tf.Variable(
+                    -tf.ones([mask.shape.as_list()[1]], tf.int32), trainable=False, use_resource=True,
+                    name=weight.op.name + TILING_SUFFIX, collections=[tf.GraphKeys.GLOBAL_VARIABLES],
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            tf.add_to_collection(TILED, (weight, known[weight.op.name]))
+    return [known[weight.op.name] for weight, _ in pairs]
+
+
+def column_tiles(kept_columns, tiling, tile: int):
+    """The tile of each column kept (`kept_columns` 1.0) at this update: the stored `tiling`'s once set, else the
+    kept columns `tile` at a time in order; columns pruned go to one extra tile past the last, which is dropped."""
+    tiles = -(-kept_columns.shape.as_list()[0] // tile)
+    kept = kept_columns > 0
+    fresh = (tf.cumsum(tf.cast(kept, tf.int32)) - 1) // tile
+    stored = tf.cond(tf.reduce_any(tiling >= 0), lambda: tiling, lambda: fresh)
+    return tf.where(kept, stored, tiles * tf.ones_like(stored))
+
+
+def tile_units(values, mask, tile_of, tile: int) -> Units:
+    """Guo et al.'s tiles (`column_tiles`: the columns that column pruning kept, a tile's width less than `tile`
+    once some of its columns are pruned), each split into its rows (a unit is one row of one tile). Pruning whole
+    columns and then rows of tiles leaves each tile a smaller dense matrix, the pattern their GEMM kernels skip. A
+    row of a tile with any weight pruned already scores lowest (the pattern stays whole)."""
     rows, columns = mask.shape.as_list()
     tiles = -(-columns // tile)
-    kept = tf.cast(kept_columns > 0, tf.int32)
-    # the tile of each kept column; columns pruned already go to an extra tile that is dropped
-    tile_of = tf.where(kept > 0, (tf.cumsum(kept) - 1) // tile, tiles * tf.ones_like(kept))
+    kept = tf.cast(tile_of < tiles, tf.int32)
 
     def per_tile(matrix):  # [tiles, rows]: sums over each tile's kept columns
         return tf.math.unsorted_segment_sum(tf.transpose(matrix), tile_of, tiles + 1)[:tiles]
@@ -530,9 +559,12 @@ def new_masks(pairs: List[Tuple], sparsity, config: PruningConfig) -> List:
     column_share = 1.0 - tf.sqrt(1.0 - sparsity)
     kept = [u.to_mask(keep) for u, keep in zip(columns, prune_to(columns, sizes, column_share, config.scope))]
     pruned = [mask.shape.as_list()[0] * tf.cast(tf.reduce_sum(1.0 - k), tf.int64) for k, mask in zip(kept, masks)]
-    tiles = [tile_units(value, mask, k, config.tile) for value, mask, k in zip(values, masks, kept)]
+    stored = tilings(pairs)
+    tilings_now = [column_tiles(k, tiling.read_value(), config.tile) for k, tiling in zip(kept, stored)]
+    tiles = [tile_units(value, mask, tile_of, config.tile) for value, mask, tile_of in zip(values, masks, tilings_now)]
     keeps = prune_to(tiles, sizes, sparsity, config.scope, already=pruned)
-    return [u.to_mask(keep) * mask for u, keep, mask in zip(tiles, keeps, masks)]
+    with tf.control_dependencies([tiling.assign(tile_of) for tiling, tile_of in zip(stored, tilings_now)]):
+        return [u.to_mask(keep) * mask for u, keep, mask in zip(tiles, keeps, masks)]
 
 
 def sparsity_variable():
@@ -569,6 +601,8 @@ def with_mask_updates(train_op, config: PruningConfig, num_train_steps: int, acc
         sparsity_variable()
         if config.schedule == "oneshot":  # its masks come from oneshot_init_fn, once
             return train_op
+        if config.granularity == "tile":
+            tilings(masked_pairs())
         with tf.control_dependencies([train_op]):
             step = tf.train.get_global_step().read_value()
             updated = tf.equal(batches_read().read_value() % accumulation_steps, 0)

@@ -319,7 +319,7 @@ def hf_tensor_name(google_name):
     """Google variable name -> (HF tensor name, transposed?, older HF name or None), by NAME_TABLE.
 
     None for what no row matches: a checkpoint's other variables (global_step, Adam's slots, a pruning run's
-    `_mask`, `_pruning_score` and `_group_lasso_reweight`) are not model weights.
+    `_mask`, `_pruning_score`, `_pruning_tiles` and `_group_lasso_reweight`) are not model weights.
     """
     for pattern, hf, transposed, old in _PATTERNS:
         match = pattern.match(google_name)

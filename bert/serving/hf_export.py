@@ -11,9 +11,9 @@ DIR gets what `BertForSequenceClassification.from_pretrained(DIR)` and `AutoToke
 
 The run is read as bert.serving.predict and bert.serving.export read it (run_info.read_run): its task, the bert_config.json and
 vocab it was trained with, its casing and latest checkpoint. Only the checkpoint's model weights are written:
-Adam's slots, global_step and a pruning run's `_mask`, `_pruning_score` and `_group_lasso_reweight` variables
-are left aside (NAME_TABLE names none of them), and a pruned model's weights are saved already zero where its
-masks are, so it exports with its zeros. The weights' shapes are read from the checkpoint and must be those
+Adam's slots, global_step and a pruning run's `_mask`, `_pruning_score`, `_pruning_tiles` and `_group_lasso_reweight`
+variables are left aside (NAME_TABLE names none of them), and a pruned model's weights are saved already zero where
+its masks are, so it exports with its zeros. The weights' shapes are read from the checkpoint and must be those
 its bert_config.json gives, since HF's BertConfig has one size per kind of matrix for all layers.
 """
 import argparse

@@ -17,7 +17,7 @@ from bert.compression import group_lasso, pruning
 from bert.data import processors
 from bert.compat import tf
 from bert.training.estimator import model_fn_builder
-from conftest import REPO_ROOT, TINY_BERT_CONFIG, run_command, run_setup, tf1_python, without_timing
+from conftest import TINY_BERT_CONFIG, run_command, run_setup, tf1_python, without_timing
 from test_resume import eval_results, interrupt_after_checkpoint, recorded_losses
 
 CONFIG = modeling.BertConfig.from_dict(dict(TINY_BERT_CONFIG, hidden_dropout_prob=0.0,

@@ -24,7 +24,7 @@ COLUMNS = ("attention/self/query", "attention/self/key", "attention/self/value")
 
 
 def structured(sparsity=0.5, **values):
-    return pruning.PruningConfig(sparsity, granularity="structured", attention_heads=HEADS, **values)
+    return pruning.PruningConfig(sparsity, granularity="structured", head_size=SIZE, **values)
 
 
 def by_layer(names, values):
@@ -183,6 +183,57 @@ def test_gradual_structured_masks_follow_the_cubic_formula_and_never_grow_back()
     assert counts[-1] == [(3, 51)] * LAYERS
 
 
+@pytest.mark.parametrize("scope", ["per_matrix", "global"])
+def test_a_compact_model_is_pruned_by_its_own_heads_and_neurons_per_layer(scope, tmp_path):
+    """A compact model (bert/compression/compaction.py) keeps num_attention_heads at the pre-pruning value, and its
+    layers have their own counts: 3, 0 and 1 heads of 8, and 5, 2 and 0 neurons here. Pruning it again ranks each
+    layer's own heads (whole groups of 8 columns, not num_attention_heads slices of its matrices), skips a layer's
+    kind it has none of, keeps each layer's last head and neuron, and the checkpoint's counts are the masks'."""
+    from bert import modeling
+    config = modeling.BertConfig(vocab_size=99, hidden_size=HIDDEN, num_hidden_layers=3, num_attention_heads=4,
+                                 intermediate_size=NEURONS, attention_head_size=SIZE,
+                                 layer_num_attention_heads=[3, 0, 1], layer_intermediate_sizes=[5, 2, 0])
+    prune = structured(0.5, scope=scope)
+    with tf.Graph().as_default() as graph:
+        ids = tf.constant(np.random.RandomState(0).randint(0, 99, size=(2, 6)), tf.int32)
+        with pruning.masking_scope(prune):
+            modeling.BertModel(config, False, ids)
+        update = pruning.update_masks(prune, tf.constant(0.5, tf.float64))
+        session = session_with_random_weights(graph)
+        session.run(update)
+        masks, weights = masks_and_weights(session)
+        names = [w.op.name for w, _ in pruning.masked_pairs()]
+        for weight, mask in pruning.masked_pairs():  # as a pruning run saves them: zero where masked
+            session.run(weight.assign(weight * mask))
+        checkpoint = tf.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    kept_heads, kept_neurons = [], []
+    for layer_masks, layer_weights in zip(by_layer(names, masks), by_layer(names, [w ** 2 for w in weights])):
+        for columns, rows, size, kept in ((COLUMNS, "attention/output/dense", SIZE, kept_heads),
+                                          (("intermediate/dense",), "output/dense", 1, kept_neurons)):
+            if rows not in layer_masks:  # a layer without heads (neurons) has none of their matrices
+                assert not any(name in layer_masks for name in columns)
+                kept.append(0)
+                continue
+            per_index = layer_masks[rows][:, 0]
+            assert np.array_equal(layer_masks[rows], np.tile(per_index[:, None], (1, HIDDEN)))
+            for name in columns:
+                assert np.array_equal(layer_masks[name], np.tile(per_index, (HIDDEN, 1)))
+            groups = per_index.reshape(-1, size)
+            assert np.all(groups.min(axis=1) == groups.max(axis=1)), "a group is partly pruned"
+            kept.append(int(groups[:, 0].sum()))
+            scores = (sum(layer_weights[name].sum(axis=0) for name in columns)
+                      + layer_weights[rows].sum(axis=1)).reshape(-1, size).sum(axis=1)
+            if scope == "per_matrix" and 0 < kept[-1] < len(scores):
+                assert scores[groups[:, 0] == 0].max() <= scores[groups[:, 0] == 1].min()
+    if scope == "per_matrix":  # half of each layer's own, the nearest count, a layer's last one kept
+        assert (kept_heads, kept_neurons) == ([1, 0, 1], [2, 1, 0])
+    else:  # half of all 4 heads and 7 neurons (3.5: 4 go, the nearest count) over the layers; none loses its last
+        assert (sum(kept_heads), sum(kept_neurons)) == (2, 3)
+        assert kept_heads == [1, 0, 1] and kept_neurons[0] >= 1 and kept_neurons[1] >= 1
+    totals, _ = pruning.checkpoint_sparsity(checkpoint, False, head_size=SIZE)
+    assert (totals["heads_kept"], totals["neurons_kept"]) == (sum(kept_heads), sum(kept_neurons))
+
+
 def test_masked_model_computes_what_the_model_with_those_heads_and_neurons_zeroed_does():
     """The biases (random here, as every weight) are not masked: a pruned head's or neuron's output rows are
     zero, so its biases change nothing."""
@@ -214,7 +265,7 @@ def test_structured_group_lasso_is_the_norm_of_each_groups_concatenated_weights(
     strength = 1e-2
     with tf.Graph().as_default() as graph:
         build_model(None)
-        penalty = group_lasso.penalty(strength, group_lasso.group_shape("structured", (1, 1), 1), 100, heads=HEADS)
+        penalty = group_lasso.penalty(strength, group_lasso.group_shape("structured", (1, 1), 1), 100, head_size=SIZE)
         session = session_with_random_weights(graph)
         got = session.run(penalty)
         weights = {v.op.name: session.run(v) for v in tf.trainable_variables()}

@@ -45,28 +45,28 @@ def group_norms(weight, group: Tuple[int, int]):
     return norms_of(tf.square(weight) if group == (1, 1) else block_sums(tf.square(weight), group))
 
 
-def structured_norms(matrices: Dict[str, object], heads: int) -> List[Tuple[str, object]]:
+def structured_norms(matrices: Dict[str, object], head_size: int) -> List[Tuple[str, object]]:
     """(matrix whose rows the groups are, ||W_g||_2 of its groups) for every layer's heads and its neurons."""
     names = list(matrices)
     found = []
     for prefix, layer in encoder_layers(names).items():
-        squares = group_sums({scope: tf.square(matrices[names[index]]) for scope, index in layer.items()}, heads)
+        squares = group_sums({scope: tf.square(matrices[names[index]]) for scope, index in layer.items()}, head_size)
         found += [("%s/%s/kernel" % (prefix, rows), norms_of(sums)) for rows, sums in zip((HEAD_ROWS, NEURON_ROWS),
                                                                                             squares)]
     return found
 
 
 def penalty(strength: float, group: Optional[Tuple[int, int]], reweight_steps: int, prune_embeddings: bool = False,
-            heads: int = 0):
+            head_size: int = 0):
     """The penalty over the trainable prunable matrices of the default graph, to add to the training loss. Where
     they are masked (pruning), over the masked weights: a pruned weight's stored value must change nothing.
-    `group` None: structured groups, of `heads` heads per layer."""
+    `group` None: structured groups, heads of `head_size` and neurons, each layer's own number of each."""
     step = tf.train.get_or_create_global_step()
     refresh = tf.equal(tf.cast(step, tf.int64) % reweight_steps, 0)
     masks = {weight.op.name: mask for weight, mask in masked_pairs()}
     matrices = {weight.op.name: weight * masks[weight.op.name] if weight.op.name in masks else weight
                 for weight in tf.trainable_variables() if is_prunable(weight.op.name, prune_embeddings)}
-    groups = structured_norms(matrices, heads) if group is None else [
+    groups = structured_norms(matrices, head_size) if group is None else [
         (name, group_norms(value, group)) for name, value in matrices.items()]
     terms = []
     for name, norms in groups:
@@ -133,4 +133,4 @@ class GroupLasso(TrainingMethod):
     def objective(self, objective, inputs):
         config = self.settings.pruning
         return objective + penalty(self.settings.strength, group_shape(config.granularity, config.block, config.tile),
-                                   self.settings.reweight_steps, config.prune_embeddings, config.attention_heads)
+                                   self.settings.reweight_steps, config.prune_embeddings, config.head_size)

@@ -75,7 +75,7 @@ class PruningConfig:
     score: str = "magnitude"  # magnitude | taylor | movement
     prune_embeddings: bool = False
     structured_uniform: bool = False  # structured: the same number of heads and neurons in every layer
-    attention_heads: int = 0  # the model's num_attention_heads, which structured groups need (not a flag)
+    head_size: int = 0  # the model's attention head size, which structured groups need (not a flag)
 
     @property
     def enabled(self) -> bool:
@@ -107,9 +107,9 @@ class PruningConfig:
         if self.granularity == "structured" and self.prune_embeddings:
             raise UserError("--pruning_granularity=structured prunes the encoder's heads and neurons: the embeddings, "
                             "pooler and classifier have neither (leave --prune_embeddings off)")
-        if self.granularity == "structured" and self.attention_heads < 1:
-            raise UserError("--pruning_granularity=structured needs the model's num_attention_heads (got %d)"
-                            % self.attention_heads)
+        if self.granularity == "structured" and self.head_size < 1:
+            raise UserError("--pruning_granularity=structured needs the model's attention head size (got %d)"
+                            % self.head_size)
         if self.structured_uniform and self.granularity != "structured":
             raise UserError("--structured_uniform is for --pruning_granularity=structured (not %s)" % self.granularity)
 
@@ -473,25 +473,33 @@ def encoder_layers(names: Sequence[str]) -> Dict[str, Dict[str, int]]:
     return layers
 
 
-def group_sums(by_matrix: Dict[str, object], heads: int) -> Tuple:
+def group_sums(by_matrix: Dict[str, object], head_size: int) -> Tuple:
     """([heads], [neurons]): the sums of a layer's per-weight `by_matrix` values (one tensor per matrix scope, of
-    the kernel's shape) over each head's and each neuron's weights."""
-    per_column = tf.add_n([tf.reduce_sum(by_matrix[name], axis=0) for name in HEAD_COLUMNS]) \
-        + tf.reduce_sum(by_matrix[HEAD_ROWS], axis=1)  # [hidden]: a head's columns and rows are the same indices
-    per_head = tf.reduce_sum(tf.reshape(per_column, [heads, -1]), axis=1)
-    per_neuron = tf.reduce_sum(by_matrix[NEURON_COLUMNS], axis=0) + tf.reduce_sum(by_matrix[NEURON_ROWS], axis=1)
-    return per_head, per_neuron
+    the kernel's shape) over each head's and each neuron's weights. A layer's heads and neurons are counted from its
+    matrices, so a compact model's layers may have any number each; a layer without heads (neurons) has none of
+    their matrices (modeling.dense): its sums are empty."""
+    def sums(columns: Sequence[str], rows: str, size: int):  # a group's columns are the same indices as its rows
+        if rows not in by_matrix:
+            return tf.zeros([0])
+        per_index = tf.add_n([tf.reduce_sum(by_matrix[rows], axis=1)] + [
+            tf.reduce_sum(by_matrix[name], axis=0) for name in columns])
+        return tf.reduce_sum(tf.reshape(per_index, [-1, size]), axis=1)
+
+    return sums(HEAD_COLUMNS, HEAD_ROWS, head_size), sums((NEURON_COLUMNS,), NEURON_ROWS, 1)
 
 
-def group_masks(head_keep, neuron_keep, shapes: Dict[str, Sequence[int]]) -> Dict[str, object]:
+def group_masks(head_keep, neuron_keep, shapes: Dict[str, Sequence[int]], head_size: int) -> Dict[str, object]:
     """The masks of a layer's matrices (scope -> [inputs, outputs]) that keep the heads and neurons of keep value
-    1.0: whole columns of the query, key, value and intermediate kernels, whole rows of the output ones."""
-    hidden = shapes[HEAD_ROWS][0]
-    per_index = tf.reshape(tf.tile(head_keep[:, tf.newaxis], [1, hidden // head_keep.shape.as_list()[0]]), [-1])
-    masks = {name: tf.ones(shapes[name][:1])[:, tf.newaxis] * per_index[tf.newaxis, :] for name in HEAD_COLUMNS}
-    masks[HEAD_ROWS] = per_index[:, tf.newaxis] * tf.ones(shapes[HEAD_ROWS][1:])[tf.newaxis, :]
-    masks[NEURON_COLUMNS] = tf.ones(shapes[NEURON_COLUMNS][:1])[:, tf.newaxis] * neuron_keep[tf.newaxis, :]
-    masks[NEURON_ROWS] = neuron_keep[:, tf.newaxis] * tf.ones(shapes[NEURON_ROWS][1:])[tf.newaxis, :]
+    1.0: whole columns of the query, key, value and intermediate kernels, whole rows of the output ones (a kind of
+    group the layer has none of, keep None, leaves its matrices' masks out)."""
+    masks = {}
+    for keep, columns, rows, size in ((head_keep, HEAD_COLUMNS, HEAD_ROWS, head_size),
+                                      (neuron_keep, (NEURON_COLUMNS,), NEURON_ROWS, 1)):
+        if keep is None:
+            continue
+        per_index = tf.reshape(tf.tile(keep[:, tf.newaxis], [1, size]), [-1])
+        masks.update({name: tf.ones(shapes[name][:1])[:, tf.newaxis] * per_index[tf.newaxis, :] for name in columns})
+        masks[rows] = per_index[:, tf.newaxis] * tf.ones(shapes[rows][1:])[tf.newaxis, :]
     return masks
 
 
@@ -519,25 +527,33 @@ def structured_masks(pairs: List[Tuple], values: List, masks: List, sparsity, co
     (n - 1) / n for n per layer): so the compact model has no layer without attention or FFN, and
     --structured_uniform gives a valid Google config."""
     layers = list(encoder_layers([weight.op.name for weight, _ in pairs]).values())
-    heads = config.attention_heads
-    hidden = masks[layers[0][HEAD_ROWS]].shape.as_list()[0]
-    unit_size = {"heads": 4 * hidden * (hidden // heads), "neurons": 2 * hidden}  # weights of one group
-    kinds = {"heads": [], "neurons": []}
-    for layer in layers:
-        scores = group_sums({name: values[index] for name, index in layer.items()}, heads)
-        alive = group_sums({name: masks[index] for name, index in layer.items()}, heads)
+    name, index = next(iter(layers[0].items()))  # the model's width: a row matrix's columns, a column one's rows
+    hidden = masks[index].shape.as_list()[1 if name in (HEAD_ROWS, NEURON_ROWS) else 0]
+    unit_size = {"heads": 4 * hidden * config.head_size, "neurons": 2 * hidden}  # weights of one group
+    kinds = {"heads": {}, "neurons": {}}  # {layer number: its units}, for the layers with groups of the kind
+    for number, layer in enumerate(layers):
+        scores = group_sums({name: values[index] for name, index in layer.items()}, config.head_size)
+        alive = group_sums({name: masks[index] for name, index in layer.items()}, config.head_size)
         for kind, score, live in zip(kinds, scores, alive):
-            kinds[kind].append(group_units(score, live > 0, unit_size[kind]))
-    scope = "per_matrix" if config.structured_uniform else config.scope
-    keeps = {}
+            if score.shape.as_list()[0]:
+                kinds[kind][number] = group_units(score, live > 0, unit_size[kind])
+    keeps = {"heads": [None] * len(layers), "neurons": [None] * len(layers)}
     for kind, units in kinds.items():
-        count = units[0].scores.shape.as_list()[0]  # per layer
-        capped = tf.minimum(tf.cast(sparsity, tf.float64), (count - 1) / count)
-        keeps[kind] = prune_to(units, [count * unit_size[kind]] * len(units), capped, scope)
+        counts = {number: unit.scores.shape.as_list()[0] for number, unit in units.items()}
+        if config.structured_uniform or config.scope == "per_matrix":  # each layer keeps one of its own
+            for number, unit in units.items():
+                capped = tf.minimum(tf.cast(sparsity, tf.float64), (counts[number] - 1) / counts[number])
+                keeps[kind][number], = prune_to([unit], [counts[number] * unit_size[kind]], capped, "per_matrix")
+        elif units:  # one ranking; each layer's best group is never pruned (group_units)
+            total = sum(counts.values())
+            capped = tf.minimum(tf.cast(sparsity, tf.float64), (total - len(units)) / total)
+            found = prune_to(list(units.values()), [count * unit_size[kind] for count in counts.values()], capped,
+                             "global")
+            keeps[kind] = [dict(zip(units, found)).get(number) for number in range(len(layers))]
     new = list(masks)
     for layer, head_keep, neuron_keep in zip(layers, keeps["heads"], keeps["neurons"]):
         shapes = {name: masks[index].shape.as_list() for name, index in layer.items()}
-        for name, mask in group_masks(head_keep, neuron_keep, shapes).items():
+        for name, mask in group_masks(head_keep, neuron_keep, shapes, config.head_size).items():
             new[layer[name]] = mask * masks[layer[name]]
     return new
 
@@ -639,10 +655,10 @@ class ZeroPrunedWeights(tf.train.CheckpointSaverListener):
 
 
 def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
-                        attention_heads: int = 0) -> Tuple[Dict[str, float], Dict[str, Dict]]:
+                        head_size: int = 0) -> Tuple[Dict[str, float], Dict[str, Dict]]:
     """From a checkpoint's saved weights: ({"sparsity": zeros over all prunable weights, "nonzero_parameters":
-    nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}); with `attention_heads` (a structured run's
-    num_attention_heads) the totals also count the encoder's `heads_kept` and `neurons_kept`, from the masks.
+    nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}); with `head_size` (a structured run's attention
+    head size) the totals also count the encoder's `heads_kept` and `neurons_kept`, from the masks.
 
     Model weights are the checkpoint's float tensors of rank >= 1 except optimizer slots, masks, scores and
     reweights (global_step, batches_read, loss scales and the recorded sparsity are integers or scalars)."""
@@ -659,15 +675,17 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
             per_matrix[name] = {"sparsity": zeros / value.size, "zeros": zeros, "size": int(value.size)}
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
     totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero}
-    if attention_heads:  # a group is kept where its rows of the output kernel's mask are not all zero
-        def kept(prefix: str, rows: str, groups: int) -> int:
-            mask = reader.get_tensor("%s/%s/kernel%s" % (prefix, rows, MASK_SUFFIX))
-            return int(np.any(mask.reshape(groups, -1), axis=1).sum())
+    if head_size:  # a group is kept where its rows of the output kernel's mask are not all zero
+        def kept(prefix: str, rows: str, size: int) -> int:  # a compact layer without such groups has no kernel
+            name = "%s/%s/kernel%s" % (prefix, rows, MASK_SUFFIX)
+            if not reader.has_tensor(name):
+                return 0
+            mask = reader.get_tensor(name)
+            return int(np.any(mask.reshape(-1, size * mask.shape[1]), axis=1).sum())
 
         layers = encoder_layers(weights)
-        totals["heads_kept"] = sum(kept(prefix, HEAD_ROWS, attention_heads) for prefix in layers)
-        totals["neurons_kept"] = sum(kept(prefix, NEURON_ROWS, reader.get_variable_to_shape_map()[
-            "%s/%s/kernel" % (prefix, NEURON_ROWS)][0]) for prefix in layers)
+        totals["heads_kept"] = sum(kept(prefix, HEAD_ROWS, head_size) for prefix in layers)
+        totals["neurons_kept"] = sum(kept(prefix, NEURON_ROWS, 1) for prefix in layers)
     return totals, per_matrix
 
 
@@ -749,14 +767,14 @@ class Pruning(TrainingMethod):
         """The evaluated checkpoint's sparsity and nonzero parameters; sparsity.json gets each matrix's."""
         if not checkpoint:
             return {}
-        totals, per_matrix = checkpoint_sparsity(checkpoint, self.config.prune_embeddings,
-                                                 self.config.attention_heads)
+        totals, per_matrix = checkpoint_sparsity(checkpoint, self.config.prune_embeddings, self.config.head_size)
         write_atomically(os.path.join(output_dir, "sparsity.json"),
                          json.dumps(per_matrix, indent=1, sort_keys=True) + "\n")
         return totals
 
 
 def with_heads(config: PruningConfig, bert_config) -> PruningConfig:
-    """The config with the model's num_attention_heads, which structured groups need (not a flag)."""
-    heads = bert_config.num_attention_heads if config.granularity == "structured" else 0
-    return dataclasses.replace(config, attention_heads=heads)
+    """The config with the model's attention head size, which structured groups need (not a flag): each layer's
+    number of heads follows from its matrices (a compact model's differ by layer; its num_attention_heads does not
+    say)."""
+    return dataclasses.replace(config, head_size=bert_config.head_size if config.granularity == "structured" else 0)

@@ -583,6 +583,34 @@ def test_prune_embeddings_prunes_the_embedding_tables_pooler_and_classifier_to_t
     assert results["nonzero_parameters"] == nonzero
 
 
+def test_embedding_rows_no_gradient_reached_are_counted_apart(setup):
+    """Taylor scores with --prune_embeddings: the position rows past --max_seq_length (48 of 64) and the rows of
+    tokens absent from the training batches never get a gradient, score 0 and go first. eval_results.txt and
+    sparsity.json say how many, and trained_sparsity is the sparsity outside them (NumPy, from the checkpoint)."""
+    output_dir = setup["root"] / "untrained_rows"
+    run(output_dir, setup, "--num_train_epochs=0.05", "--prune_embeddings=true", "--pruning_score=taylor",
+        "--max_seq_length=16")
+    steps = int(3668 / 16 * 0.05)
+    reader = tf.train.NewCheckpointReader(str(output_dir / ("model.ckpt-%d" % steps)))
+    per_matrix = json.loads((output_dir / "sparsity.json").read_text())
+    results = eval_results(output_dir)
+    untrained = {name: ~np.any(reader.get_tensor(name + "_pruning_score") != 0, axis=1) for name in EXTRA[:3]}
+    assert untrained["bert/embeddings/position_embeddings"].sum() == 64 - 16
+    assert untrained["bert/embeddings/token_type_embeddings"].sum() == 0
+    assert 30000 < untrained["bert/embeddings/word_embeddings"].sum() < 30522  # a few hundred tokens were seen
+    assert {name: per_matrix[name]["untrained_rows"] for name in untrained} == {
+        name: int(rows.sum()) for name, rows in untrained.items()}
+    assert results["untrained_embedding_rows"] == sum(int(rows.sum()) for rows in untrained.values())
+    zeros = size = 0
+    for name in per_matrix:
+        weight = reader.get_tensor(name)
+        if name in untrained:
+            weight = weight[~untrained[name]]
+        zeros, size = zeros + int((weight == 0).sum()), size + weight.size
+    assert results["trained_sparsity"] == pytest.approx(zeros / size, rel=1e-6)
+    assert results["trained_sparsity"] < results["sparsity"]  # the untrained rows went first
+
+
 def test_a_pruning_run_dir_refuses_other_pruning_settings(reference, setup):
     code, output = run_command(command(reference["output_dir"], setup, *REFERENCE, "--target_sparsity=0.6"))
     assert code == 1 and "--target_sparsity 0.5 (now 0.6)" in output, output[-2000:]

@@ -675,6 +675,7 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
             per_matrix[name] = {"sparsity": zeros / value.size, "zeros": zeros, "size": int(value.size)}
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
     totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero}
+    totals.update(untrained_embedding_rows(reader, per_matrix))
     if head_size:  # a group is kept where its rows of the output kernel's mask are not all zero
         def kept(prefix: str, rows: str, size: int) -> int:  # a compact layer without such groups has no kernel
             name = "%s/%s/kernel%s" % (prefix, rows, MASK_SUFFIX)
@@ -687,6 +688,27 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
         totals["heads_kept"] = sum(kept(prefix, HEAD_ROWS, head_size) for prefix in layers)
         totals["neurons_kept"] = sum(kept(prefix, NEURON_ROWS, 1) for prefix in layers)
     return totals, per_matrix
+
+
+def untrained_embedding_rows(reader, per_matrix: Dict[str, Dict]) -> Dict[str, float]:
+    """With --prune_embeddings and Taylor or movement scores: the embedding tables' rows no gradient reached (tokens
+    absent from the training data, positions past max_seq_length) score 0 and go first, counting toward the target.
+    Their count goes into `per_matrix` (`untrained_rows`) and the totals, with `trained_sparsity`: the sparsity
+    over the prunable weights outside those rows, what pruning took from what the training could rank."""
+    untrained_zeros = untrained_size = rows = 0
+    for name, entry in per_matrix.items():
+        if name.startswith("bert/embeddings/") and reader.has_tensor(name + SCORE_SUFFIX):
+            untrained = ~np.any(reader.get_tensor(name + SCORE_SUFFIX) != 0, axis=1)
+            value = reader.get_tensor(name)[untrained]
+            entry["untrained_rows"] = int(untrained.sum())
+            rows += entry["untrained_rows"]
+            untrained_size += value.size
+            untrained_zeros += int(value.size - np.count_nonzero(value))
+    if not untrained_size:
+        return {}
+    zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
+    return {"untrained_embedding_rows": rows,
+            "trained_sparsity": (zeros - untrained_zeros) / max(size - untrained_size, 1)}
 
 
 class Pruning(TrainingMethod):

@@ -522,7 +522,7 @@ def model_weights(reader):
     """The checkpoint's model weights: every variable but the optimizer's slots, the masks, scores, reweights and
     the counters."""
     return [name for name in reader.get_variable_to_shape_map()
-            if not re.search(r"(/adam_[mv]|_mask|_pruning_score|_group_lasso_reweight)$", name)
+            if not re.search(r"(/adam_[mv]|_mask|_pruning_score|_pruning_tiles|_group_lasso_reweight)$", name)
             and name not in ("global_step", "batches_read", "pruning_sparsity")]
 
 
@@ -581,6 +581,11 @@ def test_prune_embeddings_prunes_the_embedding_tables_pooler_and_classifier_to_t
     assert results["sparsity"] == pytest.approx(sum(per_matrix[name]["zeros"] for name in pruned) / total, rel=1e-6)
     nonzero = sum(int(np.count_nonzero(reader.get_tensor(name))) for name in model_weights(reader))
     assert results["nonzero_parameters"] == nonzero
+    # stored sparsely: a bit per prunable weight (rounded up to bytes per matrix) and 4 bytes per nonzero one
+    assert results["model_bytes"] == 4 * sum(reader.get_tensor(name).size for name in model_weights(reader))
+    assert results["sparse_model_bytes"] == results["model_bytes"] - sum(
+        4 * reader.get_tensor(name).size - np.ceil(reader.get_tensor(name).size / 8)
+        - 4 * np.count_nonzero(reader.get_tensor(name)) for name in pruned)
 
 
 def test_embedding_rows_no_gradient_reached_are_counted_apart(setup):

@@ -170,9 +170,12 @@ def test_impossible_settings_are_refused_before_anything_is_written(tmp_path, ti
     assert not (tmp_path / "fine_tune_outputs").exists()
 
 
-def write_run(run_dir, **results):
+def write_run(run_dir, data_dir=None, **results):
+    """A finished run: its eval_results.txt, and the run_info.json settings' data_dir when given."""
     run_dir.mkdir(parents=True)
     (run_dir / "eval_results.txt").write_text("".join("%s = %s\n" % item for item in sorted(results.items())))
+    if data_dir is not None:
+        (run_dir / "run_info.json").write_text(json.dumps({"settings": {"data_dir": {"path": str(data_dir)}}}))
 
 
 def write_dense_tree(dense_dir, name, settings, runs):
@@ -220,34 +223,45 @@ def test_the_dense_model_is_run_all_s_best_run_of_the_same_settings_only(tmp_pat
         pruning_sweep.plan(env, str(tree), {})
 
 
-def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp_path):
-    """Hand-written results: the dense and reweighted rows, a measured sparsity off its target, a run planned but
-    not started, an unfinished one, and a cell of a run never planned."""
+def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp_path, glue_dir):
+    """Hand-written results: the dense, trivial baseline and reweighted rows, a measured sparsity off its target, a
+    collapsed run (MRPC F1 70.0, below always answering "paraphrase": 81.2 on the real dev set its run_info.json
+    names), a run planned but not started, an unfinished one, a cell of a run never planned, and the models' sizes
+    stored sparsely."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "settings.json").write_text(json.dumps({
         "checkpoint": {"dir": "tiny_bert", "model": {}, "weights_sha1": "x"}, "epochs": 3.0, "batch_size": 32,
         "max_seq_length": 128, "extra_flags": [], "learning_rate": 2e-5, "group_lasso": 1e-4, "reweight_steps": 100}))
-    write_run(tree / "MRPC" / "dense", eval_f1=0.85, train_time=100.0)
+    write_run(tree / "MRPC" / "dense", glue_dir / "MRPC", eval_f1=0.85, train_time=100.0)
     write_run(tree / "MRPC" / "weight" / "reweighted", eval_f1=0.84, train_time=100.0)
-    write_run(tree / "MRPC" / "weight" / "oneshot_0.5", eval_f1=0.83, sparsity=0.5, train_time=100.0)
-    write_run(tree / "MRPC" / "weight" / "oneshot_0.9", eval_f1=0.70, sparsity=0.8821, train_time=100.0)
+    write_run(tree / "MRPC" / "weight" / "oneshot_0.5", eval_f1=0.83, sparsity=0.5, train_time=100.0,
+              model_bytes=4e6, sparse_model_bytes=2.5e6)
+    write_run(tree / "MRPC" / "weight" / "oneshot_0.9", eval_f1=0.70, sparsity=0.8821, train_time=100.0,
+              model_bytes=4e6, sparse_model_bytes=0.9e6)
     write_run(tree / "MRPC" / "weight" / "gradual_0.5", eval_f1=0.845, sparsity=0.4998, train_time=100.0)
     (tree / "MRPC" / "weight" / "gradual_0.9").mkdir()  # started, not finished
-    write_run(tree / "STS-B" / "dense", eval_spearman=0.86, eval_pearson=0.87, train_time=50.0)
+    write_run(tree / "STS-B" / "dense", glue_dir / "STS-B", eval_spearman=0.86, eval_pearson=0.87, train_time=50.0)
     write_run(tree / "STS-B" / "block" / "gradual_0.5", eval_spearman=0.8, sparsity=0.5, train_time=50.0)
     pruning_report.record_plan(str(tree), ["MRPC/weight/gradual_0.9", "STS-B/block/oneshot_0.5", "../x/MRPC/lr_2e-5"])
     assert json.loads((tree / "planned.json").read_text()) == ["MRPC/weight/gradual_0.9", "STS-B/block/oneshot_0.5"]
     paths = pruning_report.write_summary(str(tree))
     assert [os.path.basename(path) for path in paths] == list(pruning_report.SUMMARY_FILES)
     markdown = (tree / "pruning_summary.md").read_text()
+    header = ["sparsity", "STS-B (Spearman) block three-step", "STS-B (Spearman) block gradual",
+              "MRPC (F1) weight three-step", "MRPC (F1) weight gradual"]
     assert table(markdown) == [  # tasks in the BERT paper's order, as in run_all.sh's summary
-        ["sparsity", "STS-B (Spearman) block three-step", "STS-B (Spearman) block gradual",
-         "MRPC (F1) weight three-step", "MRPC (F1) weight gradual"],
+        header,
         ["dense", "86.0", "86.0", "85.0", "85.0"],
+        ["trivial baseline", "0.0", "0.0", "81.2", "81.2"],
         ["reweighted", "-", "", "84.0", ""],
         ["50%", "not started", "80.0", "83.0", "84.5"],
-        ["90%", "-", "-", "70.0 (88.2% sparse)", "unfinished"]]
+        ["90%", "-", "-", "70.0 (88.2% sparse) collapsed", "unfinished"],
+        header,  # the sizes, in MB
+        ["dense", "-", "-", "4.0", "4.0"],
+        ["reweighted", "-", "", "-", ""],
+        ["50%", "-", "-", "2.5", "-"],
+        ["90%", "-", "-", "0.9", "-"]]
     assert "group lasso lambda 0.0001, reweighted every 100 steps" in markdown
     assert "STS-B: `STS-B/dense` (fine-tuned in this tree, lr 2e-05); MRPC: `MRPC/dense`" in markdown
     assert "Train time: 10m00s over the 7 finished runs" in markdown
@@ -262,6 +276,9 @@ def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp
             ("MRPC", "gradual", "weight", "0.5", "finished"),
             ("MRPC", "gradual", "weight", "0.9", "unfinished: no eval_results.txt")]
     assert rows[6]["sparsity"] == "0.8821" and rows[0]["eval_pearson"] == "0.87"
+    assert [row["collapsed"] for row in rows] == ["False"] * 6 + ["True", "False", "False"]
+    summary = json.loads((tree / "pruning_summary.json").read_text())
+    assert summary["trivial_baselines"] == {"STS-B": 0.0, "MRPC": pytest.approx(2 * 0.684 / 1.684, abs=1e-3)}
 
 
 def test_the_summary_shows_the_compact_models_size_speed_and_accuracy(tmp_path):
@@ -279,8 +296,9 @@ def test_the_summary_shows_the_compact_models_size_speed_and_accuracy(tmp_path):
     pruning_report.write_summary(str(tree))
     markdown = (tree / "pruning_summary.md").read_text()
     rows = table(markdown)
-    assert rows[:3] == [["sparsity", "MRPC (F1) structured gradual + distillation"], ["dense", "85.0"], ["50%", "84.0"]]
-    assert rows[3:] == [["run", "dev %", "parameters", "heads", "neurons", "eval examples/s", "full size", "speed-up"],
+    assert rows[:4] == [["sparsity", "MRPC (F1) structured gradual + distillation"], ["dense", "85.0"],
+                        ["trivial baseline", "-"], ["50%", "84.0"]]  # "-": no run_info.json names its dev set
+    assert rows[7:] == [["run", "dev %", "parameters", "heads", "neurons", "eval examples/s", "full size", "speed-up"],
                         ["MRPC/structured/distilled_0.5", "84.0", "3.00M (75%)", "4/8", "64/128", "180.0", "100.0",
                          "1.80x"]]
 

@@ -657,8 +657,10 @@ class ZeroPrunedWeights(tf.train.CheckpointSaverListener):
 def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
                         head_size: int = 0) -> Tuple[Dict[str, float], Dict[str, Dict]]:
     """From a checkpoint's saved weights: ({"sparsity": zeros over all prunable weights, "nonzero_parameters":
-    nonzero model weights}, {matrix: {"sparsity", "zeros", "size"}}); with `head_size` (a structured run's attention
-    head size) the totals also count the encoder's `heads_kept` and `neurons_kept`, from the masks.
+    nonzero model weights, "model_bytes": the model weights as float32, "sparse_model_bytes": the same with each
+    prunable matrix stored as a bitmask and its nonzero values}, {matrix: {"sparsity", "zeros", "size"}}); with
+    `head_size` (a structured run's attention head size) the totals also count the encoder's `heads_kept` and
+    `neurons_kept`, from the masks.
 
     Model weights are the checkpoint's float tensors of rank >= 1 except optimizer slots, masks, scores and
     reweights (global_step, batches_read, loss scales and the recorded sparsity are integers or scalars)."""
@@ -666,15 +668,20 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
     dtypes = reader.get_variable_to_dtype_map()
     weights = sorted(name for name, shape in reader.get_variable_to_shape_map().items()
                      if shape and dtypes[name] == tf.float32 and not name.endswith(AUXILIARY_SUFFIXES))
-    nonzero, per_matrix = 0, {}
+    nonzero, per_matrix, dense_bytes, sparse_bytes = 0, {}, 0, 0
     for name in weights:
         value = reader.get_tensor(name)
         nonzero += int(np.count_nonzero(value))
+        dense_bytes += 4 * value.size
         if is_prunable(name, prune_embeddings):
             zeros = int(value.size - np.count_nonzero(value))
             per_matrix[name] = {"sparsity": zeros / value.size, "zeros": zeros, "size": int(value.size)}
+            sparse_bytes += -(-value.size // 8) + 4 * (value.size - zeros)  # a bit per weight, the nonzero values
+        else:
+            sparse_bytes += 4 * value.size
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
-    totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero}
+    totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero, "model_bytes": dense_bytes,
+              "sparse_model_bytes": sparse_bytes}
     totals.update(untrained_embedding_rows(reader, per_matrix))
     if head_size:  # a group is kept where its rows of the output kernel's mask are not all zero
         def kept(prefix: str, rows: str, size: int) -> int:  # a compact layer without such groups has no kernel

@@ -14,13 +14,16 @@ run_pruning.sh (bert/sweeps/pruning_sweep.py) writes one tree per settings, with
                                      runs not started yet, whichever invocation planned them
 and this module reads that layout (the sweep writes it through `run_dir`, `write_dense_record` and
 `record_plan`). The summary, the same whoever writes it, goes into the tree:
-* pruning_summary.md   rows = target sparsity (the dense baseline first), columns = task x granularity x
-                       method (three-step, gradual), cells = the task's headline dev metric in percent (as
-                       bert/sweeps/report.py shows it), with the measured sparsity where it is off the target; the
-                       settings, which dense run is the baseline, the total train time and what is unfinished
+* pruning_summary.md   rows = target sparsity (the dense and the trivial baselines first), columns = task x
+                       granularity x method (three-step, gradual), cells = the task's headline dev metric in percent
+                       (as bert/sweeps/report.py shows it), with the measured sparsity where it is off the target
+                       and `collapsed` at or below the trivial baseline; the same table of the models' sizes
+                       stored sparsely; the settings, which dense run is the baseline, the total train time and
+                       what is unfinished
 * pruning_summary.csv  every run, finished or not, with all its eval_results.txt keys and its folder
 * pruning_summary.json the same runs, the settings and the dense baselines
-* pruning_summary.png  metric against sparsity, a panel per task, a line per method, dense as a level line
+* pruning_summary.png  metric against sparsity, a panel per task, a line per method, dense and the trivial
+                       baseline as level lines
 Runs that are planned but not started, or started but unfinished, are shown as such.
 """
 from __future__ import annotations
@@ -36,7 +39,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from bert import files
 from bert.files import write_atomically
 from bert.formatting import format_duration, percent
-from bert.data.processors import TaskSpec
+from bert.data.metrics import trivial_baseline
+from bert.data.processors import TaskSpec, read_examples
+from bert.errors import UserError
 from bert.sweeps.report import METRIC_TITLES, csv_text, figure_grid, json_safe, png_bytes, write_files
 from bert.sweeps.runs import Number, describe_settings, read_finished, read_settings, task_rank, trained_task
 
@@ -193,6 +198,35 @@ def collect(tree: str) -> List[PruningRun]:
     return sorted((run for run in runs if run is not None), key=_run_key)
 
 
+def trivial_baselines(tree: str, runs: Sequence[PruningRun]) -> Dict[str, Optional[float]]:
+    """Each task's trivial baseline (bert.data.metrics.trivial_baseline: the constant answer's headline metric) on
+    the dev set its runs evaluated on, the data_dir their run_info.json records (the dense run's first); None for a
+    task whose dev set is not there to read."""
+    found: Dict[str, Optional[float]] = {}
+    for run in sorted(runs, key=lambda run: run.kind != DENSE):
+        info_path = os.path.join(tree, *run.run_dir.split("/"), "run_info.json")
+        if found.get(run.task.name) is not None or not files.isfile(info_path):
+            found.setdefault(run.task.name, None)
+            continue
+        with files.open(info_path) as f:
+            data_dir = (json.load(f).get("settings", {}).get("data_dir") or {}).get("path")
+        try:
+            examples = read_examples(run.task, data_dir, run.task.eval_splits[0]) if data_dir else []
+        except (UserError, OSError):
+            examples = []
+        labels = [example.label if run.task.is_regression else run.task.label_to_id[example.label]
+                  for example in examples]
+        found[run.task.name] = trivial_baseline(run.task, labels) if labels else None
+    return found
+
+
+def collapsed(run: PruningRun, baselines: Dict[str, Optional[float]]) -> bool:
+    """A pruned run whose headline metric is at or below its task's trivial baseline: it has learned nothing the
+    metric can see (MRPC's F1 of always answering "paraphrase" is 81.2)."""
+    baseline = baselines.get(run.task.name)
+    return run.kind != DENSE and run.results is not None and baseline is not None and run.headline <= baseline
+
+
 # ---------------------------------------------------------------- pruning_summary.md
 
 @dataclass(frozen=True)
@@ -235,9 +269,9 @@ def _find(runs: Sequence[PruningRun], task: TaskSpec, kind: str, granularity: Op
     return None
 
 
-def format_cell(run: Optional[PruningRun]) -> str:
-    """`84.4`, `84.4 (75.0% sparse)` when the measured sparsity is off the target, `not started`, `unfinished`,
-    `-` for a run not planned."""
+def format_cell(run: Optional[PruningRun], baselines: Dict[str, Optional[float]]) -> str:
+    """`84.4`, `84.4 (75.0% sparse)` when the measured sparsity is off the target, `81.2 collapsed` at or below the
+    task's trivial baseline, `not started`, `unfinished`, `-` for a run not planned."""
     if run is None:
         return "-"
     if run.results is None:
@@ -246,19 +280,36 @@ def format_cell(run: Optional[PruningRun]) -> str:
     measured = run.results.get("sparsity")
     if measured is not None and run.kind != DENSE and abs(float(measured) - run.target) > NOTABLE_SPARSITY_GAP:
         cell += " (%.1f%% sparse)" % (100 * float(measured))
-    return cell
+    return cell + (" collapsed" if collapsed(run, baselines) else "")
 
 
-def table_rows(runs: Sequence[PruningRun]) -> Tuple[List[Column], List[List[str]]]:
-    """The columns and the rows (label first): dense, reweighted (if any), then each target sparsity."""
+def format_size(run: Optional[PruningRun]) -> str:
+    """A pruned run's model stored sparsely (eval_results' sparse_model_bytes), in MB; `-` where not measured."""
+    if run is None or run.results is None or "sparse_model_bytes" not in run.results:
+        return "-"
+    return "%.1f" % (float(run.results["sparse_model_bytes"]) / 1e6)
+
+
+def table_rows(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]],
+               size: bool = False) -> Tuple[List[Column], List[List[str]]]:
+    """The columns and the rows (label first): dense, the trivial baseline, reweighted (if any), then each target
+    sparsity; with `size`, the models' sizes stored sparsely instead of their metrics (dense: stored dense)."""
     columns = table_columns(runs)
-    rows = [["dense"] + [format_cell(_find(runs, c.task, DENSE)) for c in columns]]
+    if size:
+        dense_sizes = {c: [run.results["model_bytes"] for run in runs if run.results and "model_bytes" in run.results
+                           and run.task is c.task] for c in columns}
+        rows = [["dense"] + ["%.1f" % (float(found[0]) / 1e6) if found else "-" for found in dense_sizes.values()]]
+    else:
+        rows = [["dense"] + [format_cell(_find(runs, c.task, DENSE), baselines) for c in columns],
+                ["trivial baseline"] + [percent(baselines[c.task.name]) if baselines.get(c.task.name) is not None
+                                        else "-" for c in columns]]
+    cell = format_size if size else (lambda run: format_cell(run, baselines))
     if any(run.kind == REWEIGHTED for run in runs):
-        rows.append(["reweighted"] + [format_cell(_find(runs, c.task, REWEIGHTED, c.granularity))
+        rows.append(["reweighted"] + [cell(_find(runs, c.task, REWEIGHTED, c.granularity))
                                       if c.kind == "oneshot" else "" for c in columns])
     for sparsity in sparsities(runs):
         rows.append(["%g%%" % (100 * float(sparsity))]
-                    + [format_cell(_find(runs, c.task, c.kind, c.granularity, sparsity)) for c in columns])
+                    + [cell(_find(runs, c.task, c.kind, c.granularity, sparsity)) for c in columns])
     return columns, rows
 
 
@@ -313,19 +364,27 @@ def compact_lines(runs: Sequence[PruningRun], settings: Optional[Dict]) -> List[
     return lines
 
 
-def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Optional[Dict]) -> str:
-    columns, rows = table_rows(runs)
+def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Optional[Dict],
+                    baselines: Dict[str, Optional[float]]) -> str:
+    columns, rows = table_rows(runs, baselines)
     lines = ["# Pruning: %s" % tree_name, "", settings_text(settings), "", dense_text(runs), "",
              "Each task's headline dev metric in percent (CoLA MCC, STS-B Spearman, MRPC and QQP F1, accuracy "
              "elsewhere). Rows: the target sparsity of the encoder's prunable matrices; where the sparsity measured "
              "on the saved weights is more than %.1f points off, it follows in brackets. three-step: the dense "
              "model, reweighted training (its model in the reweighted row), one-shot pruning and retraining with the "
              "mask fixed; gradual: one run from the dense model along Zhu & Gupta's cubic ramp (over its first "
-             "30%% of steps); gradual + distillation: the same, learning from the dense model's outputs too."
+             "30%% of steps); gradual + distillation: the same, learning from the dense model's outputs too. "
+             "trivial baseline: one constant answer for every dev example (the majority class; 0 for STS-B's and "
+             "CoLA's correlations); a run at or below it is marked collapsed."
              % (100 * NOTABLE_SPARSITY_GAP), ""]
     if columns:
-        lines += ["| sparsity | " + " | ".join(c.title for c in columns) + " |", "|---|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        header = ["| sparsity | " + " | ".join(c.title for c in columns) + " |", "|---|" + "---|" * len(columns)]
+        lines += header + ["| " + " | ".join(row) + " |" for row in rows]
+        sizes = table_rows(runs, baselines, size=True)[1]
+        lines += ["", "Model size in MB: the dense row stores every weight as float32; a pruned run's prunable "
+                  "matrices are stored as a bitmask (a bit per weight) plus their nonzero float32 values, its other "
+                  "weights dense (eval_results' sparse_model_bytes).", ""]
+        lines += header + ["| " + " | ".join(row) + " |" for row in sizes]
     else:
         lines.append("No pruning runs yet.")
     lines += compact_lines(runs, settings)
@@ -340,25 +399,29 @@ def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Option
 
 # ---------------------------------------------------------------- csv / json / png
 
-def run_rows(runs: Sequence[PruningRun]) -> Tuple[List[str], List[Dict[str, object]]]:
-    """(columns, a dict per run): its coordinates, status, every eval_results key any run has, its folder."""
+def run_rows(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]]) -> Tuple[List[str],
+                                                                                       List[Dict[str, object]]]:
+    """(columns, a dict per run): its coordinates, status, whether it collapsed, every eval_results key any run has,
+    its folder."""
     keys = sorted({key for run in runs if run.results for key in run.results})
-    columns = ["task", "method", "granularity", "target_sparsity", "learning_rate", "status"] + keys + ["run_dir"]
+    columns = (["task", "method", "granularity", "target_sparsity", "learning_rate", "status", "collapsed"] + keys
+               + ["run_dir"])
     rows = []
     for run in runs:
         row: Dict[str, object] = {"task": run.task.name, "method": run.kind, "granularity": run.granularity,
                                   "target_sparsity": run.sparsity, "learning_rate": run.learning_rate,
-                                  "status": run.status}
+                                  "status": run.status, "collapsed": collapsed(run, baselines)}
         row.update((key, (run.results or {}).get(key)) for key in keys)
         row["run_dir"] = run.run_dir
         rows.append(row)
     return columns, rows
 
 
-def render_json(runs: Sequence[PruningRun], settings: Optional[Dict]) -> str:
-    _, rows = run_rows(runs)
+def render_json(runs: Sequence[PruningRun], settings: Optional[Dict], baselines: Dict[str, Optional[float]]) -> str:
+    _, rows = run_rows(runs, baselines)
     summary = {
         "settings": settings,
+        "trivial_baselines": baselines,
         "dense": {run.task.name: {"run_dir": run.run_dir, "learning_rate": run.learning_rate, "reused": run.reused}
                   for run in runs if run.kind == DENSE},
         "runs": [{key: json_safe(value) for key, value in row.items()} for row in rows],
@@ -366,8 +429,9 @@ def render_json(runs: Sequence[PruningRun], settings: Optional[Dict]) -> str:
     return json.dumps(summary, indent=2) + "\n"
 
 
-def render_png(runs: Sequence[PruningRun]) -> bytes:
-    """A panel per task: the headline metric against the target sparsity, a line per method, dense dotted."""
+def render_png(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]]) -> bytes:
+    """A panel per task: the headline metric against the target sparsity, a line per method, dense dotted, the
+    trivial baseline dashed (at or below it, a run has collapsed)."""
     finished = [run for run in runs if run.results is not None]
     panels: Dict[str, List[Column]] = {}
     for column in table_columns(finished):
@@ -378,6 +442,8 @@ def render_png(runs: Sequence[PruningRun]) -> bytes:
         dense = _find(finished, task, DENSE)
         if dense is not None:
             ax.axhline(100 * dense.headline, color="gray", linestyle=":", label="dense")
+        if baselines.get(task.name) is not None:
+            ax.axhline(100 * baselines[task.name], color="red", linestyle="--", label="trivial baseline")
         for column in columns:
             points = sorted((run.target, run.headline) for run in finished
                             if run.task is task and run.kind == column.kind and run.granularity == column.granularity)
@@ -398,9 +464,11 @@ def write_summary(tree: str) -> List[str]:
     """Writes the four summary files into the tree; returns their paths."""
     runs = collect(tree)
     settings = read_settings(tree)
+    baselines = trivial_baselines(tree, runs)
     return write_files(tree, SUMMARY_FILES, [
-        render_markdown(os.path.basename(os.path.normpath(tree)), runs, settings).encode("utf-8"),
-        csv_text(*run_rows(runs)).encode("utf-8"), render_json(runs, settings).encode("utf-8"), render_png(runs)])
+        render_markdown(os.path.basename(os.path.normpath(tree)), runs, settings, baselines).encode("utf-8"),
+        csv_text(*run_rows(runs, baselines)).encode("utf-8"), render_json(runs, settings, baselines).encode("utf-8"),
+        render_png(runs, baselines)])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -281,6 +281,28 @@ def test_the_summary_has_a_row_per_sparsity_and_a_column_per_task_and_method(tmp
     assert summary["trivial_baselines"] == {"STS-B": 0.0, "MRPC": pytest.approx(2 * 0.684 / 1.684, abs=1e-3)}
 
 
+def test_a_reused_dense_model_is_shown_beside_its_tree_s_runs_at_the_pruning_learning_rate(tmp_path):
+    """run_all.sh's best MRPC run (lr 5e-5, picked on the dev set that scores the pruned runs too) is the dense
+    baseline; its tree's runs at the pruning runs' own learning rate (2e-5, two seeds) go beside it."""
+    dense_dir = tmp_path / "fine_tune_outputs" / "all"
+    for name, f1 in (("lr_5e-5", 0.84), ("lr_2e-5_seed_1", 0.79), ("lr_2e-5_seed_2", 0.81), ("lr_3e-5", 0.83)):
+        write_run(dense_dir / "MRPC" / name, eval_f1=f1)
+    tree = tmp_path / "fine_tune_outputs" / "pruning" / "tree"
+    tree.mkdir(parents=True)
+    (tree / "settings.json").write_text(json.dumps({
+        "checkpoint": {"dir": "tiny_bert", "model": {}, "weights_sha1": "x"}, "epochs": 3.0, "batch_size": 32,
+        "max_seq_length": 128, "extra_flags": [], "learning_rate": 2e-5, "group_lasso": 0, "reweight_steps": None}))
+    pruning_report.write_dense_record(str(tree), "MRPC", str(dense_dir / "MRPC" / "lr_5e-5"), "5e-5")
+    write_run(tree / "MRPC" / "weight" / "gradual_0.5", eval_f1=0.80, sparsity=0.5)
+    pruning_report.write_summary(str(tree))
+    markdown = (tree / "pruning_summary.md").read_text()
+    assert table(markdown)[1:3] == [["dense", "84.0"], ["dense at lr 2e-05", "80.0 (79.0-81.0, n=2)"]]
+    assert "picked over its learning rates (and seeds) on the same dev set that scores each single pruned run" \
+        in markdown
+    assert json.loads((tree / "pruning_summary.json").read_text())["dense_at_pruning_learning_rate"] == {
+        "MRPC": [0.79, 0.81]}
+
+
 def test_the_summary_shows_the_compact_models_size_speed_and_accuracy(tmp_path):
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -401,18 +423,30 @@ def test_the_summary_of_real_runs(pipeline, tiny_bert):
                for name in ("MRPC/weight/oneshot_0.6", "MRPC/weight/gradual_0.6", "MRPC/block/oneshot_0.6",
                             "MRPC/block/gradual_0.6")}
     dense = read_eval_results(str(dense_run / "eval_results.txt"))
+    baselines = json.loads((tree / "pruning_summary.json").read_text())["trivial_baselines"]
+    assert baselines["MRPC"] == pytest.approx(2 * 0.684 / 1.684, abs=1e-3)  # from the dev set run_info.json names
 
     def cell(name, metric):
         value = "%.1f" % (100 * results[name][metric])
         sparsity = results[name]["sparsity"]
-        return value + (" (%.1f%% sparse)" % (100 * sparsity) if abs(sparsity - 0.6) > 0.005 else "")
+        return (value + (" (%.1f%% sparse)" % (100 * sparsity) if abs(sparsity - 0.6) > 0.005 else "")
+                + (" collapsed" if results[name][metric] <= baselines["MRPC"] else ""))
 
+    def baseline(task):
+        return "-" if baselines[task] is None else "%.1f" % (100 * baselines[task])
+
+    names = ["MRPC/%s/%s_0.6" % (granularity, kind) for granularity in ("weight", "block")
+             for kind in ("oneshot", "gradual")]
+    header = ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual", "MRPC (F1) block three-step",
+              "MRPC (F1) block gradual", "RTE (Acc) weight three-step", "RTE (Acc) weight gradual"]
     assert table(markdown) == [
-        ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual", "MRPC (F1) block three-step",
-         "MRPC (F1) block gradual", "RTE (Acc) weight three-step", "RTE (Acc) weight gradual"],
+        header,
         ["dense"] + ["%.1f" % (100 * dense["eval_f1"])] * 4 + ["unfinished"] * 2,
-        ["60%"] + [cell("MRPC/%s/%s_0.6" % (granularity, kind), "eval_f1") for granularity in ("weight", "block")
-                   for kind in ("oneshot", "gradual")] + ["not started"] * 2]
+        ["trivial baseline"] + [baseline("MRPC")] * 4 + [baseline("RTE")] * 2,
+        ["60%"] + [cell(name, "eval_f1") for name in names] + ["not started"] * 2,
+        header,  # the sizes in MB: dense float32, then stored sparsely
+        ["dense"] + ["%.1f" % (results[names[0]]["model_bytes"] / 1e6)] * 4 + ["-"] * 2,
+        ["60%"] + ["%.1f" % (results[name]["sparse_model_bytes"] / 1e6) for name in names] + ["-"] * 2]
     assert "(56.2% sparse)" in markdown  # 16x16 blocks of 32x32 and 32x64 matrices cannot make 60%
     reused = os.path.relpath(str(dense_run), str(tree))
     assert "MRPC: `%s` (run_all.sh's best run, lr 5e-5); RTE: `RTE/dense` (fine-tuned in this tree, lr 2e-05)" \
@@ -563,23 +597,28 @@ def test_the_summary_has_the_reweighted_row_and_the_compact_models_row(group_las
     tree, mrpc = group_lasso_pipeline["tree"], group_lasso_pipeline["mrpc"]
     markdown = (tree / "pruning_summary.md").read_text()
 
+    baseline = json.loads((tree / "pruning_summary.json").read_text())["trivial_baselines"]["MRPC"]
+
     def f1(name):
-        return "%.1f" % (100 * read_eval_results(str(mrpc / name / "eval_results.txt"))["eval_f1"])
+        value = read_eval_results(str(mrpc / name / "eval_results.txt"))["eval_f1"]
+        return "%.1f" % (100 * value) + (" collapsed" if name != "dense" and value <= baseline else "")
 
     rows = table(markdown)
-    assert rows[:4] == [
+    assert rows[:5] == [
         ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual",
          "MRPC (F1) structured gradual + distillation"],
         ["dense"] + [f1("dense")] * 3,
+        ["trivial baseline"] + ["%.1f" % (100 * baseline)] * 3,
         ["reweighted", f1("weight/reweighted"), "", ""],
         ["50%", f1("weight/oneshot_0.5"), f1("weight/gradual_0.5"), f1("structured/distilled_0.5")]]
+    assert [row[0] for row in rows[5:9]] == ["sparsity", "dense", "reweighted", "50%"]  # the sizes
     compact = read_eval_results(str(mrpc / "structured" / "distilled_0.5" / "eval_results.txt"))
-    assert rows[4][:5] == ["run", "dev %", "parameters", "heads", "neurons"]
-    assert rows[5][:5] == ["MRPC/structured/distilled_0.5", "%.1f" % (100 * compact["compact_eval_f1"]),
-                           "%.2fM (%.0f%%)" % (compact["compact_parameters"] / 1e6,
-                                               100 * compact["compact_parameters"] / compact["parameters"]),
-                           "4/8", "64/128"]
-    assert len(rows) == 6
+    assert rows[9][:5] == ["run", "dev %", "parameters", "heads", "neurons"]
+    assert rows[10][:5] == ["MRPC/structured/distilled_0.5", "%.1f" % (100 * compact["compact_eval_f1"]),
+                            "%.2fM (%.0f%%)" % (compact["compact_parameters"] / 1e6,
+                                                100 * compact["compact_parameters"] / compact["parameters"]),
+                            "4/8", "64/128"]
+    assert len(rows) == 11
     assert "group lasso lambda 0.001, reweighted every 5 steps (step 2)" in markdown
     csv_rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
     assert [(row["method"], row["granularity"], row["target_sparsity"], row["status"]) for row in csv_rows.values()] \

@@ -43,7 +43,9 @@ from bert.data.metrics import trivial_baseline
 from bert.data.processors import TaskSpec, read_examples
 from bert.errors import UserError
 from bert.sweeps.report import METRIC_TITLES, csv_text, figure_grid, json_safe, png_bytes, write_files
-from bert.sweeps.runs import Number, describe_settings, read_finished, read_settings, task_rank, trained_task
+from bert.sweeps.report import format_cell as format_seeds
+from bert.sweeps.runs import (RUN_DIR, Number, describe_settings, read_finished, read_settings, task_rank,
+                              trained_task)
 
 DENSE = "dense"
 DENSE_RECORD = "dense.json"
@@ -220,6 +222,24 @@ def trivial_baselines(tree: str, runs: Sequence[PruningRun]) -> Dict[str, Option
     return found
 
 
+def dense_at_pruning_rate(tree: str, runs: Sequence[PruningRun], learning_rate: Optional[float]) -> Dict[str, List[float]]:
+    """A reused dense model is run_all.sh's best run over its learning rates (and seeds), picked on the dev set that
+    the single pruned runs are scored on too, which flatters it. Beside it: the headline metrics of the same tree's
+    finished runs at the pruning runs' own learning rate (every seed's), per task."""
+    found: Dict[str, List[float]] = {}
+    for run in runs:
+        if run.kind != DENSE or not run.reused or learning_rate is None:
+            continue
+        task_dir = os.path.join(tree, *run.run_dir.split("/")[:-1])
+        for name in sorted(files.listdir(task_dir)) if files.isdir(task_dir) else []:
+            match = RUN_DIR.match(name)
+            if match and float(match.group("lr")) == learning_rate:
+                results, _ = read_finished(os.path.join(task_dir, name), run.task)
+                if results is not None:
+                    found.setdefault(run.task.name, []).append(float(results["eval_" + run.task.headline_metric]))
+    return found
+
+
 def collapsed(run: PruningRun, baselines: Dict[str, Optional[float]]) -> bool:
     """A pruned run whose headline metric is at or below its task's trivial baseline: it has learned nothing the
     metric can see (MRPC's F1 of always answering "paraphrase" is 81.2)."""
@@ -290,19 +310,24 @@ def format_size(run: Optional[PruningRun]) -> str:
     return "%.1f" % (float(run.results["sparse_model_bytes"]) / 1e6)
 
 
-def table_rows(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]],
-               size: bool = False) -> Tuple[List[Column], List[List[str]]]:
-    """The columns and the rows (label first): dense, the trivial baseline, reweighted (if any), then each target
-    sparsity; with `size`, the models' sizes stored sparsely instead of their metrics (dense: stored dense)."""
+def table_rows(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]], size: bool = False,
+               dense_at_rate: Optional[Dict[str, List[float]]] = None,
+               learning_rate: Optional[float] = None) -> Tuple[List[Column], List[List[str]]]:
+    """The columns and the rows (label first): dense, the dense runs at the pruning learning rate (when run_all.sh's
+    best is reused), the trivial baseline, reweighted (if any), then each target sparsity; with `size`, the models'
+    sizes stored sparsely instead of their metrics (dense: stored dense)."""
     columns = table_columns(runs)
     if size:
         dense_sizes = {c: [run.results["model_bytes"] for run in runs if run.results and "model_bytes" in run.results
                            and run.task is c.task] for c in columns}
         rows = [["dense"] + ["%.1f" % (float(found[0]) / 1e6) if found else "-" for found in dense_sizes.values()]]
     else:
-        rows = [["dense"] + [format_cell(_find(runs, c.task, DENSE), baselines) for c in columns],
-                ["trivial baseline"] + [percent(baselines[c.task.name]) if baselines.get(c.task.name) is not None
-                                        else "-" for c in columns]]
+        rows = [["dense"] + [format_cell(_find(runs, c.task, DENSE), baselines) for c in columns]]
+        if dense_at_rate:
+            rows.append(["dense at lr %g" % learning_rate] + [format_seeds(dense_at_rate.get(c.task.name, []))
+                                                              for c in columns])
+        rows.append(["trivial baseline"] + [percent(baselines[c.task.name]) if baselines.get(c.task.name) is not None
+                                            else "-" for c in columns])
     cell = format_size if size else (lambda run: format_cell(run, baselines))
     if any(run.kind == REWEIGHTED for run in runs):
         rows.append(["reweighted"] + [cell(_find(runs, c.task, REWEIGHTED, c.granularity))
@@ -328,7 +353,12 @@ def dense_text(runs: Sequence[PruningRun]) -> str:
     dense = ["%s: `%s` (%s, lr %s)" % (run.task.name, run.run_dir, "run_all.sh's best run" if run.reused
                                        else "fine-tuned in this tree", run.learning_rate)
              for run in runs if run.kind == DENSE]
-    return "Dense baselines (folders relative to this file): %s." % ("; ".join(dense) or "none yet")
+    text = "Dense baselines (folders relative to this file): %s." % ("; ".join(dense) or "none yet")
+    if any(run.reused for run in runs if run.kind == DENSE):
+        text += (" run_all.sh's best run is picked over its learning rates (and seeds) on the same dev set that scores "
+                 "each single pruned run, which favours it: the row `dense at lr <the pruning runs' own>` gives "
+                 "that tree's runs at the pruning runs' learning rate (median, min-max and n over seeds).")
+    return text
 
 
 def compact_lines(runs: Sequence[PruningRun], settings: Optional[Dict]) -> List[str]:
@@ -365,8 +395,9 @@ def compact_lines(runs: Sequence[PruningRun], settings: Optional[Dict]) -> List[
 
 
 def render_markdown(tree_name: str, runs: Sequence[PruningRun], settings: Optional[Dict],
-                    baselines: Dict[str, Optional[float]]) -> str:
-    columns, rows = table_rows(runs, baselines)
+                    baselines: Dict[str, Optional[float]], dense_at_rate: Dict[str, List[float]]) -> str:
+    learning_rate = (settings or {}).get("learning_rate")
+    columns, rows = table_rows(runs, baselines, dense_at_rate=dense_at_rate, learning_rate=learning_rate)
     lines = ["# Pruning: %s" % tree_name, "", settings_text(settings), "", dense_text(runs), "",
              "Each task's headline dev metric in percent (CoLA MCC, STS-B Spearman, MRPC and QQP F1, accuracy "
              "elsewhere). Rows: the target sparsity of the encoder's prunable matrices; where the sparsity measured "
@@ -417,11 +448,13 @@ def run_rows(runs: Sequence[PruningRun], baselines: Dict[str, Optional[float]]) 
     return columns, rows
 
 
-def render_json(runs: Sequence[PruningRun], settings: Optional[Dict], baselines: Dict[str, Optional[float]]) -> str:
+def render_json(runs: Sequence[PruningRun], settings: Optional[Dict], baselines: Dict[str, Optional[float]],
+                dense_at_rate: Dict[str, List[float]]) -> str:
     _, rows = run_rows(runs, baselines)
     summary = {
         "settings": settings,
         "trivial_baselines": baselines,
+        "dense_at_pruning_learning_rate": dense_at_rate,
         "dense": {run.task.name: {"run_dir": run.run_dir, "learning_rate": run.learning_rate, "reused": run.reused}
                   for run in runs if run.kind == DENSE},
         "runs": [{key: json_safe(value) for key, value in row.items()} for row in rows],
@@ -465,9 +498,10 @@ def write_summary(tree: str) -> List[str]:
     runs = collect(tree)
     settings = read_settings(tree)
     baselines = trivial_baselines(tree, runs)
+    at_rate = dense_at_pruning_rate(tree, runs, (settings or {}).get("learning_rate"))
     return write_files(tree, SUMMARY_FILES, [
-        render_markdown(os.path.basename(os.path.normpath(tree)), runs, settings, baselines).encode("utf-8"),
-        csv_text(*run_rows(runs, baselines)).encode("utf-8"), render_json(runs, settings, baselines).encode("utf-8"),
+        render_markdown(os.path.basename(os.path.normpath(tree)), runs, settings, baselines, at_rate).encode("utf-8"),
+        csv_text(*run_rows(runs, baselines)).encode("utf-8"), render_json(runs, settings, baselines, at_rate).encode("utf-8"),
         render_png(runs, baselines)])
 
 

@@ -20,12 +20,12 @@ suite() {  # environment, pytest arguments
 }
 
 status=0
-one_stack=false  # no Python 3.7 here: scripts/setup_env.sh made .venv the TF 2 stack too
-cmp -s .venv/.installed .venv-tf2/.installed && one_stack=true
-$one_stack || export BERT_TESTS_BOTH_STACKS=1  # conftest.py: each one_stack test runs in one of the two sessions
+tf2_only=false  # no Python 3.7 here: scripts/setup_env.sh made .venv the TF 2 stack too
+cmp -s .venv/.installed .venv-tf2/.installed && tf2_only=true
+$tf2_only || export BERT_TESTS_BOTH_STACKS=1  # conftest.py: each one_stack test runs in one of the two sessions
 suite .venv-tf2 "$@" > "$work/tf2.log" 2>&1 &
 tf2=$!
-if $one_stack; then
+if $tf2_only; then
   echo "=== .venv is the TF 2 stack too (no Python 3.7 here): testing it once ==="
 else
   echo "=== .venv: $(stack .venv) ==="

@@ -549,7 +549,8 @@ def structured_masks(pairs: List[Tuple], values: List, masks: List, sparsity, co
             capped = tf.minimum(tf.cast(sparsity, tf.float64), (total - len(units)) / total)
             found = prune_to(list(units.values()), [count * unit_size[kind] for count in counts.values()], capped,
                              "global")
-            keeps[kind] = [dict(zip(units, found)).get(number) for number in range(len(layers))]
+            by_layer = dict(zip(units, found))
+            keeps[kind] = [by_layer.get(number) for number in range(len(layers))]
     new = list(masks)
     for layer, head_keep, neuron_keep in zip(layers, keeps["heads"], keeps["neurons"]):
         shapes = {name: masks[index].shape.as_list() for name, index in layer.items()}
@@ -669,6 +670,7 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
     weights = sorted(name for name, shape in reader.get_variable_to_shape_map().items()
                      if shape and dtypes[name] == tf.float32 and not name.endswith(AUXILIARY_SUFFIXES))
     nonzero, per_matrix, dense_bytes, sparse_bytes = 0, {}, 0, 0
+    untrained = {"rows": 0, "zeros": 0, "size": 0}  # see untrained_rows
     for name in weights:
         value = reader.get_tensor(name)
         nonzero += int(np.count_nonzero(value))
@@ -677,12 +679,20 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
             zeros = int(value.size - np.count_nonzero(value))
             per_matrix[name] = {"sparsity": zeros / value.size, "zeros": zeros, "size": int(value.size)}
             sparse_bytes += -(-value.size // 8) + 4 * (value.size - zeros)  # a bit per weight, the nonzero values
+            rows = untrained_rows(reader, name)
+            if rows is not None:
+                per_matrix[name]["untrained_rows"] = int(rows.sum())
+                untrained["rows"] += int(rows.sum())
+                untrained["size"] += value[rows].size
+                untrained["zeros"] += int(value[rows].size - np.count_nonzero(value[rows]))
         else:
             sparse_bytes += 4 * value.size
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
     totals = {"sparsity": zeros / max(size, 1), "nonzero_parameters": nonzero, "model_bytes": dense_bytes,
               "sparse_model_bytes": sparse_bytes}
-    totals.update(untrained_embedding_rows(reader, per_matrix))
+    if untrained["size"]:  # what pruning took from what the training could rank
+        totals["untrained_embedding_rows"] = untrained["rows"]
+        totals["trained_sparsity"] = (zeros - untrained["zeros"]) / max(size - untrained["size"], 1)
     if head_size:  # a group is kept where its rows of the output kernel's mask are not all zero
         def kept(prefix: str, rows: str, size: int) -> int:  # a compact layer without such groups has no kernel
             name = "%s/%s/kernel%s" % (prefix, rows, MASK_SUFFIX)
@@ -697,25 +707,15 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
     return totals, per_matrix
 
 
-def untrained_embedding_rows(reader, per_matrix: Dict[str, Dict]) -> Dict[str, float]:
-    """With --prune_embeddings and Taylor or movement scores: the embedding tables' rows no gradient reached (tokens
-    absent from the training data, positions past max_seq_length) score 0 and go first, counting toward the target.
-    Their count goes into `per_matrix` (`untrained_rows`) and the totals, with `trained_sparsity`: the sparsity
-    over the prunable weights outside those rows, what pruning took from what the training could rank."""
-    untrained_zeros = untrained_size = rows = 0
-    for name, entry in per_matrix.items():
-        if name.startswith("bert/embeddings/") and reader.has_tensor(name + SCORE_SUFFIX):
-            untrained = ~np.any(reader.get_tensor(name + SCORE_SUFFIX) != 0, axis=1)
-            value = reader.get_tensor(name)[untrained]
-            entry["untrained_rows"] = int(untrained.sum())
-            rows += entry["untrained_rows"]
-            untrained_size += value.size
-            untrained_zeros += int(value.size - np.count_nonzero(value))
-    if not untrained_size:
-        return {}
-    zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))
-    return {"untrained_embedding_rows": rows,
-            "trained_sparsity": (zeros - untrained_zeros) / max(size - untrained_size, 1)}
+def untrained_rows(reader, name: str):
+    """With --prune_embeddings and Taylor or movement scores, an embedding table's rows no gradient reached (tokens
+    absent from the training data, positions past max_seq_length), as a boolean per row: they score 0 and go first,
+    counting toward the target. checkpoint_sparsity reports their count (`untrained_rows`,
+    `untrained_embedding_rows`) and `trained_sparsity`, the sparsity of the prunable weights outside them. None for
+    a matrix without such rows or scores."""
+    if not name.startswith("bert/embeddings/") or not reader.has_tensor(name + SCORE_SUFFIX):
+        return None
+    return ~np.any(reader.get_tensor(name + SCORE_SUFFIX) != 0, axis=1)
 
 
 class Pruning(TrainingMethod):

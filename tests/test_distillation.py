@@ -178,16 +178,29 @@ def test_alpha_zero_trains_the_weights_of_the_plain_run(teacher, setup):
     assert without_timing(eval_results(output_dir)) == without_timing(eval_results(teacher))
 
 
+PRUNINGS = {"weight": PRUNING, "block": PRUNING + ("--pruning_granularity=block", "--pruning_block=8x8")}
+
+
+def uninterrupted(teacher, setup, granularity: str):
+    output_dir = setup["root"] / ("reference_" + granularity)
+    digests = teacher_digests(teacher)
+    log = run(output_dir, setup, *distilling(teacher, *PRUNINGS[granularity]), "--progress_seconds=0")
+    assert teacher_digests(teacher) == digests  # the teacher's files are left alone
+    return {"output_dir": output_dir, "log": log, "results": eval_results(output_dir),
+            "losses": recorded_losses(output_dir), "granularity": granularity}
+
+
 @pytest.fixture(scope="module")
 def reference(teacher, setup):
     """An uninterrupted distilled run of the 1-layer student with gradual pruning to 50%, with a progress line at
     every step (not a recorded setting: the interrupted run resumes without it)."""
-    output_dir = setup["root"] / "reference"
-    digests = teacher_digests(teacher)
-    log = run(output_dir, setup, *distilling(teacher, *PRUNING), "--progress_seconds=0")
-    assert teacher_digests(teacher) == digests  # the teacher's files are left alone
-    return {"output_dir": output_dir, "log": log, "results": eval_results(output_dir),
-            "losses": recorded_losses(output_dir)}
+    return uninterrupted(teacher, setup, "weight")
+
+
+@pytest.fixture(scope="module")
+def block_reference(teacher, setup):
+    """The same with 8x8 blocks."""
+    return uninterrupted(teacher, setup, "block")
 
 
 def teacher_digests(teacher):
@@ -235,19 +248,24 @@ def test_a_distilled_run_dir_refuses_other_distillation_settings(reference, teac
     assert "--distill_alpha 0.9 (now 0.5)" in log and "Traceback" not in log, log[-2000:]
 
 
-def test_an_interrupted_distilled_run_resumes_exactly(reference, teacher, setup):
+@pytest.mark.parametrize("uninterrupted_run", ["reference", "block_reference"])
+def test_an_interrupted_distilled_run_resumes_exactly(uninterrupted_run, request, teacher, setup):
     """SIGINT after the checkpoint of step 40, in the middle of the pruning ramp: the resumed run restores the
-    student from its checkpoint and the teacher from the teacher's, and gives the uninterrupted run's loss at
-    every batch after the checkpoint, and its results."""
-    output_dir = setup["root"] / "interrupted"
-    interrupted_at = interrupt_after_checkpoint(command(output_dir, setup, *distilling(teacher, *PRUNING)), output_dir,
-                                                setup["root"] / "interrupted.log", 40)
+    student (its weights, masks and accumulated scores) from its checkpoint and the teacher from the teacher's, and
+    gives the uninterrupted run's loss at every batch after the checkpoint, and its results; with weight and with
+    block masks."""
+    reference = request.getfixturevalue(uninterrupted_run)
+    flags = distilling(teacher, *PRUNINGS[reference["granularity"]])
+    output_dir = setup["root"] / ("interrupted_" + reference["granularity"])
+    interrupted_at = interrupt_after_checkpoint(command(output_dir, setup, *flags), output_dir,
+                                                setup["root"] / ("interrupted_%s.log" % reference["granularity"]), 40)
     assert 40 <= interrupted_at < STEPS, interrupted_at
-    log = run(output_dir, setup, *distilling(teacher, *PRUNING))
+    log = run(output_dir, setup, *flags)
     assert "Restoring parameters from %s" % (output_dir / ("model.ckpt-%d" % interrupted_at)) in log
     after = reference["losses"][interrupted_at:]
     assert recorded_losses(output_dir)[-len(after):] == after
     assert without_timing(eval_results(output_dir)) == without_timing(reference["results"])
+    assert reference["results"]["sparsity"] >= 0.495
 
 
 def test_a_teacher_of_another_task_is_refused_in_one_line(teacher, setup):

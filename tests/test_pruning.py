@@ -469,6 +469,22 @@ def test_impossible_pruning_settings_are_refused(values):
         pruning.PruningConfig(**values).check()
 
 
+def test_without_pruning_score_a_run_ranks_by_the_measured_recipe():
+    """The flag's default is the score bench/pruning_recipe.md chose: Taylor for gradual runs of every granularity,
+    magnitude for one-shot runs (the only score they can use); a score given is kept."""
+    from bert import flags as flag_definitions
+    defaults = dict(flag_definitions.defaults(), target_sparsity=0.5)
+    assert defaults["pruning_score"] is None
+
+    def score(**values):
+        return pruning.Pruning.read_settings(dict(defaults, **values)).score
+    assert {granularity: score(pruning_granularity=granularity) for granularity in pruning.GRANULARITIES} == \
+        {"weight": "taylor", "block": "taylor", "tile": "taylor", "structured": "taylor"}
+    assert score(pruning_schedule="oneshot") == "magnitude"
+    pruning.Pruning.read_settings(dict(defaults, pruning_schedule="oneshot")).check()
+    assert score(pruning_score="movement") == "movement"
+
+
 @pytest.mark.parametrize("strength,reweight_steps,expected", [(-1e-4, 100, "--group_lasso=-0.0001 must be >= 0"),
                                                               (1e-4, 0, "--group_lasso_reweight_steps=0 must be")])
 def test_impossible_group_lasso_settings_are_refused(strength, reweight_steps, expected):

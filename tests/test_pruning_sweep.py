@@ -54,12 +54,14 @@ def tiny_bert(tmp_path_factory, vocab_file):
 
 def pipeline_env(root, tiny_bert, glue_dir, **values):
     """The environment of run_pruning.sh's tests: MRPC, block pruning to 0.6, no group lasso (GROUP_LASSO=0 skips
-    step 2; group_lasso_pipeline sets it), 0.05 epochs; DENSE_DIR is run_all.sh's OUTPUT_DIR under root."""
+    step 2; group_lasso_pipeline sets it), 0.05 epochs for every run, no distillation (group_lasso_pipeline keeps
+    the default); DENSE_DIR is run_all.sh's OUTPUT_DIR under root."""
     env = {name: value for name, value in os.environ.items()
            if name not in pruning_sweep.DEFAULTS and name not in ("TASKS", "LRS", "SEEDS", "EXTRA_FLAGS")}
     env.update(TASKS="MRPC", GRANULARITIES="block", SPARSITIES="0.6", GROUP_LASSO="0", EPOCHS="0.05",
-               BATCH_SIZE="16", MAX_SEQ_LENGTH="32", BERT_DIR=str(tiny_bert), GLUE_DIR=str(glue_dir),
-               DENSE_DIR=str(root / "fine_tune_outputs"), OUTPUT_DIR=str(root / "fine_tune_outputs" / "pruning"))
+               PRUNE_EPOCHS="0.05", DISTILL="0", BATCH_SIZE="16", MAX_SEQ_LENGTH="32", BERT_DIR=str(tiny_bert),
+               GLUE_DIR=str(glue_dir), DENSE_DIR=str(root / "fine_tune_outputs"),
+               OUTPUT_DIR=str(root / "fine_tune_outputs" / "pruning"))
     env.update(values)
     return env
 
@@ -84,75 +86,84 @@ def init_checkpoint(args):
 # --- planning, in-process ---
 
 def test_the_plan_chains_each_step_to_the_last_checkpoint_of_the_one_before(tmp_path, tiny_bert, glue_dir):
+    """The dense run at LR for EPOCHS, every later one at PRUNE_LR for PRUNE_EPOCHS; the pruned runs distil from the
+    dense model (the default), and without DISTILL they are the same runs without a teacher."""
     env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, GRANULARITIES="weight block",
-                                                       SPARSITIES="0.5 0.90", GROUP_LASSO="1e-4", REWEIGHT_STEPS="50"))
+                                                       SPARSITIES="0.5 0.90", GROUP_LASSO="1e-4", REWEIGHT_STEPS="50",
+                                                       PRUNE_LR="3e-5", PRUNE_EPOCHS="0.1", DISTILL="1"))
     tree = tmp_path / "tree"
     runs = pruning_sweep.plan(env, str(tree), {})
     assert [run.label for run in runs] == [
-        "MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight gradual 0.5",
-        "MRPC weight oneshot 0.9", "MRPC weight gradual 0.9", "MRPC block reweighted", "MRPC block oneshot 0.5",
-        "MRPC block gradual 0.5", "MRPC block oneshot 0.9", "MRPC block gradual 0.9"]
+        "MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight distilled 0.5",
+        "MRPC weight oneshot 0.9", "MRPC weight distilled 0.9", "MRPC block reweighted", "MRPC block oneshot 0.5",
+        "MRPC block distilled 0.5", "MRPC block oneshot 0.9", "MRPC block distilled 0.9"]
     assert relative(runs, tree) == [
-        "MRPC/dense", "MRPC/weight/reweighted", "MRPC/weight/oneshot_0.5", "MRPC/weight/gradual_0.5",
-        "MRPC/weight/oneshot_0.9", "MRPC/weight/gradual_0.9", "MRPC/block/reweighted", "MRPC/block/oneshot_0.5",
-        "MRPC/block/gradual_0.5", "MRPC/block/oneshot_0.9", "MRPC/block/gradual_0.9"]
+        "MRPC/dense", "MRPC/weight/reweighted", "MRPC/weight/oneshot_0.5", "MRPC/weight/distilled_0.5",
+        "MRPC/weight/oneshot_0.9", "MRPC/weight/distilled_0.9", "MRPC/block/reweighted", "MRPC/block/oneshot_0.5",
+        "MRPC/block/distilled_0.5", "MRPC/block/oneshot_0.9", "MRPC/block/distilled_0.9"]
     by_dir = dict(zip(relative(runs, tree), runs))
     dense = fake_checkpoint(tree / "MRPC" / "dense", 11)
     reweighted = fake_checkpoint(tree / "MRPC" / "weight" / "reweighted", 22)
     pretrained = str(tiny_bert / "bert_model.ckpt")
     expected = {"MRPC/dense": pretrained, "MRPC/weight/reweighted": dense, "MRPC/weight/oneshot_0.5": reweighted,
-                "MRPC/weight/gradual_0.5": dense, "MRPC/weight/oneshot_0.9": reweighted}
+                "MRPC/weight/distilled_0.5": dense, "MRPC/weight/oneshot_0.9": reweighted}
     assert {name: init_checkpoint(sweep.command(by_dir[name], env)) for name in expected} == expected
-    assert sweep.command(by_dir["MRPC/weight/oneshot_0.5"], env) == [
-        sys.executable, "-m", "bert.run_classifier", "--task_name=MRPC", "--do_train=true", "--do_eval=true",
-        "--data_dir=%s" % (glue_dir / "MRPC"), "--vocab_file=%s" % (tiny_bert / "vocab.txt"),
-        "--bert_config_file=%s" % (tiny_bert / "bert_config.json"), "--max_seq_length=32", "--train_batch_size=16",
-        "--learning_rate=2e-5", "--num_train_epochs=0.05", "--eval_batch_size=32", "--predict_batch_size=32",
+    teacher = "--distill_from=" + str(tree / "MRPC" / "dense")
+    common = [sys.executable, "-m", "bert.run_classifier", "--task_name=MRPC", "--do_train=true", "--do_eval=true",
+              "--data_dir=%s" % (glue_dir / "MRPC"), "--vocab_file=%s" % (tiny_bert / "vocab.txt"),
+              "--bert_config_file=%s" % (tiny_bert / "bert_config.json"), "--max_seq_length=32",
+              "--train_batch_size=16"]
+    assert sweep.command(by_dir["MRPC/dense"], env)[:len(common) + 2] == common + [
+        "--learning_rate=2e-5", "--num_train_epochs=0.05"]
+    assert sweep.command(by_dir["MRPC/weight/oneshot_0.5"], env) == common + [
+        "--learning_rate=3e-5", "--num_train_epochs=0.05", "--eval_batch_size=32", "--predict_batch_size=32",
         "--output_dir=%s" % (tree / "MRPC" / "weight" / "oneshot_0.5"),
         "--feature_cache_dir=%s" % (tmp_path / "fine_tune_outputs" / "pruning" / "feature_cache"),
-        "--init_checkpoint=" + reweighted, "--pruning_schedule=oneshot", "--target_sparsity=0.5",
-        "--pruning_granularity=weight"]
+        "--init_checkpoint=" + reweighted, "--pruning_schedule=oneshot", "--target_sparsity=0.5", teacher,
+        "--num_train_epochs=0.1", "--pruning_granularity=weight"]  # the last --num_train_epochs counts
     assert by_dir["MRPC/block/reweighted"].flags == ["--group_lasso=1e-4", "--group_lasso_reweight_steps=50",
-                                                     "--pruning_granularity=block"]
-    assert by_dir["MRPC/block/gradual_0.9"].flags == ["--pruning_schedule=gradual", "--pruning_begin=0",
-                                                      "--pruning_end=0.3", "--target_sparsity=0.9",
-                                                      "--pruning_granularity=block"]
+                                                     "--num_train_epochs=0.1", "--pruning_granularity=block"]
+    assert by_dir["MRPC/block/distilled_0.9"].flags == ["--pruning_schedule=gradual", "--pruning_begin=0",
+                                                        "--pruning_end=0.3", "--target_sparsity=0.9", teacher,
+                                                        "--num_train_epochs=0.1", "--pruning_granularity=block"]
+    assert {run.learning_rate for run in runs} == {"2e-5", "3e-5"} and runs[0].learning_rate == "2e-5"
+    assert by_dir["MRPC/weight/oneshot_0.5"].train_examples == 2 * runs[0].train_examples  # 0.1 epochs, not 0.05
     with pytest.raises(UserError, match="reweighted holds no saved checkpoint to start from"):
         sweep.command(by_dir["MRPC/block/oneshot_0.5"], env)  # its reweighted run has not saved one
 
-    without_lasso = pruning_sweep.plan(dict(env, GROUP_LASSO="0"), str(tree), {})
-    assert "MRPC/weight/reweighted" not in relative(without_lasso, tree)
+    without_lasso = pruning_sweep.plan(dict(env, GROUP_LASSO="0", DISTILL="0"), str(tree), {})
+    assert relative(without_lasso, tree)[:3] == ["MRPC/dense", "MRPC/weight/oneshot_0.5", "MRPC/weight/gradual_0.5"]
     assert {run.start_from.label for run in without_lasso if "oneshot" in run.label} == {"MRPC dense"}
+    assert not any(flag.startswith("--distill") for run in without_lasso for flag in run.flags)
 
 
 def test_structured_pruning_is_gradual_from_the_dense_model_and_distils_from_it(tmp_path, tiny_bert, glue_dir):
     env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, GRANULARITIES="structured weight",
-                                                       SPARSITIES="0.3 0.5", GROUP_LASSO="1e-4"))
+                                                       SPARSITIES="0.3 0.5", GROUP_LASSO="1e-4", DISTILL="1"))
     tree = tmp_path / "tree"
     runs = pruning_sweep.plan(env, str(tree), {})
     assert relative(runs, tree)[:3] == ["MRPC/dense", "MRPC/structured/distilled_0.3", "MRPC/structured/distilled_0.5"]
     assert relative(runs, tree)[3] == "MRPC/weight/reweighted"  # the other granularities keep their pipeline
     dense, distilled = runs[0], runs[2]
     assert distilled.label == "MRPC structured distilled 0.5" and distilled.start_from is dense
-    assert distilled.flags == pruning_sweep.GRADUAL_FLAGS + ["--pruning_score=taylor", "--target_sparsity=0.5",
-                                                             "--distill_from=" + dense.run_dir,
-                                                             "--pruning_granularity=structured"]
+    assert distilled.flags == pruning_sweep.GRADUAL_FLAGS + [
+        "--target_sparsity=0.5", "--distill_from=" + dense.run_dir, "--num_train_epochs=0.05",
+        "--pruning_granularity=structured"]
     plain = pruning_sweep.plan(dict(env, DISTILL="0", GRANULARITIES="structured"), str(tree), {})
     assert relative(plain, tree) == ["MRPC/dense", "MRPC/structured/gradual_0.3", "MRPC/structured/gradual_0.5"]
     assert not any(flag.startswith("--distill") for run in plain for flag in run.flags)
-    with pytest.raises(UserError, match="DISTILL=yes: 1 .* or 0"):
-        pruning_sweep.plan(dict(env, DISTILL="yes"), str(tree), {})
 
 
 def test_each_setting_of_the_pipeline_has_its_own_tree(tmp_path, tiny_bert, glue_dir):
     def name(**values):
         env = dict(pruning_sweep.DEFAULTS, **pipeline_env(tmp_path, tiny_bert, glue_dir, **values))
         settings = pruning_sweep.pruning_settings(env)
-        return sweep.tree_name(settings, "lr%g_gl%g" % (settings["learning_rate"], settings["group_lasso"]))
-    assert name().startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0_")
+        return sweep.tree_name(settings, pruning_sweep.tree_tag(settings))
+    assert name().startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0_prune_lr0.0001_ep0.05_")
     assert name(REWEIGHT_STEPS="50") == name(REWEIGHT_STEPS="100")  # without group lasso it changes nothing
     assert name(GROUP_LASSO="1e-4", REWEIGHT_STEPS="50") != name(GROUP_LASSO="1e-4", REWEIGHT_STEPS="100")
-    assert len({name(), name(LR="3e-5"), name(EPOCHS="1"), name(EXTRA_FLAGS="--pruning_block=8x8")}) == 4
+    assert len({name(), name(LR="3e-5"), name(EPOCHS="1"), name(EXTRA_FLAGS="--pruning_block=8x8"),
+                name(PRUNE_LR="3e-5"), name(PRUNE_EPOCHS="1"), name(DISTILL="1")}) == 7
     assert name(TASKS="RTE", SPARSITIES="0.9", GRANULARITIES="weight") == name()  # what runs, not how
 
 
@@ -162,7 +173,10 @@ def test_each_setting_of_the_pipeline_has_its_own_tree(tmp_path, tiny_bert, glue
     (dict(GROUP_LASSO="-1"), "GROUP_LASSO=-1 is negative"),
     (dict(GROUP_LASSO="1e-4", REWEIGHT_STEPS="0"), "REWEIGHT_STEPS=0"),
     (dict(GROUP_LASSO="1e-4", REWEIGHT_STEPS="ten"), "REWEIGHT_STEPS=ten is not a whole number"),
-    (dict(LR="fast"), "LR=fast is not a number")])
+    (dict(LR="fast"), "LR=fast is not a number"),
+    (dict(PRUNE_LR="fast"), "PRUNE_LR=fast is not a number"),
+    (dict(PRUNE_EPOCHS="0"), "PRUNE_EPOCHS=0: the pruned runs train for more than 0 epochs"),
+    (dict(DISTILL="yes"), "DISTILL=yes: 1 (distil from the dense model, the default) or 0")])
 def test_impossible_settings_are_refused_before_anything_is_written(tmp_path, tiny_bert, glue_dir, values, message):
     env = pipeline_env(tmp_path, tiny_bert, glue_dir, **values)
     with pytest.raises(UserError, match=re.escape(message)):
@@ -454,8 +468,8 @@ def test_the_summary_of_real_runs(pipeline, tiny_bert):
     assert ("Not finished: RTE/dense (unfinished: no eval_results.txt), RTE/weight/oneshot_0.6 (not started), "
             "RTE/weight/gradual_0.6 (not started)." in markdown)
     assert ("Settings: checkpoint %s (L=2 H=32 A=4), pre-trained weights; 0.05 epochs, batch 16, max_seq_length 32; "
-            "extra flags: none; learning rate 2e-05; group lasso off: step 2 is skipped and step 3 prunes the dense "
-            "model." % tiny_bert) in markdown
+            "extra flags: none; learning rate 2e-05 (dense models), then learning rate 0.0001 for 0.05 epochs (every "
+            "later run); group lasso off: step 2 is skipped and step 3 prunes the dense model." % tiny_bert) in markdown
 
     rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
     assert set(rows) == set(results) | {reused, "RTE/dense", "RTE/weight/oneshot_0.6", "RTE/weight/gradual_0.6"}
@@ -509,11 +523,12 @@ STEPS = int(3668 * 0.05 / 16)  # 11: every run of the pipelines above
 @pytest.fixture(scope="module")
 def group_lasso_pipeline(tmp_path_factory, tiny_bert, glue_dir):
     """The pipeline with its group-lasso step (lambda 1e-3, reweights refreshed every 5 of the 11 steps) and the
-    structured granularity (distilled, the default), at 50% on MRPC: the dense run (fine-tuned in this tree, there
-    being no run_all.sh tree), weight reweighted, weight one-shot and gradual, and structured distilled."""
+    structured granularity, distilled (the default), at 50% on MRPC: the dense run (fine-tuned in this tree, there
+    being no run_all.sh tree), weight reweighted, weight one-shot and gradual, and structured gradual, the pruned
+    runs distilling from the dense one."""
     root = tmp_path_factory.mktemp("group_lasso_pipeline")
     env = pipeline_env(root, tiny_bert, glue_dir, GRANULARITIES="weight structured", SPARSITIES="0.5",
-                       GROUP_LASSO="1e-3", REWEIGHT_STEPS="5")
+                       GROUP_LASSO="1e-3", REWEIGHT_STEPS="5", DISTILL="1")
     status, log = run_module("bert.sweeps.pruning_sweep", env)
     assert status == 0, log
     tree = only_tree(root / "fine_tune_outputs" / "pruning")
@@ -536,7 +551,7 @@ def test_the_group_lasso_step_trains_from_the_dense_model_and_one_shot_pruning_f
     log, tree, mrpc = (group_lasso_pipeline[key] for key in ("log", "tree", "mrpc"))
     assert tree.name.startswith("tiny_bert_ep0.05_bs16_len32_lr2e-05_gl0.001_")
     assert "5 runs planned, 0 done before, 5 to do" in log
-    labels = ["MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight gradual 0.5",
+    labels = ["MRPC dense", "MRPC weight reweighted", "MRPC weight oneshot 0.5", "MRPC weight distilled 0.5",
               "MRPC structured distilled 0.5"]
     assert re.findall(r"\((\d)/5\) (.*): started ", log) == [(str(n), label) for n, label in enumerate(labels, 1)]
     assert len(re.findall(r"\(\d/5\) MRPC .*: f1 \d+\.\d", log)) == 5
@@ -558,6 +573,11 @@ def test_the_group_lasso_step_trains_from_the_dense_model_and_one_shot_pruning_f
     assert len([name for name in names if name.endswith("kernel_group_lasso_reweight")]) == 12  # 2 layers x 6
     assert not [name for name in names if name.endswith("_mask")]
     assert "group_lasso" not in recorded_settings(oneshot)
+    teacher = str(dense / ("model.ckpt-%d" % STEPS))
+    assert recorded_settings(oneshot)["distill_from"]["path"] == teacher
+    assert recorded_settings(mrpc / "weight" / "distilled_0.5")["distill_from"]["path"] == teacher
+    assert recorded_settings(oneshot)["pruning_score"] == "magnitude"
+    assert recorded_settings(mrpc / "weight" / "distilled_0.5")["pruning_score"] == "taylor"
     results = read_eval_results(str(oneshot / "eval_results.txt"))
     assert results["global_step"] == STEPS and results["sparsity"] == pytest.approx(0.5, abs=1e-3)
 
@@ -572,8 +592,8 @@ def test_the_structured_run_distils_from_the_dense_run_and_writes_its_compact_mo
     command = logged_command(distilled)
     checkpoint = str(dense / ("model.ckpt-%d" % STEPS))
     assert "--distill_from=%s" % dense in command and init_checkpoint(command) == checkpoint
-    assert "--pruning_granularity=structured" in command and "--pruning_score=taylor" in command
     settings = recorded_settings(distilled)
+    assert "--pruning_granularity=structured" in command and settings["pruning_score"] == "taylor"  # the default
     assert settings["distill_from"]["path"] == settings["init_checkpoint"]["path"] == checkpoint
     assert "Teacher: 41 variables from %s (frozen" % checkpoint in (distilled / "log.txt").read_text()
     results = read_eval_results(str(distilled / "eval_results.txt"))
@@ -605,12 +625,12 @@ def test_the_summary_has_the_reweighted_row_and_the_compact_models_row(group_las
 
     rows = table(markdown)
     assert rows[:5] == [
-        ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual",
+        ["sparsity", "MRPC (F1) weight three-step", "MRPC (F1) weight gradual + distillation",
          "MRPC (F1) structured gradual + distillation"],
         ["dense"] + [f1("dense")] * 3,
         ["trivial baseline"] + ["%.1f" % (100 * baseline)] * 3,
         ["reweighted", f1("weight/reweighted"), "", ""],
-        ["50%", f1("weight/oneshot_0.5"), f1("weight/gradual_0.5"), f1("structured/distilled_0.5")]]
+        ["50%", f1("weight/oneshot_0.5"), f1("weight/distilled_0.5"), f1("structured/distilled_0.5")]]
     assert [row[0] for row in rows[5:9]] == ["sparsity", "dense", "reweighted", "50%"]  # the sizes
     compact = read_eval_results(str(mrpc / "structured" / "distilled_0.5" / "eval_results.txt"))
     assert rows[9][:5] == ["run", "dev %", "parameters", "heads", "neurons"]
@@ -619,10 +639,12 @@ def test_the_summary_has_the_reweighted_row_and_the_compact_models_row(group_las
                                                 100 * compact["compact_parameters"] / compact["parameters"]),
                             "4/8", "64/128"]
     assert len(rows) == 11
-    assert "group lasso lambda 0.001, reweighted every 5 steps (step 2)" in markdown
+    assert ("learning rate 2e-05 (dense models), then learning rate 0.0001 for 0.05 epochs (every later run), the "
+            "one-shot and gradual runs distilling from the dense model; group lasso lambda 0.001, reweighted every 5 "
+            "steps (step 2)") in markdown
     csv_rows = {row["run_dir"]: row for row in csv.DictReader(io.StringIO((tree / "pruning_summary.csv").read_text()))}
     assert [(row["method"], row["granularity"], row["target_sparsity"], row["status"]) for row in csv_rows.values()] \
         == [("dense", "", "", "finished"), ("reweighted", "weight", "", "finished"),
-            ("oneshot", "weight", "0.5", "finished"), ("gradual", "weight", "0.5", "finished"),
+            ("oneshot", "weight", "0.5", "finished"), ("distilled", "weight", "0.5", "finished"),
             ("distilled", "structured", "0.5", "finished")]
     assert float(csv_rows["MRPC/structured/distilled_0.5"]["compact_parameters"]) == compact["compact_parameters"]

@@ -57,6 +57,9 @@ REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/compression/group_lasso.py's r
 AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, TILING_SUFFIX, REWEIGHT_SUFFIX)
 GRANULARITIES = ("weight", "block", "tile", "structured")
 SCORES = ("magnitude", "taylor", "movement")
+# The score of a gradual run without --pruning_score, per granularity: the measured recipe (bench/pruning_recipe.md,
+# bench/structured_mrpc.md). One-shot pruning ranks by magnitude: nothing has accumulated before its only update.
+GRADUAL_SCORES = {"weight": "taylor", "block": "taylor", "tile": "taylor", "structured": "taylor"}
 
 
 @dataclass(frozen=True)
@@ -751,9 +754,11 @@ class Pruning(TrainingMethod):
         flags.DEFINE_integer("pruning_frequency", 10, "Steps between mask updates of the gradual schedule.")
         flags.DEFINE_enum("pruning_scope", "per_matrix", ["per_matrix", "global"], "per_matrix: every matrix to the "
                           "target; global: one ranking of all prunable weights (or blocks, or tiles).")
-        flags.DEFINE_enum("pruning_score", "magnitude", list(SCORES), "How units are ranked: magnitude (w^2), taylor "
+        flags.DEFINE_enum("pruning_score", None, list(SCORES), "How units are ranked: magnitude (w^2), taylor "
                           "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is "
-                          "the mean of its weights' (a structured head's or neuron's, the sum).")
+                          "the mean of its weights' (a structured head's or neuron's, the sum). Default: %s with "
+                          "the gradual schedule, magnitude with oneshot." % ", ".join(
+                              "%s for %s" % (score, granularity) for granularity, score in GRADUAL_SCORES.items()))
         flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 
     @classmethod
@@ -762,7 +767,8 @@ class Pruning(TrainingMethod):
             target_sparsity=values["target_sparsity"], granularity=values["pruning_granularity"],
             block=parse_block(values["pruning_block"]), schedule=values["pruning_schedule"],
             begin=values["pruning_begin"], end=values["pruning_end"], frequency=values["pruning_frequency"],
-            scope=values["pruning_scope"], tile=values["pruning_tile"], score=values["pruning_score"],
+            scope=values["pruning_scope"], tile=values["pruning_tile"],
+            score=values["pruning_score"] or default_score(values["pruning_granularity"], values["pruning_schedule"]),
             prune_embeddings=values["prune_embeddings"], structured_uniform=values["structured_uniform"])
 
     @classmethod
@@ -800,6 +806,11 @@ class Pruning(TrainingMethod):
         write_atomically(os.path.join(output_dir, "sparsity.json"),
                          json.dumps(per_matrix, indent=1, sort_keys=True) + "\n")
         return totals
+
+
+def default_score(granularity: str, schedule: str) -> str:
+    """The score without --pruning_score (GRADUAL_SCORES); an unknown granularity is refused by check()."""
+    return "magnitude" if schedule == "oneshot" else GRADUAL_SCORES.get(granularity, "magnitude")
 
 
 def with_heads(config: PruningConfig, bert_config) -> PruningConfig:

@@ -26,8 +26,10 @@ RUN_PRUNING = dict(
     DENSE_DIR=RUN_ALL["OUTPUT_DIR"],  # where run_all.sh's runs are: step 1 looks there for a dense model
     GRANULARITIES="weight block",
     SPARSITIES="0.5 0.7 0.8 0.9",
-    LR="2e-5",
+    LR="2e-5",  # the dense model's, when fine-tuned here
+    PRUNE_LR="1e-4",  # every later run's (bench/pruning_recipe.md)
+    PRUNE_EPOCHS="3",
     GROUP_LASSO="1e-4",
     REWEIGHT_STEPS="100",
-    DISTILL="1",
+    DISTILL="1",  # the one-shot and gradual runs distil from the dense model
 )

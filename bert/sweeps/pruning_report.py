@@ -225,7 +225,7 @@ def trivial_baselines(tree: str, runs: Sequence[PruningRun]) -> Dict[str, Option
 def dense_at_pruning_rate(tree: str, runs: Sequence[PruningRun], learning_rate: Optional[float]) -> Dict[str, List[float]]:
     """A reused dense model is run_all.sh's best run over its learning rates (and seeds), picked on the dev set that
     the single pruned runs are scored on too, which flatters it. Beside it: the headline metrics of the same tree's
-    finished runs at the pruning runs' own learning rate (every seed's), per task."""
+    finished runs at LR, the learning rate this tree fine-tunes its own dense models at (every seed's), per task."""
     found: Dict[str, List[float]] = {}
     for run in runs:
         if run.kind != DENSE or not run.reused or learning_rate is None:
@@ -346,7 +346,12 @@ def settings_text(settings: Optional[Dict]) -> str:
                  % (settings["group_lasso"], settings.get("reweight_steps")))
     else:
         lasso = "group lasso off: step 2 is skipped and step 3 prunes the dense model"
-    return "Settings: %s; learning rate %g; %s." % (describe_settings(settings), settings["learning_rate"], lasso)
+    text = "Settings: %s; learning rate %g" % (describe_settings(settings), settings["learning_rate"])
+    if "prune_learning_rate" in settings:  # trees made before PRUNE_LR and PRUNE_EPOCHS trained every run alike
+        text += " (dense models), then learning rate %g for %g epochs (every later run)%s" % (
+            settings["prune_learning_rate"], settings["prune_epochs"],
+            ", the one-shot and gradual runs distilling from the dense model" if settings.get("distill") else "")
+    return text + "; %s." % lasso
 
 
 def dense_text(runs: Sequence[PruningRun]) -> str:
@@ -356,8 +361,8 @@ def dense_text(runs: Sequence[PruningRun]) -> str:
     text = "Dense baselines (folders relative to this file): %s." % ("; ".join(dense) or "none yet")
     if any(run.reused for run in runs if run.kind == DENSE):
         text += (" run_all.sh's best run is picked over its learning rates (and seeds) on the same dev set that scores "
-                 "each single pruned run, which favours it: the row `dense at lr <the pruning runs' own>` gives "
-                 "that tree's runs at the pruning runs' learning rate (median, min-max and n over seeds).")
+                 "each single pruned run, which favours it: the row `dense at lr <LR>` gives that tree's runs at "
+                 "the learning rate this tree fine-tunes a dense model at (median, min-max and n over seeds).")
     return text
 
 

@@ -3,21 +3,21 @@ pipeline (dense model, reweighted group-lasso training, one-shot pruning and ret
 alternative to steps 2 and 3 (gradual pruning of the dense model), each step a run_classifier run.
 
 Settings come from the environment (run_pruning.sh documents them; defaults in bert/sweeps/defaults.py): TASKS,
-GRANULARITIES, SPARSITIES, LR, GROUP_LASSO, REWEIGHT_STEPS, DENSE_DIR, and run_all.sh's EPOCHS, BATCH_SIZE,
-MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. The runs go into one tree per settings,
-OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees (bert/sweeps/sweep.py), with the
-learning rate, lambda and reweighting interval among the settings; bert/sweeps/pruning_report.py describes the layout.
-For each task:
+GRANULARITIES, SPARSITIES, LR, PRUNE_LR, PRUNE_EPOCHS, DISTILL, GROUP_LASSO, REWEIGHT_STEPS, DENSE_DIR, and
+run_all.sh's EPOCHS, BATCH_SIZE, MAX_SEQ_LENGTH, BERT_DIR, GLUE_DIR, OUTPUT_DIR, EXTRA_FLAGS. The runs go into one
+tree per settings, OUTPUT_DIR/<settings>/, named and recorded (settings.json) like run_all.sh's trees
+(bert/sweeps/sweep.py), with the pipeline's own settings among them; bert/sweeps/pruning_report.py describes the
+layout. For each task:
 1. the dense model is run_all.sh's best run of the task in DENSE_DIR among the trees of the same checkpoint
    (by content), epochs, batch size and max_seq_length (EXTRA_FLAGS' --num_train_epochs, --train_batch_size and
    --max_seq_length counting as these, bert/sweeps/extra_flags.py) and no other EXTRA_FLAGS; without one it is
-   fine-tuned here
-   at LR. The choice is recorded (<TASK>/dense.json, or the <TASK>/dense/ folder) and kept by every later
-   invocation, since the runs below are trained from it;
+   fine-tuned here at LR for EPOCHS. The choice is recorded (<TASK>/dense.json, or the <TASK>/dense/ folder) and
+   kept by every later invocation, since the runs below are trained from it;
+then every run trains at PRUNE_LR for PRUNE_EPOCHS, and with DISTILL=1 the pruned ones distil from step 1's model:
 2. per granularity, the reweighted training starts from step 1's last checkpoint (GROUP_LASSO=0 skips it);
 3. per granularity and sparsity, one-shot pruning and retraining starts from step 2's last checkpoint (step 1's
    without step 2), and gradual pruning (GRADUAL_FLAGS) from step 1's.
-The `structured` granularity has only the gradual runs, distilling from step 1's model (structured_steps).
+The `structured` granularity has only the gradual runs.
 The runs are run, resumed and reported by bert/sweeps/sweep.py's loop (finished runs kept, interrupted ones resumed,
 signals as in run_all.sh); a run whose predecessor failed is skipped with a message. The tree's planned.json
 keeps every run any invocation planned, and at the end the tree gets pruning_summary.md/csv/json/png.
@@ -25,7 +25,7 @@ keeps every run any invocation planned, and at the end the tree gets pruning_sum
 import functools
 import os
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from bert.sweeps import pruning_report
 from bert.sweeps.defaults import RUN_PRUNING
@@ -42,9 +42,8 @@ DEFAULTS = RUN_PRUNING  # every setting's default
 # checkpoint, MRPC's F1 at 50% ended 0.4 points lower: bench/pruning_gradual_mrpc.md). EXTRA_FLAGS come after
 # these, so `EXTRA_FLAGS=--pruning_end=0.5` overrides it.
 GRADUAL_FLAGS = ["--pruning_schedule=gradual", "--pruning_begin=0", "--pruning_end=0.3"]
-# Heads and neurons by their accumulated (g * w)^2 (Michel et al.'s head importance): at 50% on MRPC, distilled,
-# F1 86.5 against magnitude's 81.9 (per layer) and 81.9 (global); dense 86.0 (bench/structured_mrpc.md).
-STRUCTURED_FLAGS = ["--pruning_score=taylor"]
+# The runs rank by --pruning_score's default, the measured recipe per granularity and schedule
+# (bert/compression/pruning.py's GRADUAL_SCORES; bench/pruning_recipe.md).
 
 
 def _number(env: Dict[str, str], name: str, kind: type = float):
@@ -68,15 +67,21 @@ def target_sparsities(env: Dict[str, str]) -> List[str]:
 
 
 def pruning_settings(env: Dict[str, str]) -> Dict:
-    """run_all.sh's settings (bert/sweeps/sweep.py) plus the pipeline's: its learning rate and group lasso (the
-    reweighting interval only where lambda is not 0, since it changes nothing there)."""
+    """run_all.sh's settings (bert/sweeps/sweep.py) plus the pipeline's: the dense runs' learning rate, the pruned
+    runs' own learning rate and epochs, whether they distil, and group lasso (the reweighting interval only where
+    lambda is not 0, since it changes nothing there)."""
     group_lasso = _number(env, "GROUP_LASSO")
     if group_lasso < 0:
         raise UserError("GROUP_LASSO=%s is negative: lambda is 0 (no reweighted training) or more" % env["GROUP_LASSO"])
     reweight_steps = _number(env, "REWEIGHT_STEPS", int) if group_lasso else None
     if reweight_steps is not None and reweight_steps < 1:
         raise UserError("REWEIGHT_STEPS=%s: the reweights are refreshed every 1 step or more" % env["REWEIGHT_STEPS"])
-    return dict(sweep_settings(env), learning_rate=_number(env, "LR"), group_lasso=group_lasso,
+    if env["DISTILL"] not in ("0", "1"):
+        raise UserError("DISTILL=%s: 1 (distil from the dense model, the default) or 0" % env["DISTILL"])
+    if _number(env, "PRUNE_EPOCHS") <= 0:
+        raise UserError("PRUNE_EPOCHS=%s: the pruned runs train for more than 0 epochs" % env["PRUNE_EPOCHS"])
+    return dict(sweep_settings(env), learning_rate=_number(env, "LR"), prune_learning_rate=_number(env, "PRUNE_LR"),
+                prune_epochs=_number(env, "PRUNE_EPOCHS"), distill=env["DISTILL"] == "1", group_lasso=group_lasso,
                 reweight_steps=reweight_steps)
 
 
@@ -119,58 +124,58 @@ def dense_step(env: Dict[str, str], tree: str, task: TaskSpec, train_examples: i
     return dense
 
 
-def _step(tree: str, task: TaskSpec, train_examples: int, lr: str, granularity: str, kind: str, flags: List[str],
-          sparsity: Optional[str] = None, start_from: Optional[PlannedRun] = None) -> PlannedRun:
-    """A run of steps 2 to 4: `MRPC block oneshot 0.7` in <tree>/MRPC/block/oneshot_0.7."""
+def _step(tree: str, task: TaskSpec, planned_examples: int, env: Dict[str, str], granularity: str, kind: str,
+          flags: List[str], sparsity: Optional[str] = None, start_from: Optional[PlannedRun] = None) -> PlannedRun:
+    """A run after the dense model, at PRUNE_LR for PRUNE_EPOCHS: `MRPC block oneshot 0.7` in
+    <tree>/MRPC/block/oneshot_0.7."""
     return PlannedRun(task, " ".join([task.name, granularity, kind] + ([sparsity] if sparsity else [])),
-                      os.path.join(tree, pruning_report.run_dir(task.name, granularity, kind, sparsity)), lr,
-                      train_examples, flags + ["--pruning_granularity=" + granularity], start_from)
-
-
-def structured_steps(env: Dict[str, str], step: Callable[..., PlannedRun], sparsities: List[str],
-                     dense: PlannedRun) -> List[PlannedRun]:
-    """Structured pruning: per sparsity, gradual pruning of the dense model by Taylor scores (STRUCTURED_FLAGS)
-    while it distils from itself (as Sanh et al.; `distilled_<s>` runs), or, with DISTILL=0, without
-    (`gradual_<s>`). No three-step pipeline: the group lasso's pull on a head's 49k weights at the weights'
-    lambda is negligible, and the distilled gradual run is what the structured methods measured against do."""
-    if env["DISTILL"] not in ("0", "1"):
-        raise UserError("DISTILL=%s: 1 (distil from the dense model, the default) or 0" % env["DISTILL"])
-    kind, distill = ("distilled", ["--distill_from=" + dense.run_dir]) if env["DISTILL"] == "1" else ("gradual", [])
-    return [step(kind, GRADUAL_FLAGS + STRUCTURED_FLAGS + ["--target_sparsity=" + sparsity] + distill, sparsity, dense)
-            for sparsity in sparsities]
+                      os.path.join(tree, pruning_report.run_dir(task.name, granularity, kind, sparsity)),
+                      env["PRUNE_LR"], planned_examples,
+                      flags + ["--num_train_epochs=" + env["PRUNE_EPOCHS"], "--pruning_granularity=" + granularity],
+                      start_from)
 
 
 def plan(env: Dict[str, str], tree: str, candidates: Dict[str, FinishedRun]) -> List[PlannedRun]:
     """Every run of the pipeline, in order: per task its dense model, then per granularity the reweighted run and,
-    per sparsity, the one-shot and the gradual run."""
+    per sparsity, the one-shot and the gradual run (structured: the gradual run only). With DISTILL=1 the one-shot
+    and gradual runs distil from the dense model (the gradual ones are then named distilled_<s>)."""
     sparsities = target_sparsities(env)
     runs = []
     for task, train_examples in tasks_with_training_data(env):
         dense = dense_step(env, tree, task, train_examples, candidates)
         runs.append(dense)
+        teacher = ["--distill_from=" + dense.run_dir] if env["DISTILL"] == "1" else []
+        gradual = "distilled" if teacher else "gradual"
+        # the time estimate weighs runs by the examples they train
+        planned_examples = int(train_examples * _number(env, "PRUNE_EPOCHS") / _number(env, "EPOCHS"))
         for granularity in env["GRANULARITIES"].split():
-            step = functools.partial(_step, tree, task, train_examples, env["LR"], granularity)
-            if granularity == "structured":
-                runs += structured_steps(env, step, sparsities, dense)
-                continue
+            step = functools.partial(_step, tree, task, planned_examples, env, granularity)
             pruned_from = dense
-            if _number(env, "GROUP_LASSO"):
+            if granularity != "structured" and _number(env, "GROUP_LASSO"):
                 pruned_from = step(pruning_report.REWEIGHTED, ["--group_lasso=" + env["GROUP_LASSO"],
                                                                "--group_lasso_reweight_steps=" + env["REWEIGHT_STEPS"]],
                                    start_from=dense)
                 runs.append(pruned_from)
             for sparsity in sparsities:
-                runs.append(step("oneshot", ["--pruning_schedule=oneshot", "--target_sparsity=" + sparsity], sparsity,
-                                 pruned_from))
-                runs.append(step("gradual", GRADUAL_FLAGS + ["--target_sparsity=" + sparsity], sparsity, dense))
+                target = ["--target_sparsity=" + sparsity]
+                if granularity != "structured":  # no three-step pipeline for heads and neurons: docs/pruning.md
+                    runs.append(step("oneshot", ["--pruning_schedule=oneshot"] + target + teacher, sparsity,
+                                     pruned_from))
+                runs.append(step(gradual, GRADUAL_FLAGS + target + teacher, sparsity, dense))
     return runs
+
+
+def tree_tag(settings: Dict) -> str:
+    """What the tree's name shows of the pipeline's own settings (the digest after it covers all of them)."""
+    return "lr%g_gl%g_prune_lr%g_ep%g" % (settings["learning_rate"], settings["group_lasso"],
+                                         settings["prune_learning_rate"], settings["prune_epochs"])
 
 
 def pruning_sweep(env: Dict[str, str], stopping: Stopping) -> int:
     env = resolve(dict(DEFAULTS, **env), {"learning_rate": "LR"})
     settings = pruning_settings(env)
     target_sparsities(env)  # checked before the tree is made
-    tree = make_tree(env["OUTPUT_DIR"], settings, "lr%g_gl%g" % (settings["learning_rate"], settings["group_lasso"]))
+    tree = make_tree(env["OUTPUT_DIR"], settings, tree_tag(settings))
     runs = plan(env, tree, dense_candidates(env))
     pruning_report.record_plan(tree, [os.path.relpath(run.run_dir, tree).replace(os.sep, "/") for run in runs])
     failed, skipped = run_planned(runs, env, tree, stopping)

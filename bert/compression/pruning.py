@@ -57,9 +57,10 @@ REWEIGHT_SUFFIX = "_group_lasso_reweight"  # bert/compression/group_lasso.py's r
 AUXILIARY_SUFFIXES = ("/adam_m", "/adam_v", "/grad_accum", MASK_SUFFIX, SCORE_SUFFIX, TILING_SUFFIX, REWEIGHT_SUFFIX)
 GRANULARITIES = ("weight", "block", "tile", "structured")
 SCORES = ("magnitude", "taylor", "movement")
-# The score of a gradual run without --pruning_score, per granularity: the measured recipe (bench/pruning_recipe.md,
-# bench/structured_mrpc.md). One-shot pruning ranks by magnitude: nothing has accumulated before its only update.
-GRADUAL_SCORES = {"weight": "taylor", "block": "taylor", "tile": "taylor", "structured": "taylor"}
+# The score of a gradual run without --pruning_score: the measured recipe, for weights, 16x16 blocks and heads and
+# neurons alike (bench/pruning_recipe.md, bench/structured_mrpc.md). One-shot pruning ranks by magnitude: nothing
+# has accumulated before its only update.
+GRADUAL_SCORE = "taylor"
 
 
 @dataclass(frozen=True)
@@ -757,18 +758,18 @@ class Pruning(TrainingMethod):
         flags.DEFINE_enum("pruning_score", None, list(SCORES), "How units are ranked: magnitude (w^2), taylor "
                           "(accumulated (gradient * w)^2) or movement (accumulated -gradient * w); a unit's score is "
                           "the mean of its weights' (a structured head's or neuron's, the sum). Default: %s with "
-                          "the gradual schedule, magnitude with oneshot." % ", ".join(
-                              "%s for %s" % (score, granularity) for granularity, score in GRADUAL_SCORES.items()))
+                          "the gradual schedule, magnitude with oneshot." % GRADUAL_SCORE)
         flags.DEFINE_bool("prune_embeddings", False, "Prune the embedding tables, the pooler and the classifier too.")
 
     @classmethod
     def read_settings(cls, values) -> PruningConfig:
+        gradual = values["pruning_schedule"] == "gradual"
         return PruningConfig(
             target_sparsity=values["target_sparsity"], granularity=values["pruning_granularity"],
             block=parse_block(values["pruning_block"]), schedule=values["pruning_schedule"],
             begin=values["pruning_begin"], end=values["pruning_end"], frequency=values["pruning_frequency"],
             scope=values["pruning_scope"], tile=values["pruning_tile"],
-            score=values["pruning_score"] or default_score(values["pruning_granularity"], values["pruning_schedule"]),
+            score=values["pruning_score"] or (GRADUAL_SCORE if gradual else "magnitude"),
             prune_embeddings=values["prune_embeddings"], structured_uniform=values["structured_uniform"])
 
     @classmethod
@@ -806,11 +807,6 @@ class Pruning(TrainingMethod):
         write_atomically(os.path.join(output_dir, "sparsity.json"),
                          json.dumps(per_matrix, indent=1, sort_keys=True) + "\n")
         return totals
-
-
-def default_score(granularity: str, schedule: str) -> str:
-    """The score without --pruning_score (GRADUAL_SCORES); an unknown granularity is refused by check()."""
-    return "magnitude" if schedule == "oneshot" else GRADUAL_SCORES.get(granularity, "magnitude")
 
 
 def with_heads(config: PruningConfig, bert_config) -> PruningConfig:

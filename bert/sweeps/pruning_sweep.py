@@ -43,7 +43,7 @@ DEFAULTS = RUN_PRUNING  # every setting's default
 # these, so `EXTRA_FLAGS=--pruning_end=0.5` overrides it.
 GRADUAL_FLAGS = ["--pruning_schedule=gradual", "--pruning_begin=0", "--pruning_end=0.3"]
 # The runs rank by --pruning_score's default, the measured recipe per granularity and schedule
-# (bert/compression/pruning.py's GRADUAL_SCORES; bench/pruning_recipe.md).
+# (bert/compression/pruning.py's GRADUAL_SCORE; bench/pruning_recipe.md).
 
 
 def _number(env: Dict[str, str], name: str, kind: type = float):

@@ -11,9 +11,9 @@ What is pruned at once (the granularity's units): single weights; blocks of the 
 Guo et al.'s tile-wise pattern (`tile_units`); or, structured, whole attention heads and FFN neurons, each a
 group of rows and columns across the matrices of a layer (`structured_masks`). A unit's score is the mean over
 its weights of their importance (a structured group's is the sum): w^2 (magnitude), the accumulated (g * w)^2
-(taylor) or the accumulated -g * w (movement, Sanh et al.), g being the gradient of each applied update. The
-lowest-scoring units go, up to the target count of zero weights, per matrix or over all matrices at once
-(`lowest_units`).
+(taylor, the gradual schedule's default: GRADUAL_SCORE) or the accumulated -g * w (movement, Sanh et al.), g being
+the gradient of each applied update. The lowest-scoring units go, up to the target count of zero weights, per
+matrix or over all matrices at once (`lowest_units`).
 
 Masks are recomputed inside train_op, in a tf.cond that runs only every `frequency` steps of the schedule
 (graph-side: no extra session run), and never grow back: a pruned unit scores lowest at every later update.

@@ -42,8 +42,8 @@ DEFAULTS = RUN_PRUNING  # every setting's default
 # checkpoint, MRPC's F1 at 50% ended 0.4 points lower: bench/pruning_gradual_mrpc.md). EXTRA_FLAGS come after
 # these, so `EXTRA_FLAGS=--pruning_end=0.5` overrides it.
 GRADUAL_FLAGS = ["--pruning_schedule=gradual", "--pruning_begin=0", "--pruning_end=0.3"]
-# The runs rank by --pruning_score's default, the measured recipe per granularity and schedule
-# (bert/compression/pruning.py's GRADUAL_SCORE; bench/pruning_recipe.md).
+# The runs rank by --pruning_score's default, the measured recipe: taylor for gradual runs, magnitude for one-shot
+# ones (bert/compression/pruning.py's GRADUAL_SCORE; bench/pruning_recipe.md).
 
 
 def _number(env: Dict[str, str], name: str, kind: type = float):

@@ -76,7 +76,7 @@ class PruningConfig:
     end: float = 0.7
     frequency: int = 10  # steps between mask updates
     scope: str = "per_matrix"  # per_matrix | global
-    score: str = "magnitude"  # magnitude | taylor | movement
+    score: str = "magnitude"  # magnitude | taylor | movement (the flag's default: Pruning.read_settings)
     prune_embeddings: bool = False
     structured_uniform: bool = False  # structured: the same number of heads and neurons in every layer
     head_size: int = 0  # the model's attention head size, which structured groups need (not a flag)
@@ -686,9 +686,10 @@ def checkpoint_sparsity(checkpoint: str, prune_embeddings: bool,
             rows = untrained_rows(reader, name)
             if rows is not None:
                 per_matrix[name]["untrained_rows"] = int(rows.sum())
-                untrained["rows"] += int(rows.sum())
-                untrained["size"] += value[rows].size
-                untrained["zeros"] += int(value[rows].size - np.count_nonzero(value[rows]))
+                in_rows = value[rows]  # a copy: taken once
+                untrained["rows"] += per_matrix[name]["untrained_rows"]
+                untrained["size"] += in_rows.size
+                untrained["zeros"] += int(in_rows.size - np.count_nonzero(in_rows))
         else:
             sparse_bytes += 4 * value.size
     zeros, size = (sum(entry[key] for entry in per_matrix.values()) for key in ("zeros", "size"))

@@ -247,14 +247,14 @@ def _main_in_process(args: list, log: bool) -> tuple:
 
 def signal_when_ready(command: list, log_path: Path, ready, count: int = 1) -> tuple:
     """Starts `command` (a run_classifier process logging to log_path), sends it SIGINT `count` times, 0.02 s apart,
-    once `ready()` (within 300 s; failing if the run ends first), and returns its exit code and log."""
+    once `ready(process)` (within 300 s; failing if the run ends first), and returns its exit code and log."""
     import subprocess
     import time
     with open(str(log_path), "w") as log:
         process = subprocess.Popen(command, cwd=str(REPO_ROOT), stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 300
-        while not ready():
+        while not ready(process):
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.time() < deadline, "not ready after 300 s: " + log_path.read_text()[-3000:]
             time.sleep(0.02)

@@ -4,10 +4,12 @@ Most cases run run_classifier's main in this process, as `python -m bert.run_cla
 its flags (a refusal needs no TensorFlow process of its own); the traceback and log cases start one.
 """
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -209,22 +211,37 @@ def test_full_disk_fails_cleanly_and_the_run_resumes_once_there_is_space(setup, 
     assert "global_step = 19" in (small_disk / "out" / "eval_results.txt").read_text()
 
 
-@pytest.mark.parametrize("phase, task, flag, marker, unwritten", [
-    # tokenizing SST-2's 67k training sentences (13 s on this machine) follows this line
-    ("preparing the run", "SST-2", "--do_train", "***** Training: 67349 examples", "train_loss.tsv"),
-    # then QNLI's 5463 dev pairs are tokenized, the graph built and the pairs evaluated: seconds in all
-    ("evaluating", "QNLI", "--do_eval", "***** Eval on dev: 5463 examples", "eval_results.txt"),
-    ("predicting", "QNLI", "--do_predict", "***** Predict QNLI test: 5463 examples", "test_results.tsv")])
+def workers_are_busy(process) -> bool:
+    """Whether a child of `process` (a tokenizing worker) has worked 0.2 s of CPU time: well inside its work."""
+    try:
+        children = Path("/proc/%d/task/%d/children" % (process.pid, process.pid)).read_text().split()
+        ticks = [int(Path("/proc/%s/stat" % child).read_text().rsplit(")", 1)[1].split()[11]) for child in children]
+    except OSError:  # one has ended
+        return False
+    return any(tick / os.sysconf("SC_CLK_TCK") >= 0.2 for tick in ticks)
+
+
+@pytest.mark.parametrize("phase, task, flag, marker, in_workers, unwritten", [
+    # tokenizing SST-2's 67k training sentences (2 s on this machine, in worker processes) follows this line. The
+    # signal goes while the workers work: a multiprocessing.Pool ended then could hang the run (Pool.terminate
+    # waited for its task thread, blocked on a lock or a full pipe)
+    ("preparing the run", "SST-2", "--do_train", "***** Training: 67349 examples", True, "train_loss.tsv"),
+    # then QNLI's 5463 dev pairs are tokenized (in this process), the graph built and the pairs evaluated
+    ("evaluating", "QNLI", "--do_eval", "***** Eval on dev: 5463 examples", False, "eval_results.txt"),
+    ("predicting", "QNLI", "--do_predict", "***** Predict QNLI test: 5463 examples", False, "test_results.tsv")],
+    ids=["tokenizing", "evaluating", "predicting"])
 def test_a_signal_outside_training_ends_the_run_where_it_is(setup, tmp_path, glue_dir, phase, task, flag, marker,
-                                                            unwritten):
+                                                            in_workers, unwritten):
     """SIGINT while tokenizing, evaluating or predicting: `interrupted: stopped by SIGINT while <phase>: run the same
     command again to continue` (README), exit status 130, no traceback, and no result or half-written file. The
-    signal goes once the log shows the phase's first line, with seconds of work still ahead of the run."""
+    signal goes once the log shows the phase's first line (and the workers work, if `in_workers`), with seconds of work
+    still ahead of the run."""
     flags = dict(setup, **{"--task_name": task, "--data_dir": str(glue_dir / task), "--do_eval": "false",
                            flag: "true", "--feature_cache_dir": str(tmp_path / "cache"), "--max_seq_length": "64"})
     log_path = tmp_path / "log.txt"
     command = [sys.executable, "-m", "bert.run_classifier"] + ["%s=%s" % item for item in flags.items()]
-    code, text = signal_when_ready(command, log_path, lambda: marker in log_path.read_text())
+    code, text = signal_when_ready(command, log_path, lambda process: marker in log_path.read_text() and (
+        not in_workers or workers_are_busy(process)))
     assert code == 128 + signal.SIGINT and "Traceback" not in text, (code, text[-3000:])
     assert text.strip().splitlines()[-1] == ("interrupted: stopped by SIGINT while %s: run the same command again to "
                                              "continue" % phase), text[-3000:]

@@ -188,10 +188,34 @@ def test_parallel_conversion_gives_the_same_features_in_order(glue_dir, vocab_fi
     assert parallel == serial and len(parallel) == 872
 
 
+def test_a_worker_raises_what_the_conversion_raised(tmp_path):
+    """An example that cannot be converted (a label the task does not have) fails the same way in a worker
+    process as in the run itself."""
+    tok = tokenizer_with(tmp_path, ["a"])
+    examples = [processors.InputExample("train-%d" % i, "a", "a", "1") for i in range(300)]
+    examples[250] = processors.InputExample("train-250", "a", "a", "maybe")
+    with pytest.raises(ValueError) as serial:
+        features.convert_examples(examples, MRPC, 8, tok, processes=1)
+    with pytest.raises(ValueError) as parallel:
+        features.convert_examples(examples, MRPC, 8, tok, processes=2, min_parallel=100)
+    assert str(parallel.value) == str(serial.value)
+
+
+def test_a_worker_that_dies_is_a_clear_error(tmp_path, monkeypatch):
+    """A worker killed before it sends its part (the kernel's out-of-memory killer) ends the run with an error
+    that says so, not a hang or an EOFError."""
+    tok = tokenizer_with(tmp_path, ["a"])
+    examples = [processors.InputExample("train-%d" % i, "a", "a", "1") for i in range(300)]
+    monkeypatch.setattr(features, "convert_example", lambda *args: os._exit(9))  # inherited by the forked workers
+    with pytest.raises(RuntimeError, match="a tokenizing worker process ended with exit code 9 before sending"):
+        features.convert_examples(examples, MRPC, 8, tok, processes=2, min_parallel=100)
+
+
 def test_a_signal_while_the_workers_are_forked_stops_the_run(glue_dir, vocab_file):
-    """SIGINT arriving as the pool forks: the run's handler (hooks.StopSignals) raises Interrupted. Without the
-    signals held during the fork, it ran inside logging's after-fork callback, whose exceptions Python prints and
-    drops ("Exception ignored in: _releaseLock"), and the run went on tokenizing and trained to the end."""
+    """SIGINT arriving as the run forks its tokenizing workers: the run's handler (hooks.StopSignals) raises
+    Interrupted. Without the signals held during the fork, it ran inside logging's after-fork callback, whose
+    exceptions Python prints and drops ("Exception ignored in: _releaseLock"), and the run went on tokenizing and
+    trained to the end."""
     import signal
     from bert.training.hooks import Interrupted, StopSignals
     task = processors.get_task("SST-2")

@@ -97,7 +97,7 @@ def test_signals_during_the_checkpoint_save_never_kill_the_run(flags, tmp_path):
     out = tmp_path / "out"
     flags = dict(flags, **{"--task_name": "RTE", "--data_dir": flags["--data_dir"].replace("WNLI", "RTE"),
                            "--num_train_epochs": "1", "--save_checkpoints_steps": "20"})
-    code, log = signal_when_ready(command(flags), tmp_path / "log.txt", lambda: checkpoint_step(out) >= 20, count=6)
+    code, log = signal_when_ready(command(flags), tmp_path / "log.txt", lambda process: checkpoint_step(out) >= 20, count=6)
     stopped = re.search(r"^interrupted: stopped by SIGINT at step (\d+) of 155, with a checkpoint: run the same "
                         r"command again to resume$", log, re.M)
     assert code == 130 and stopped and "Traceback" not in log, log[-3000:]

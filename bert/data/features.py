@@ -69,28 +69,61 @@ def convert_examples(examples: Sequence[InputExample], task: TaskSpec, max_seq_l
                      min_parallel: int = 20000) -> List[InputFeatures]:
     """Converts in order; lists of `min_parallel` examples or more use all cores (QQP, MNLI: ~400k pairs).
 
-    Tokenization is pure Python, so only processes help; they are forked, which shares the tokenizer
-    without pickling it, and exist only on platforms that can fork.
+    Tokenization is pure Python, so only processes help; they are forked, which shares the examples and
+    the tokenizer without pickling them, and exist only on platforms that can fork.
     """
     processes = processes or os.cpu_count() or 1
     if processes == 1 or len(examples) < min_parallel or "fork" not in multiprocessing.get_all_start_methods():
         return [convert_example(example, task, max_seq_length, tokenizer) for example in examples]
-    global _WORKER_ARGS
-    _WORKER_ARGS = (task, max_seq_length, tokenizer)
-    chunk = -(-len(examples) // (processes * 4))
-    parts = [examples[i:i + chunk] for i in range(0, len(examples), chunk)]
-    with _signals_after_forking():
-        pool = multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals)
-    with pool:
-        return [feature for part in pool.map(_convert_part, parts) for feature in part]
+    context = multiprocessing.get_context("fork")
+    chunk = -(-len(examples) // processes)
+    workers = []
+    try:
+        with _signals_after_forking():
+            for start in range(0, len(examples), chunk):
+                receiver, sender = context.Pipe(duplex=False)
+                worker = context.Process(target=_convert_part, daemon=True, args=(
+                    examples, start, start + chunk, task, max_seq_length, tokenizer, sender))
+                worker.start()
+                sender.close()
+                workers.append((worker, receiver))
+        return [feature for worker, receiver in workers for feature in _received_part(worker, receiver)]
+    finally:
+        for worker, _ in workers:  # all have ended, unless the run is stopping (a signal, an error)
+            worker.terminate()
+            worker.join()
 
 
-_WORKER_ARGS = None  # (task, max_seq_length, tokenizer), inherited by forked workers
+def _convert_part(examples: Sequence[InputExample], start: int, end: int, task: TaskSpec, max_seq_length: int,
+                  tokenizer: FullTokenizer, sender) -> None:
+    """A worker process: converts examples[start:end] and sends the list, or the exception it raised, to the run.
+
+    Each worker has a pipe of its own, not a pool's shared queues: a multiprocessing.Pool whose workers are
+    ended mid-send (a signal stops the run) can leave a queue's lock held, and Pool.terminate then waits
+    forever. A worker ended here holds nothing the run waits for."""
+    _default_signals()
+    try:
+        part = [convert_example(example, task, max_seq_length, tokenizer) for example in examples[start:end]]
+    except Exception as error:  # raised again in the run, whose message names what went wrong
+        part = error
+    sender.send(part)
+
+
+def _received_part(worker, receiver) -> List[InputFeatures]:
+    try:
+        part = receiver.recv()
+    except EOFError:
+        worker.join()
+        raise RuntimeError("a tokenizing worker process ended with exit code %s before sending its examples "
+                           "(out of memory?)" % worker.exitcode) from None
+    if isinstance(part, Exception):
+        raise part
+    return part
 
 
 def _default_signals() -> None:
     """A worker leaves signals to the run it works for: it ignores SIGINT (a terminal's Ctrl-C reaches the whole
-    process group; the run stops and ends the pool), and SIGTERM, with which the pool ends it, just ends it (the
+    process group; the run stops and ends the workers), and SIGTERM, with which the run ends it, just ends it (the
     run's own handler, inherited by the fork, would raise in every worker and print its traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -98,7 +131,7 @@ def _default_signals() -> None:
 
 @contextlib.contextmanager
 def _signals_after_forking():
-    """SIGINT and SIGTERM that arrive while the pool forks its workers are only noted, and the first is handed to
+    """SIGINT and SIGTERM that arrive while the run forks its workers are only noted, and the first is handed to
     the run's handler once it has: a handler that raises (hooks.StopSignals) would otherwise raise inside the fork's
     own callbacks (logging's, after the fork), where Python prints the exception and drops it, and the run goes on.
     Blocking the signals in this thread (pthread_sigmask) was not enough: in the full test suite, a process with
@@ -119,11 +152,6 @@ def _signals_after_forking():
                 handlers[signum](signum, None)
             elif handlers[signum] == signal.SIG_DFL:
                 os.kill(os.getpid(), signum)
-
-
-def _convert_part(examples: Sequence[InputExample]) -> List[InputFeatures]:
-    task, max_seq_length, tokenizer = _WORKER_ARGS
-    return [convert_example(example, task, max_seq_length, tokenizer) for example in examples]
 
 
 def padding_features(count: int, max_seq_length: int, task: TaskSpec) -> List[InputFeatures]:

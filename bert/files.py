@@ -165,3 +165,14 @@ def write_atomically(path: str, data: Union[str, bytes]) -> None:
     with replaced_atomically(path) as temporary:
         with open(temporary, "wb" if isinstance(data, bytes) else "w") as f:
             f.write(data)
+
+
+def copy(source: str, target: str) -> None:
+    """Copies a file's bytes; either may be a URL."""
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        shutil.copyfileobj(reader, writer)
+
+
+def size(path: str) -> int:
+    """A file's size in bytes."""
+    return _gfile().stat(path).length if _is_url(path) else os.path.getsize(path)

@@ -143,11 +143,6 @@ class TrainedRun:
         """The model's output: class probabilities in the order of task.labels, or STS-B's predicted score."""
         return "predictions" if self.task.is_regression else "probabilities"
 
-    @property
-    def takes_pairs(self) -> bool:
-        """Whether the task's examples are sentence pairs (MRPC, MNLI, ...) rather than single sentences."""
-        return self.task.splits[self.task.test_splits[0]].text_b_col is not None
-
     def checked_length(self, max_seq_length: Optional[int]) -> int:
         """`max_seq_length` (default: the run's), refused beyond the model's position embeddings."""
         length = max_seq_length or self.max_seq_length
@@ -155,6 +150,11 @@ class TrainedRun:
             raise UserError("--max_seq_length=%d: the model takes 3 to %d tokens (its max_position_embeddings)"
                             % (length, self.bert_config.max_position_embeddings))
         return length
+
+
+def takes_pairs(task: processors.TaskSpec) -> bool:
+    """Whether the task's examples are sentence pairs (MRPC, MNLI, ...) rather than single sentences."""
+    return task.splits[task.test_splits[0]].text_b_col is not None
 
 
 def recorded_file(settings: Dict, name: str, run_dir: str) -> str:

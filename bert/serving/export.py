@@ -2,6 +2,8 @@
 
   python -m bert.serving.export --output_dir=RUN_DIR --export_dir=DIR [--max_seq_length=N]
 
+(with --format=onnx [--quantize=dynamic], an ONNX model for ONNX Runtime instead: bert/serving/onnx_export.py)
+
 writes DIR/<timestamp>/ in TF Serving's layout (saved_model.pb, variables/; a new version number each time,
 which TF Serving picks up) from the run's latest checkpoint. Its `serving_default` signature takes int32
 [batch, seq] `input_ids`, `input_mask` and `segment_ids` (any batch, seq up to the export's
@@ -18,41 +20,18 @@ never loads), no dropout and no TPU ops, and the version appears whole: it is wr
 and renamed when complete, so TF Serving never loads half of one.
 """
 import argparse
-import json
 import os
-import shutil
 import time
 from typing import List, Optional
 
 from bert import files, kernels, run_info
 from bert.compat import tf
-from bert.errors import exit_on_user_error
-
-MODEL_INFO = "model_info.json"
-
-
-def build_signature(run: run_info.TrainedRun, max_seq_length: int):
-    """The serving graph in the current graph: ({input name: placeholder}, {output name: tensor})."""
-    inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in run_info.INPUTS}
-    check = tf.assert_less_equal(tf.shape(inputs["input_ids"])[1], max_seq_length, message=(
-        "inputs longer than the export takes: max_seq_length=%d tokens" % max_seq_length))
-    # Reference variables (TF 1's, this code's everywhere): TF 2.15 writes resource variables with a VarHandleOp
-    # attribute that TF 1.15 does not know, so an export made on TF 2 would not load there. TF 2's loader warns
-    # that it makes no Python objects of them, which serving never needs.
-    with tf.control_dependencies([check]):
-        outputs = run_info.model_outputs(run, *[tf.identity(inputs[name]) for name in run_info.INPUTS])
-    return inputs, {run.output_name: tf.identity(outputs, name=run.output_name)}
-
-
-def model_info(run: run_info.TrainedRun, max_seq_length: int) -> dict:
-    return {"task": run.task.name, "labels": list(run.task.labels), "do_lower_case": run.do_lower_case,
-            "max_seq_length": max_seq_length, "inputs": list(run_info.INPUTS), "output": run.output_name,
-            "vocab": "vocab.txt", "checkpoint": os.path.basename(run.checkpoint)}
-
+from bert.errors import UserError, exit_on_user_error
+from bert.serving import onnx_export, signature
 
 def write_saved_model(run: run_info.TrainedRun, max_seq_length: int, path: str) -> None:
     with tf.Graph().as_default(), kernels.enabled(False):
-        inputs, outputs = build_signature(run, max_seq_length)
+        inputs, outputs = signature.build_signature(run, max_seq_length)
         saver = run_info.checkpoint_saver(run)
         with tf.Session() as session:
             saver.restore(session, run.checkpoint)
@@ -62,12 +41,7 @@ def write_saved_model(run: run_info.TrainedRun, max_seq_length: int, path: str) 
                 signature_def_map={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY:
                                    tf.saved_model.predict_signature_def(inputs, outputs)})
             builder.save()
-    extra = os.path.join(path, "assets.extra")
-    files.makedirs(extra)
-    with files.open(run.vocab_file, "rb") as source, files.open(os.path.join(extra, "vocab.txt"), "wb") as target:
-        shutil.copyfileobj(source, target)
-    with files.open(os.path.join(extra, MODEL_INFO), "w") as f:
-        f.write(json.dumps(model_info(run, max_seq_length), indent=1) + "\n")
+    signature.write_assets(run, signature.model_info(run, max_seq_length), path)
 
 
 def export(output_dir: str, export_dir: str, max_seq_length: Optional[int] = None) -> str:
@@ -91,8 +65,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--output_dir", required=True, help="the fine-tuning run's --output_dir")
     parser.add_argument("--export_dir", required=True, help="where the SavedModel's version folders go")
     parser.add_argument("--max_seq_length", type=int, help="the longest input the export takes (default: the run's)")
+    parser.add_argument("--format", choices=("saved_model", "onnx"), default="saved_model",
+                        help="saved_model: a version folder for TF Serving; onnx: DIR/model.onnx for ONNX Runtime "
+                             "(bert/serving/onnx_export.py)")
+    parser.add_argument("--quantize", choices=("none", "dynamic"), default="none",
+                        help="with --format=onnx, dynamic: int8 weights, activations quantized at run time")
     args = parser.parse_args(argv)
-    print(export(args.output_dir, args.export_dir, args.max_seq_length))
+    if args.format == "onnx":
+        print(onnx_export.export_onnx(args.output_dir, args.export_dir, args.max_seq_length, args.quantize))
+    elif args.quantize != "none":
+        raise UserError("--quantize=%s needs --format=onnx (a SavedModel is exported in float)" % args.quantize)
+    else:
+        print(export(args.output_dir, args.export_dir, args.max_seq_length))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ JSON) is an `error: <file> line N: ...` line on stderr, every bad line one, and 
 """
 import argparse
 import json
+import os
 import sys
-from typing import Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -93,60 +94,127 @@ def output_lines(task: processors.TaskSpec, outputs: np.ndarray) -> List[str]:
     return ["\t".join([task.labels[int(np.argmax(row))]] + ["%.8f" % p for p in row]) + "\n" for row in outputs]
 
 
-class Predictor:
+def model_inputs(examples: Sequence[processors.InputExample], task: processors.TaskSpec, max_seq_length: int,
+                 tokenizer: tokenization.FullTokenizer) -> Dict[str, np.ndarray]:
+    """{input name: int32 [n, max_seq_length]} of the examples, as run_classifier makes them."""
+    features = convert_examples(examples, task, max_seq_length, tokenizer)
+    return {name: np.array([getattr(f, name) for f in features], np.int32) for name in run_info.INPUTS}
+
+
+def batched_outputs(inputs: Dict[str, np.ndarray], task: processors.TaskSpec, batch_size: int,
+                    run_batch) -> np.ndarray:
+    """Outputs in the order of the examples ([n, labels] probabilities, or [n] scores): `run_batch({input:
+    array})` runs batches of similar length, each cut to its longest example."""
+    lengths = inputs["input_mask"].sum(axis=1)
+    order = inference_order(lengths, group_by_length=True)
+    outputs = np.zeros((len(lengths),) + (() if task.is_regression else (task.num_labels,)), np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        longest = lengths[rows].max()
+        outputs[rows] = run_batch({name: array[rows, :longest] for name, array in inputs.items()})
+    return outputs
+
+
+class _Predicting:
+    """What both predictors share: examples to inputs (`inputs`), inputs to outputs (`outputs`, timed alone by
+    bert.serving.evaluate), and `predict`, both in one."""
+    task: processors.TaskSpec
+    max_seq_length: int
+    tokenizer: tokenization.FullTokenizer
+
+    def inputs(self, examples: Sequence[processors.InputExample]) -> Dict[str, np.ndarray]:
+        return model_inputs(examples, self.task, self.max_seq_length, self.tokenizer)
+
+    def outputs(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, examples: Sequence[processors.InputExample]) -> np.ndarray:
+        """Outputs in the order of `examples`: [n, labels] probabilities, or [n] scores."""
+        return self.outputs(self.inputs(examples))
+
+
+def checked_batch_size(batch_size: int) -> int:
+    if batch_size < 1:
+        raise UserError("--batch_size=%d: it takes at least 1" % batch_size)
+    return batch_size
+
+
+class Predictor(_Predicting):
     """A run's model in a session of its own, restored once, for any number of `predict` calls."""
 
     def __init__(self, run: run_info.TrainedRun, max_seq_length: Optional[int] = None, batch_size: int = 32,
                  fused_kernels: bool = True):
-        if batch_size < 1:
-            raise UserError("--batch_size=%d: it takes at least 1" % batch_size)
-        self.run, self.batch_size = run, batch_size
+        self.run, self.task, self.batch_size = run, run.task, checked_batch_size(batch_size)
         self.max_seq_length = run.checked_length(max_seq_length)
         self.tokenizer = tokenization.FullTokenizer(run.vocab_file, do_lower_case=run.do_lower_case)
         on_cpu = not tf.config.experimental.list_physical_devices("GPU")
         graph = tf.Graph()
         with graph.as_default(), kernels.enabled(fused_kernels and on_cpu):
-            self.inputs = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in run_info.INPUTS}
-            self.outputs = run_info.model_outputs(run, *[self.inputs[name] for name in run_info.INPUTS])
+            self.placeholders = {name: tf.placeholder(tf.int32, [None, None], name=name) for name in run_info.INPUTS}
+            self.output_tensor = run_info.model_outputs(run, *[self.placeholders[name] for name in run_info.INPUTS])
             saver = run_info.checkpoint_saver(run)
         graph.finalize()
         self.session = tf.Session(graph=graph)
         saver.restore(self.session, run.checkpoint)
 
-    def predict(self, examples: Sequence[processors.InputExample]) -> np.ndarray:
-        """Outputs in the order of `examples`: [n, labels] probabilities, or [n] scores."""
-        features = convert_examples(examples, self.run.task, self.max_seq_length, self.tokenizer)
-        arrays = {name: np.array([getattr(f, name) for f in features], np.int32) for name in run_info.INPUTS}
-        lengths = arrays["input_mask"].sum(axis=1)
-        order = inference_order(lengths, group_by_length=True)
-        outputs = np.zeros((len(examples),) + (() if self.run.task.is_regression else (self.run.task.num_labels,)),
-                           np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            longest = lengths[rows].max()
-            outputs[rows] = self.session.run(self.outputs, {self.inputs[name]: array[rows, :longest]
-                                                            for name, array in arrays.items()})
-        return outputs
+    def outputs(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        return batched_outputs(inputs, self.task, self.batch_size, lambda batch: self.session.run(
+            self.output_tensor, {self.placeholders[name]: array for name, array in batch.items()}))
 
     def close(self) -> None:
         self.session.close()
+
+
+class OnnxPredictor(_Predicting):
+    """An ONNX export (bert/serving/onnx_export.py) in ONNX Runtime, from its folder alone: model.onnx, and the
+    vocab, casing, task and longest input of its assets.extra/."""
+
+    def __init__(self, export_dir: str, max_seq_length: Optional[int] = None, batch_size: int = 32):
+        from bert.serving import onnx_export
+        _, _, onnxruntime = onnx_export.onnx_packages()
+        self.info = onnx_export.read_model_info(export_dir)
+        self.task, self.batch_size = processors.get_task(self.info["task"]), checked_batch_size(batch_size)
+        self.max_seq_length = max_seq_length or self.info["max_seq_length"]
+        if not 3 <= self.max_seq_length <= self.info["max_seq_length"]:
+            raise UserError("--max_seq_length=%d: the export %s takes 3 to %d tokens (export it again with a larger "
+                            "--max_seq_length)" % (self.max_seq_length, export_dir, self.info["max_seq_length"]))
+        vocab = os.path.join(export_dir, "assets.extra", self.info["vocab"])
+        self.tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=self.info["do_lower_case"])
+        self.model_path = os.path.join(export_dir, onnx_export.MODEL_FILE)
+        with files.open(self.model_path, "rb") as f:  # the folder may be a URL
+            self.session = onnxruntime.InferenceSession(f.read(), providers=["CPUExecutionProvider"])
+
+    def outputs(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
+        return batched_outputs(inputs, self.task, self.batch_size, lambda batch: self.session.run(None, batch)[0])
+
+    def close(self) -> None:
+        self.session = None
+
+
+def open_predictor(model_dir: str, max_seq_length: Optional[int] = None, batch_size: int = 32,
+                   fused_kernels: bool = True):
+    """A predictor of a fine-tuning run's --output_dir (TensorFlow) or of an ONNX export's folder (ONNX Runtime)."""
+    from bert.serving.onnx_export import MODEL_FILE
+    if files.isfile(os.path.join(model_dir, MODEL_FILE)):
+        return OnnxPredictor(model_dir, max_seq_length, batch_size)
+    return Predictor(run_info.read_run(model_dir), max_seq_length, batch_size, fused_kernels)
 
 
 def predict(model_dir: str, input_file: Optional[str] = None, output_file: Optional[str] = None,
             batch_size: int = 32, max_seq_length: Optional[int] = None, input_format: str = "auto",
             fused_kernels: bool = True) -> None:
     """Reads `input_file` (None: stdin), predicts and writes `output_file` (None: stdout); see the module's doc."""
-    run = run_info.read_run(model_dir)
-    if input_file is None:
-        examples = read_examples(sys.stdin.buffer, "<stdin>", run.task, run.takes_pairs, input_format)
-    else:
-        if not files.isfile(input_file):
-            raise UserError("--input_file %s not found" % input_file)
-        with files.open(input_file, "rb") as f:
-            examples = read_examples(f, input_file, run.task, run.takes_pairs, input_format)
-    predictor = Predictor(run, max_seq_length, batch_size, fused_kernels)
+    if input_file is not None and not files.isfile(input_file):
+        raise UserError("--input_file %s not found" % input_file)
+    predictor = open_predictor(model_dir, max_seq_length, batch_size, fused_kernels)
     try:
-        text = header(run.task) + "".join(output_lines(run.task, predictor.predict(examples)))
+        pairs = run_info.takes_pairs(predictor.task)
+        if input_file is None:
+            examples = read_examples(sys.stdin.buffer, "<stdin>", predictor.task, pairs, input_format)
+        else:
+            with files.open(input_file, "rb") as f:
+                examples = read_examples(f, input_file, predictor.task, pairs, input_format)
+        text = header(predictor.task) + "".join(output_lines(predictor.task, predictor.predict(examples)))
     finally:
         predictor.close()
     if output_file is None:
@@ -164,7 +232,8 @@ def parse_bool(text: str) -> bool:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bert.serving.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_dir", required=True, help="the fine-tuning run's --output_dir")
+    parser.add_argument("--model_dir", required=True,
+                        help="the fine-tuning run's --output_dir, or a folder with an ONNX export's model.onnx")
     parser.add_argument("--input_file", help="TSV or JSON lines (default: stdin)")
     parser.add_argument("--output_file", help="default: stdout")
     parser.add_argument("--input_format", choices=FORMATS, default="auto",

@@ -1,0 +1,137 @@
+"""Exports a fine-tuned run as an ONNX model, in float or 8-bit integers, for ONNX Runtime on CPU.
+
+  python -m bert.serving.export --output_dir=RUN_DIR --export_dir=DIR --format=onnx [--quantize=none|dynamic]
+
+writes DIR/model.onnx and DIR/assets.extra/ (vocab.txt, model_info.json), the SavedModel's interface: int32
+[batch, sequence] `input_ids`, `input_mask` and `segment_ids` (any batch, sequence up to model_info.json's
+max_seq_length) in, `probabilities` ([batch, labels]) or, for STS-B, `predictions` ([batch]) out.
+
+The steps: the SavedModel's inference graph (signature.build_signature: TensorFlow's own ops, no dropout) with the
+checkpoint's weights frozen in; tf2onnx converts it; ONNX Runtime's transformer optimizer fuses what it
+recognises (the fusions it made are in model_info.json); `--quantize=dynamic` then stores every MatMul's weights
+as int8, per output channel, and ONNX Runtime quantizes the activations at run time (on a CPU with VNNI its int8
+matrix multiplies use it). ONNX has no assert: a longer input than max_seq_length is refused by our predictor
+(bert.serving.predict) and fails in ONNX Runtime for any other client (the position embeddings end there).
+
+The converter and the runtime are pinned per stack in requirements/ (Python 3.7 has older wheels: tf2onnx
+1.14, onnx 1.14, ONNX Runtime 1.10 there; 1.17, 1.17 and 1.32 with TF 2.15).
+"""
+import json
+import os
+import tempfile
+from typing import Dict, Optional
+
+from bert import files, kernels, run_info
+from bert.compat import tf
+from bert.errors import UserError
+from bert.serving import signature
+
+MODEL_FILE = "model.onnx"
+QUANTIZATIONS = ("none", "dynamic")
+OPSET = 13  # ONNX Runtime 1.10 (the newest for Python 3.7) runs it, and it has every op the model needs
+PACKAGES = "tf2onnx, onnx and onnxruntime"
+
+
+def onnx_packages():
+    """(tf2onnx, onnx, onnxruntime), or a UserError naming what to install."""
+    try:
+        import onnx
+        import onnxruntime
+        import tf2onnx
+    except ImportError as error:
+        raise UserError("the ONNX export and runtime need the packages %s (%s): pip install the versions pinned in "
+                        "requirements/tf1.txt or requirements/tf2.txt" % (PACKAGES, error)) from None
+    return tf2onnx, onnx, onnxruntime
+
+
+def frozen_graph(run: run_info.TrainedRun, max_seq_length: int):
+    """The SavedModel's inference graph with the checkpoint's values as constants."""
+    with tf.Graph().as_default() as graph, kernels.enabled(False):
+        signature.build_signature(run, max_seq_length)
+        saver = run_info.checkpoint_saver(run)
+        with tf.Session() as session:
+            saver.restore(session, run.checkpoint)
+            return tf.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), [run.output_name])
+
+
+def converted(run: run_info.TrainedRun, max_seq_length: int):
+    """The float ONNX model, its inputs and output named as the SavedModel's, dimensions named batch and
+    sequence."""
+    tf2onnx, _, _ = onnx_packages()
+    model, _ = tf2onnx.convert.from_graph_def(
+        frozen_graph(run, max_seq_length), input_names=[name + ":0" for name in run_info.INPUTS],
+        output_names=[run.output_name + ":0"], opset=OPSET)
+    renamed = {name + ":0": name for name in run_info.INPUTS + (run.output_name,)}
+    for node in model.graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.name = renamed[value.name]
+        for dim, name in zip(value.type.tensor_type.shape.dim, ("batch", "sequence")):
+            dim.dim_param = name
+    return model
+
+
+def optimized(path: str, run: run_info.TrainedRun) -> Dict[str, int]:
+    """Runs ONNX Runtime's transformer optimizer on the model at `path`, in place; returns the fusions made."""
+    from onnxruntime.transformers import optimizer
+    config = run.bert_config
+    model = optimizer.optimize_model(path, model_type="bert_tf", num_heads=config.num_attention_heads,
+                                     hidden_size=config.hidden_size, opt_level=0)
+    model.save_model_to_file(path)
+    return {name: count for name, count in sorted(model.get_fused_operator_statistics().items()) if count}
+
+
+def quantized_dynamic(source: str, target: str) -> None:
+    """int8 weights per output channel; activations quantized by ONNX Runtime as it runs."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # for tf2onnx's unnamed types
+
+
+def write_onnx(run: run_info.TrainedRun, max_seq_length: int, quantize: str, path: str) -> None:
+    """Writes model.onnx and assets.extra/ into the new folder `path`."""
+    _, onnx, onnxruntime = onnx_packages()
+    files.makedirs(path)
+    with tempfile.TemporaryDirectory() as scratch:
+        float_model = os.path.join(scratch, "float.onnx")
+        onnx.save(converted(run, max_seq_length), float_model)
+        fusions = optimized(float_model, run)
+        final = float_model
+        if quantize == "dynamic":
+            final = os.path.join(scratch, "int8.onnx")
+            quantized_dynamic(float_model, final)
+        files.copy(final, os.path.join(path, MODEL_FILE))  # export_dir may be a URL
+    info = dict(signature.model_info(run, max_seq_length), format="onnx", quantization=quantize,
+                onnxruntime_fusions=fusions, onnxruntime_version=onnxruntime.__version__)
+    signature.write_assets(run, info, path)
+
+
+def export_onnx(output_dir: str, export_dir: str, max_seq_length: Optional[int] = None,
+                quantize: str = "none") -> str:
+    """Writes the run's ONNX model into `export_dir` (replacing an earlier ONNX export there); returns it."""
+    if quantize not in QUANTIZATIONS:
+        raise UserError("--quantize=%s: one of %s" % (quantize, ", ".join(QUANTIZATIONS)))
+    onnx_packages()
+    run = run_info.read_run(output_dir)
+    max_seq_length = run.checked_length(max_seq_length)
+    if files.exists(export_dir) and not set(files.listdir(export_dir)) <= {MODEL_FILE, "assets.extra"}:
+        raise UserError("--export_dir=%s holds other files than an ONNX export's (%s and assets.extra/): choose a "
+                        "new or empty folder" % (export_dir, MODEL_FILE))
+    with files.replaced_atomically(export_dir) as temporary:
+        write_onnx(run, max_seq_length, quantize, temporary)
+    tf.logging.info("Exported %s (%s, %s, inputs of up to %d tokens) to %s", run.checkpoint, run.output_name,
+                    "int8 weights" if quantize == "dynamic" else "float", max_seq_length,
+                    os.path.join(export_dir, MODEL_FILE))
+    return export_dir
+
+
+def read_model_info(export_dir: str) -> dict:
+    """model_info.json of an export (SavedModel version folder or ONNX folder)."""
+    path = os.path.join(export_dir, "assets.extra", signature.MODEL_INFO)
+    if not files.isfile(path):
+        raise UserError("%s has no assets.extra/%s: it is not an export of bert.serving.export"
+                        % (export_dir, signature.MODEL_INFO))
+    with files.open(path) as f:
+        return json.load(f)

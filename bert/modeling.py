@@ -6,6 +6,7 @@ checkpoints load unchanged. Activations stay 2-D ([batch * seq, hidden]) between
 are then plain matmuls, which is what CPUs, GPUs and TPUs all run fastest.
 """
 import collections
+import contextlib
 import functools
 import json
 import math
@@ -211,6 +212,22 @@ def dense(x, units: int, name: str, config: BertConfig, activation=None):
         return activation(y) if activation else y
 
 
+_onnx_patterns = False
+
+
+@contextlib.contextmanager
+def onnx_patterns():
+    """Within it, graphs are built in the forms ONNX Runtime's fusions recognise (LayerNorm through Pow and Div,
+    which it turns into one LayerNormalization op): for the ONNX export, an inference graph. TensorFlow runs the
+    forms used otherwise faster, and trains through them."""
+    global _onnx_patterns
+    previous, _onnx_patterns = _onnx_patterns, True
+    try:
+        yield
+    finally:
+        _onnx_patterns = previous
+
+
 def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
     """LayerNorm over the last axis with Google's variable names (`beta`, `gamma`) and epsilon.
 
@@ -224,6 +241,10 @@ def layer_norm(x, name: str = "LayerNorm", epsilon: float = 1e-12):
         gamma = tf.get_variable("gamma", [depth], initializer=tf.ones_initializer())
         if kernels.active():
             return kernels.layer_norm(x, gamma, beta, epsilon)
+        if _onnx_patterns:
+            centered = x - tf.reduce_mean(x, -1, keepdims=True)
+            variance = tf.reduce_mean(tf.pow(centered, 2.0), -1, keepdims=True)
+            return centered / tf.sqrt(variance + epsilon) * gamma + beta
 
         @tf.custom_gradient
         def normalize(x, gamma, beta):

@@ -7,8 +7,9 @@ writes DIR/model.onnx and DIR/assets.extra/ (vocab.txt, model_info.json), the Sa
 max_seq_length) in, `probabilities` ([batch, labels]) or, for STS-B, `predictions` ([batch]) out.
 
 The steps: the SavedModel's inference graph (signature.build_signature: TensorFlow's own ops, no dropout) with the
-checkpoint's weights frozen in; tf2onnx converts it; ONNX Runtime's transformer optimizer fuses what it
-recognises (the fusions it made are in model_info.json); `--quantize=dynamic` then stores every MatMul's weights
+checkpoint's weights frozen in, LayerNorm written in the form ONNX Runtime fuses (modeling.onnx_patterns);
+tf2onnx converts it; ONNX Runtime's transformer optimizer fuses LayerNorm and the bias-GELU (the fusions it made
+are in model_info.json; attention is left unfused); `--quantize=dynamic` then stores every MatMul's weights
 as int8, per output channel, and ONNX Runtime quantizes the activations at run time (on a CPU with VNNI its int8
 matrix multiplies use it). ONNX has no assert: a longer input than max_seq_length is refused by our predictor
 (bert.serving.predict) and fails in ONNX Runtime for any other client (the position embeddings end there).
@@ -21,7 +22,7 @@ import os
 import tempfile
 from typing import Dict, Optional
 
-from bert import files, kernels, run_info
+from bert import files, kernels, modeling, run_info
 from bert.compat import tf
 from bert.errors import UserError
 from bert.serving import signature
@@ -46,7 +47,7 @@ def onnx_packages():
 
 def frozen_graph(run: run_info.TrainedRun, max_seq_length: int):
     """The SavedModel's inference graph with the checkpoint's values as constants."""
-    with tf.Graph().as_default() as graph, kernels.enabled(False):
+    with tf.Graph().as_default() as graph, kernels.enabled(False), modeling.onnx_patterns():
         signature.build_signature(run, max_seq_length)
         saver = run_info.checkpoint_saver(run)
         with tf.Session() as session:
@@ -75,9 +76,13 @@ def converted(run: run_info.TrainedRun, max_seq_length: int):
 def optimized(path: str, run: run_info.TrainedRun) -> Dict[str, int]:
     """Runs ONNX Runtime's transformer optimizer on the model at `path`, in place; returns the fusions made."""
     from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    options = FusionOptions("bert_tf")
+    options.enable_attention = False  # its patterns do not match our attention's mask (it fails or breaks the graph)
+    options.enable_skip_layer_norm = False  # ONNX Runtime 1.10's takes [batch, seq, hidden]; the encoder's are 2-D
     config = run.bert_config
     model = optimizer.optimize_model(path, model_type="bert_tf", num_heads=config.num_attention_heads,
-                                     hidden_size=config.hidden_size, opt_level=0)
+                                     hidden_size=config.hidden_size, opt_level=0, optimization_options=options)
     model.save_model_to_file(path)
     return {name: count for name, count in sorted(model.get_fused_operator_statistics().items()) if count}
 

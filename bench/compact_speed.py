@@ -115,10 +115,7 @@ def main():
     table = measurement.markdown_table(header, rows)
     summary = ("compact / dense: %.1f%% of the encoder matrix parameters, eval %.2fx, train %.2fx"
                % (100.0 * parameters["compact"] / parameters["dense"], ratio["eval"], ratio["train"]))
-    print("\n".join([about, ""] + table + ["", summary]))
-    if args.output:
-        with open(args.output, "a") as f:
-            f.write("\n".join(["", about, ""] + table + ["", summary]) + "\n")
+    measurement.report([about, ""] + table + ["", summary], args.output)
 
 
 if __name__ == "__main__":

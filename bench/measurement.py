@@ -4,7 +4,7 @@ import os
 import platform
 import subprocess
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,3 +23,11 @@ def about(details: str, load_before: float, tf_version: str) -> str:
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
     return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def report(lines: Sequence[str], output: Optional[str]) -> None:
+    """Prints a benchmark's result (its `about` line, a blank line, the table, ...) and appends it to `output`."""
+    print("\n".join(lines))
+    if output:
+        with open(output, "a") as f:
+            f.write("\n".join([""] + list(lines)) + "\n")

@@ -66,10 +66,7 @@ def main():
     table = measurement.markdown_table(
         ["model", "dev %s %%" % headline, "examples/s (median)", "vs TensorFlow", "size", "size vs TensorFlow",
          "each round"], rows)
-    print("\n".join([about, ""] + table))
-    if args.output:
-        with open(args.output, "a") as f:
-            f.write("\n".join(["", about, ""] + table) + "\n")
+    measurement.report([about, ""] + table, args.output)
 
 
 if __name__ == "__main__":

@@ -122,10 +122,7 @@ def main():
     table = measurement.markdown_table(header, rows)
     about = measurement.about("batch %d, %d tokens, %d timed steps per graph" % (BATCH, args.seq, args.steps),
                               load_before[0], tf.__version__)
-    print("\n".join([about, ""] + table))
-    if args.output:
-        with open(args.output, "a") as f:
-            f.write("\n".join(["", about, ""] + table) + "\n")
+    measurement.report([about, ""] + table, args.output)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
   python -m bert.serving.predict --model_dir=RUN_DIR [--input_file=F] [--output_file=F]
 
+(--model_dir may also be an ONNX export's folder, bert/serving/onnx_export.py: ONNX Runtime then runs it.)
+
 Input (a file, or stdin without --input_file), UTF-8, one example a line, in either format:
 - TSV: the text, or for a pair task (MRPC, MNLI, ...) its two texts separated by a TAB; no header line;
 - JSON lines: an object with "sentence", or "sentence1" and "sentence2" (other keys are ignored).

@@ -46,7 +46,8 @@ def exports(tmp_path_factory, fine_tuned_mrpc, fine_tuned_stsb):
     return {name: onnx_export.export_onnx(str(run), str(root / name), quantize=quantize)
             for name, run, quantize in (("mrpc_float", fine_tuned_mrpc, "none"),
                                         ("mrpc_int8", fine_tuned_mrpc, "dynamic"),
-                                        ("stsb_float", fine_tuned_stsb, "none"))}
+                                        ("stsb_float", fine_tuned_stsb, "none"),
+                                        ("stsb_static", fine_tuned_stsb, "static"))}
 
 
 def run_client(export_dir: str, inputs: dict, tmp_path) -> tuple:
@@ -102,6 +103,39 @@ def test_onnx_runtime_without_this_code_computes_the_runs_own_predictions(export
     assert seen["outputs"][0][:2] == ["probabilities", "tensor(float)"]
 
 
+def test_static_int8_calibrates_on_the_runs_training_examples(exports, fine_tuned_stsb, tmp_path):
+    """--quantize=static: the dense MatMuls become QLinearMatMul (uint8 activations, int8 weights), with ranges from
+    the run's training examples, and the scores stay close to the float export's."""
+    import onnx
+    with open(os.path.join(exports["stsb_static"], "assets.extra", "model_info.json")) as f:
+        info = json.load(f)
+    assert info["quantization"] == "static" and info["calibration_examples"] == 300
+    ops = [node.op_type for node in onnx.load(os.path.join(exports["stsb_static"], "model.onnx")).graph.node]
+    # 2 layers of query, key, value, attention output, FFN in and out; the pooler and the head
+    assert ops.count("QLinearMatMul") == 2 * 6 + 2
+    inputs = model_inputs(fine_tuned_stsb, "STS-B", 64)
+    static, _ = run_client(exports["stsb_static"], inputs, tmp_path)
+    float_scores, _ = run_client(exports["stsb_float"], inputs, tmp_path)
+    assert np.abs(static - float_scores).max() < 0.1 < np.abs(static - float_scores).max() * 1e6
+
+
+def test_static_int8_needs_the_runs_training_data(fine_tuned_stsb, tmp_path):
+    run_dir = tmp_path / "run"
+    for path in fine_tuned_stsb.iterdir():
+        (run_dir / path.name).parent.mkdir(exist_ok=True)
+        if path.is_file():
+            (run_dir / path.name).write_bytes(path.read_bytes())
+    info = json.loads((run_dir / "run_info.json").read_text())
+    info["settings"]["data_dir"]["path"] = str(tmp_path / "gone")
+    (run_dir / "run_info.json").write_text(json.dumps(info))
+    with pytest.raises(UserError, match="--quantize=static calibrates on the run's training data, and its --data_dir "
+                                        ".*gone is not found"):
+        onnx_export.export_onnx(str(run_dir), str(tmp_path / "export"), quantize="static")
+    with pytest.raises(UserError, match="--calibration_examples=0: it takes at least 1"):
+        onnx_export.export_onnx(str(run_dir), str(tmp_path / "export"), quantize="static", calibration_examples=0)
+    assert not (tmp_path / "export").exists()
+
+
 def test_predict_runs_an_onnx_export_from_its_folder(exports, fine_tuned_mrpc, tmp_path):
     pairs = tmp_path / "pairs.tsv"
     rows = [line.split("\t") for line in (fine_tuned_mrpc.parent / "MRPC" / "test.tsv").read_text().splitlines()[1:]]
@@ -138,8 +172,8 @@ def test_the_export_folder_must_be_new_or_an_earlier_onnx_export(exports, fine_t
     with pytest.raises(UserError, match="holds other files than an ONNX export's"):
         onnx_export.export_onnx(str(fine_tuned_stsb), str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    with pytest.raises(UserError, match="--quantize=static: one of none, dynamic"):
-        onnx_export.export_onnx(str(fine_tuned_stsb), str(tmp_path / "new"), quantize="static")
+    with pytest.raises(UserError, match="--quantize=int4: one of none, dynamic, static"):
+        onnx_export.export_onnx(str(fine_tuned_stsb), str(tmp_path / "new"), quantize="int4")
 
 
 def test_quantizing_a_saved_model_is_refused_in_one_line(fine_tuned_stsb, tmp_path):

@@ -2,7 +2,7 @@
 
   python -m bert.serving.export --output_dir=RUN_DIR --export_dir=DIR [--max_seq_length=N]
 
-(with --format=onnx [--quantize=dynamic], an ONNX model for ONNX Runtime instead: bert/serving/onnx_export.py)
+(with --format=onnx [--quantize=dynamic|static], an ONNX model for ONNX Runtime instead: bert/serving/onnx_export.py)
 
 writes DIR/<timestamp>/ in TF Serving's layout (saved_model.pb, variables/; a new version number each time,
 which TF Serving picks up) from the run's latest checkpoint. Its `serving_default` signature takes int32
@@ -68,11 +68,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--format", choices=("saved_model", "onnx"), default="saved_model",
                         help="saved_model: a version folder for TF Serving; onnx: DIR/model.onnx for ONNX Runtime "
                              "(bert/serving/onnx_export.py)")
-    parser.add_argument("--quantize", choices=("none", "dynamic"), default="none",
-                        help="with --format=onnx, dynamic: int8 weights, activations quantized at run time")
+    parser.add_argument("--quantize", choices=onnx_export.QUANTIZATIONS, default="none",
+                        help="with --format=onnx, dynamic: int8 weights, activations quantized at run time; static: "
+                             "int8 weights and activations, ranges calibrated on the run's training examples")
+    parser.add_argument("--calibration_examples", type=int, default=onnx_export.CALIBRATION_EXAMPLES,
+                        help="--quantize=static: how many training examples calibrate the activation ranges")
     args = parser.parse_args(argv)
     if args.format == "onnx":
-        print(onnx_export.export_onnx(args.output_dir, args.export_dir, args.max_seq_length, args.quantize))
+        print(onnx_export.export_onnx(args.output_dir, args.export_dir, args.max_seq_length, args.quantize,
+                                      args.calibration_examples))
     elif args.quantize != "none":
         raise UserError("--quantize=%s needs --format=onnx (a SavedModel is exported in float)" % args.quantize)
     else:

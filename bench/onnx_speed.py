@@ -5,7 +5,7 @@
 
 Exports the run (`--format=onnx`, `--quantize=none` and `dynamic`) into a temporary folder, opens the three
 predictors of bert.serving.evaluate once (TensorFlow with the fused CPU kernels, as run_classifier evaluates;
-ONNX Runtime with its default threads), tokenizes the dev set once, then each round times every model's pass
+ONNX Runtime on every usable core), tokenizes the dev set once, then each round times every model's pass
 over it (batches of 32 of similar length, each cut to its longest), in an order that alternates from round to
 round. Prints (and appends to --output) a markdown table: the dev metric, median examples/s, each round's, the
 size on disk (TensorFlow: its float variables), and the ratios to TensorFlow.
@@ -18,8 +18,7 @@ import time
 
 import measurement  # bench/, the script's own folder
 from bert.compat import tf
-from bert.data.features import label_id
-from bert.data.metrics import compute_metrics
+from bert.data.metrics import metrics_of_outputs
 from bert.data import processors
 from bert.serving import evaluate, onnx_export, predict
 
@@ -38,14 +37,13 @@ def main():
             onnx_export.export_onnx(args.run, os.path.join(scratch, quantize), quantize=quantize))
     task = predictors["TensorFlow, float"].task
     examples = processors.read_examples(task, args.data_dir, "dev")
-    labels = [label_id(example, task) for example in examples]
     inputs = predictors["TensorFlow, float"].inputs(examples)
     load_before = os.getloadavg()[0]
     rates = {name: [] for name in predictors}
     metric = {}
     for name, predictor in predictors.items():  # warm-up, and the metric (the same every round)
         outputs = predictor.outputs(inputs)
-        metric[name] = compute_metrics(task, labels, outputs if task.is_regression else outputs.argmax(axis=-1))
+        metric[name] = metrics_of_outputs(task, examples, outputs)
     for round_number in range(args.rounds):
         order = list(predictors) if round_number % 2 == 0 else list(predictors)[::-1]
         for name in order:

@@ -40,6 +40,15 @@ def compute_metrics(task: Union[str, TaskSpec], labels: Sequence, predictions: S
     return {name: float(_METRICS[name](y, p)) for name in task.metrics}
 
 
+def metrics_of_outputs(task: Union[str, TaskSpec], examples: Sequence, outputs: np.ndarray) -> Dict[str, float]:
+    """The task's metrics of a model's outputs for labelled examples: [n, labels] probabilities (scored by their
+    argmax) or, for a regression, [n] scores."""
+    from bert.data.features import label_id  # here: features imports TensorFlow, which the sweeps' reports skip
+    task = get_task(task)
+    labels = [label_id(example, task) for example in examples]
+    return compute_metrics(task, labels, outputs if task.is_regression else np.asarray(outputs).argmax(axis=-1))
+
+
 def trivial_baseline(task: Union[str, TaskSpec], labels: Sequence) -> float:
     """The headline metric of one constant answer for every example: the most frequent label (the lowest id on a
     tie) for classification, e.g. MRPC dev's F1 0.812 and RTE dev's accuracy 0.527; 0 for STS-B, where a constant has

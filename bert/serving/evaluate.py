@@ -16,8 +16,7 @@ from typing import List, Optional
 
 from bert import files
 from bert.data import processors
-from bert.data.features import label_id
-from bert.data.metrics import compute_metrics
+from bert.data.metrics import metrics_of_outputs
 from bert.errors import exit_on_user_error
 from bert.serving import predict
 
@@ -41,11 +40,8 @@ def evaluate(model_dir: str, data_dir: str, split: str = "dev", batch_size: int 
         seconds = time.perf_counter() - start
     finally:
         predictor.close()
-    task = predictor.task
-    labels = [label_id(example, task) for example in examples]
-    metrics = compute_metrics(task, labels, outputs if task.is_regression else outputs.argmax(axis=-1))
-    return dict(metrics, examples=len(examples), examples_per_second=len(examples) / seconds,
-                model_bytes=model_bytes(predictor),
+    return dict(metrics_of_outputs(predictor.task, examples, outputs), examples=len(examples),
+                examples_per_second=len(examples) / seconds, model_bytes=model_bytes(predictor),
                 runtime="onnxruntime" if isinstance(predictor, predict.OnnxPredictor) else "tensorflow")
 
 

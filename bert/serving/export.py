@@ -29,6 +29,7 @@ from bert.compat import tf
 from bert.errors import UserError, exit_on_user_error
 from bert.serving import onnx_export, signature
 
+
 def write_saved_model(run: run_info.TrainedRun, max_seq_length: int, path: str) -> None:
     with tf.Graph().as_default(), kernels.enabled(False):
         inputs, outputs = signature.build_signature(run, max_seq_length)

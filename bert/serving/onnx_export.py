@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from bert import files, kernels, modeling, run_info, tokenization
-from bert.data import features, processors
+from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError
 from bert.serving import signature
@@ -125,12 +125,8 @@ def calibration_batches(run: run_info.TrainedRun, max_seq_length: int, count: in
     examples = processors.read_examples(run.task, data_dir, "train")
     chosen = [examples[i] for i in np.linspace(0, len(examples) - 1, min(count, len(examples))).astype(int)]
     tokenizer = tokenization.FullTokenizer(run.vocab_file, do_lower_case=run.do_lower_case)
-    converted_examples = features.convert_examples(chosen, run.task, max_seq_length, tokenizer)
-    arrays = {name: np.array([getattr(f, name) for f in converted_examples], np.int32) for name in run_info.INPUTS}
-    lengths = arrays["input_mask"].sum(axis=1)
-    order = np.argsort(lengths, kind="stable")
-    return [{name: array[rows, :lengths[rows].max()] for name, array in arrays.items()}
-            for rows in (order[i:i + CALIBRATION_BATCH] for i in range(0, len(order), CALIBRATION_BATCH))]
+    inputs = signature.model_inputs(chosen, run.task, max_seq_length, tokenizer)
+    return [batch for _, batch in signature.length_batches(inputs, CALIBRATION_BATCH)]
 
 
 def quantized_static(source: str, target: str, batches: List[Dict[str, np.ndarray]]) -> None:

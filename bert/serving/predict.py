@@ -32,7 +32,7 @@ from bert import files, kernels, run_info, tokenization
 from bert.data import processors
 from bert.compat import tf
 from bert.errors import UserError, exit_on_user_error
-from bert.data.features import convert_examples, inference_order
+from bert.serving import signature
 
 FORMATS = ("auto", "tsv", "jsonl")
 MAX_REPORTED = 20  # bad lines listed one by one; the rest are counted
@@ -96,24 +96,14 @@ def output_lines(task: processors.TaskSpec, outputs: np.ndarray) -> List[str]:
     return ["\t".join([task.labels[int(np.argmax(row))]] + ["%.8f" % p for p in row]) + "\n" for row in outputs]
 
 
-def model_inputs(examples: Sequence[processors.InputExample], task: processors.TaskSpec, max_seq_length: int,
-                 tokenizer: tokenization.FullTokenizer) -> Dict[str, np.ndarray]:
-    """{input name: int32 [n, max_seq_length]} of the examples, as run_classifier makes them."""
-    features = convert_examples(examples, task, max_seq_length, tokenizer)
-    return {name: np.array([getattr(f, name) for f in features], np.int32) for name in run_info.INPUTS}
-
-
 def batched_outputs(inputs: Dict[str, np.ndarray], task: processors.TaskSpec, batch_size: int,
                     run_batch) -> np.ndarray:
     """Outputs in the order of the examples ([n, labels] probabilities, or [n] scores): `run_batch({input:
-    array})` runs batches of similar length, each cut to its longest example."""
-    lengths = inputs["input_mask"].sum(axis=1)
-    order = inference_order(lengths, group_by_length=True)
-    outputs = np.zeros((len(lengths),) + (() if task.is_regression else (task.num_labels,)), np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        longest = lengths[rows].max()
-        outputs[rows] = run_batch({name: array[rows, :longest] for name, array in inputs.items()})
+    array})` runs signature.length_batches."""
+    count = len(inputs["input_mask"])
+    outputs = np.zeros((count,) + (() if task.is_regression else (task.num_labels,)), np.float32)
+    for rows, batch in signature.length_batches(inputs, batch_size):
+        outputs[rows] = run_batch(batch)
     return outputs
 
 
@@ -125,7 +115,7 @@ class _Predicting:
     tokenizer: tokenization.FullTokenizer
 
     def inputs(self, examples: Sequence[processors.InputExample]) -> Dict[str, np.ndarray]:
-        return model_inputs(examples, self.task, self.max_seq_length, self.tokenizer)
+        return signature.model_inputs(examples, self.task, self.max_seq_length, self.tokenizer)
 
     def outputs(self, inputs: Dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError

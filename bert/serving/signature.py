@@ -1,12 +1,19 @@
-"""What every export of a run shares: the inference graph's signature and the assets a client needs beside it.
+"""What every export of a run shares: the inference graph's signature, the assets a client needs beside it, and
+the inputs as the model is fed them.
 
-bert/serving/export.py writes them into a SavedModel, bert/serving/onnx_export.py into an ONNX export's folder.
+bert/serving/export.py writes them into a SavedModel, bert/serving/onnx_export.py into an ONNX export's folder;
+bert/serving/predict.py and the static quantization's calibration feed the model through `length_batches`.
 """
 import json
 import os
+from typing import Dict, Iterator, Sequence, Tuple
 
-from bert import files, run_info
+import numpy as np
+
+from bert import files, run_info, tokenization
 from bert.compat import tf
+from bert.data import processors
+from bert.data.features import convert_examples, inference_order
 
 MODEL_INFO = "model_info.json"
 
@@ -37,3 +44,20 @@ def write_assets(run: run_info.TrainedRun, info: dict, path: str) -> None:
     files.copy(run.vocab_file, os.path.join(extra, "vocab.txt"))
     with files.open(os.path.join(extra, MODEL_INFO), "w") as f:
         f.write(json.dumps(info, indent=1) + "\n")
+
+
+def model_inputs(examples: Sequence[processors.InputExample], task: processors.TaskSpec, max_seq_length: int,
+                 tokenizer: tokenization.FullTokenizer) -> Dict[str, np.ndarray]:
+    """{input name: int32 [n, max_seq_length]} of the examples, as run_classifier makes them."""
+    features = convert_examples(examples, task, max_seq_length, tokenizer)
+    return {name: np.array([getattr(f, name) for f in features], np.int32) for name in run_info.INPUTS}
+
+
+def length_batches(inputs: Dict[str, np.ndarray],
+                   batch_size: int) -> Iterator[Tuple[np.ndarray, Dict[str, np.ndarray]]]:
+    """(rows, {input name: array}) batches of examples of similar length, each cut to its longest example."""
+    lengths = inputs["input_mask"].sum(axis=1)
+    order = inference_order(lengths, group_by_length=True)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, {name: array[rows, :lengths[rows].max()] for name, array in inputs.items()}

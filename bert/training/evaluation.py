@@ -11,8 +11,8 @@ import numpy as np
 from bert import files, modeling
 from bert.compat import tf
 from bert.data import processors
-from bert.data.features import FeatureCache, inference_order, input_fn_builder, label_id
-from bert.data.metrics import compute_metrics
+from bert.data.features import FeatureCache, inference_order, input_fn_builder
+from bert.data.metrics import metrics_of_outputs
 from bert.files import write_atomically
 from bert.settings import Settings
 from bert.training.estimator import build_estimator, dynamic_padding, length_multiple, model_fn_builder, num_towers
@@ -77,9 +77,7 @@ def evaluate(estimator, cache: FeatureCache, task: processors.TaskSpec, settings
         examples = read_split(task, data_dir, split, settings)
         tf.logging.info("***** Eval on %s: %d examples, batch %d *****", split, len(examples), batch_size)
         out = run_predictions(estimator, cache, task, data_dir, split, examples, batch_size, settings)
-        labels = [label_id(example, task) for example in examples]
-        predictions = out.outputs if task.is_regression else out.outputs.argmax(axis=-1)
-        metrics = dict(compute_metrics(task, labels, predictions), loss=float(out.per_example_loss.mean()))
+        metrics = dict(metrics_of_outputs(task, examples, out.outputs), loss=float(out.per_example_loss.mean()))
         prefix = "eval_" if split == "dev" else "eval_%s_" % split.replace("dev_", "")
         results.update({prefix + name: value for name, value in metrics.items()})
         timed_examples, timed_seconds = timed_examples + out.timed_examples, timed_seconds + out.timed_seconds
